@@ -23,6 +23,7 @@ __all__ = [
     "RankError",
     "SingularOperatorError",
     "UnderflowWarning",
+    "UsageError",
 ]
 
 
@@ -69,6 +70,21 @@ class CheckpointError(LowdispError):
     --------
     >>> from lowdisp.exceptions import CheckpointError
     >>> issubclass(CheckpointError, ValueError)
+    True
+    """
+
+
+class UsageError(LowdispError):
+    """A command-line user error: a bad value, a missing or wrong file, a refused resume.
+
+    The ``lowdisp`` command prints its message as one line
+    ``lowdisp: error: ...`` and exits with status 2 (a traceback only with
+    ``--debug``).
+
+    Examples
+    --------
+    >>> from lowdisp.exceptions import UsageError
+    >>> issubclass(UsageError, ValueError)
     True
     """
 
