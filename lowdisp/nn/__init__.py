@@ -47,6 +47,7 @@ from lowdisp.nn._optim import (
     step_schedule,
 )
 from lowdisp.nn._rnn import RNN, GRUCell, LSTMCell, ReLURNNCell, RNNCell, TanhRNNCell, make_cell
+from lowdisp.nn._runs import RunAnalysis, Snapshots, analyze_run, weight_matrices
 from lowdisp.nn._tasks import (
     Task,
     adding,
@@ -93,9 +94,11 @@ __all__ = [
     "ReLU",
     "ReLURNNCell",
     "RecordRecurrent",
+    "RunAnalysis",
     "Sequential",
     "Sigmoid",
     "SigmoidBinaryCrossEntropy",
+    "Snapshots",
     "SoftmaxCrossEntropy",
     "Tanh",
     "TanhRNNCell",
@@ -103,6 +106,7 @@ __all__ = [
     "Trainer",
     "TrainingDivergedError",
     "adding",
+    "analyze_run",
     "array_task",
     "build_model",
     "clip_grad_norm",
@@ -123,4 +127,5 @@ __all__ = [
     "save",
     "step_schedule",
     "train",
+    "weight_matrices",
 ]
