@@ -1,8 +1,19 @@
-"""The ``lowdisp`` command line: ``demo``, ``train``, ``pseudospectra``, ``bench``, ``info``.
+"""The ``lowdisp`` command: demo, train, analyze, pseudospectra, bench, info.
 
 Each sub-command lives in its own module exposing ``add_arguments(parser)``
 and ``run(args) -> int``; the module is imported only when its command runs,
 so ``lowdisp --help`` and ``lowdisp info`` start quickly.
+
+Error contract (:func:`main`): a user error (a bad option value, a missing or
+wrong file, a refused resume: :class:`~lowdisp.exceptions.UsageError`,
+:class:`~lowdisp.exceptions.CheckpointError`, argparse's errors, and
+``FileNotFoundError``/``FileExistsError``/``NotADirectoryError``/
+``IsADirectoryError``/``PermissionError`` of the files named on the command
+line) prints exactly one line ``lowdisp: error: ...`` to stderr and exits
+with status 2; a diverged training run prints one line and exits with 1; an
+interrupt (Ctrl-C) exits with 130. ``--debug`` (anywhere on the command
+line) shows the traceback instead. Anything else is a bug and keeps its
+traceback.
 
 Examples
 --------
@@ -17,6 +28,7 @@ import argparse
 import importlib
 import sys
 from collections.abc import Sequence
+from typing import NoReturn
 
 import lowdisp
 
@@ -26,22 +38,48 @@ __all__ = ["main"]
 COMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("lowdisp._demo", "run the main job on its embedded default and write a report"),
     "train": ("lowdisp.nn._cli", "train a recurrent network on a synthetic or small real task"),
+    "analyze": (
+        "lowdisp.nn._analyze_cli",
+        "spectra, non-normality and pseudospectra of a run's weights along training",
+    ),
     "pseudospectra": ("lowdisp.spectral._cli", "plot epsilon-pseudospectra of a stored matrix"),
     "bench": ("lowdisp._bench", "run a benchmark suite and print medians and ratios"),
     "info": ("lowdisp.cli", "print versions, the BLAS in use and thread counts"),
 }
 
 
+class _ArgumentError(Exception):
+    """An argparse error, raised instead of argparse's usage-and-exit."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """An ArgumentParser whose errors become one line (see :func:`main`)."""
+
+    def error(self, message: str) -> NoReturn:  # type: ignore[override]
+        sub = self.prog.split(" ", 1)[1] if " " in self.prog else ""
+        raise _ArgumentError(f"{sub}: {message}" if sub else message)
+
+
 def _build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="lowdisp",
         description="Structured and stabilized weight matrices: "
         "fast LDR products, orthogonal maps, pseudospectra, a NumPy trainer.",
     )
     parser.add_argument("--version", action="version", version=f"lowdisp {lowdisp.__version__}")
+    parser.add_argument(
+        "--debug",
+        action="store_true",
+        help="show the Python traceback of an error (accepted anywhere on the command line)",
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, (modname, help_text) in COMMANDS.items():
-        p = sub.add_parser(name, help=help_text, description=help_text)
+        p = sub.add_parser(
+            name,
+            help=help_text,
+            description=help_text,
+            formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        )
         p.set_defaults(_module=modname)
         if _argv_command == name:
             mod = importlib.import_module(modname)
@@ -114,6 +152,29 @@ def info_text() -> str:
     return "\n".join(lines)
 
 
+def _user_errors() -> tuple[type[BaseException], ...]:
+    from lowdisp.exceptions import CheckpointError, UsageError
+
+    return (
+        _ArgumentError,
+        UsageError,
+        CheckpointError,
+        FileNotFoundError,
+        FileExistsError,
+        NotADirectoryError,
+        IsADirectoryError,
+        PermissionError,
+    )
+
+
+def _one_line(exc: BaseException) -> str:
+    if isinstance(exc, OSError) and exc.strerror and exc.filename is not None:
+        text = f"{exc.strerror}: {exc.filename}"
+    else:
+        text = str(exc) or type(exc).__name__
+    return " ".join(text.split())
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``lowdisp`` console script.
 
@@ -125,24 +186,49 @@ def main(argv: Sequence[str] | None = None) -> int:
     Returns
     -------
     int
-        The exit status.
+        The exit status: 0 on success, 2 for a user error (one line
+        ``lowdisp: error: ...`` on stderr), 1 for a diverged training run,
+        130 after an interrupt. ``--debug`` re-raises the error instead.
 
     Examples
     --------
     >>> from lowdisp.cli import main
     >>> main(["info"])  # doctest: +SKIP
     0
+    >>> main(["train", "--steps", "-5"])  # doctest: +SKIP
+    lowdisp: error: train: argument --steps: must be an integer >= 1; got '-5'
+    2
     """
     global _argv_command
     argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv
+    argv = [a for a in argv if a != "--debug"]
     _argv_command = next((a for a in argv if not a.startswith("-")), None)
-    parser = _build_parser()
-    args = parser.parse_args(argv)
-    if args.command is None:
-        parser.print_help()
-        return 0
-    mod = importlib.import_module(args._module)
-    return int(mod.run(args) or 0)
+    try:
+        parser = _build_parser()
+        args = parser.parse_args(argv)
+        if args.command is None:
+            parser.print_help()
+            return 0
+        mod = importlib.import_module(args._module)
+        return int(mod.run(args) or 0)
+    except _user_errors() as exc:
+        if debug:
+            raise
+        print(f"lowdisp: error: {_one_line(exc)}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        if debug:
+            raise
+        print("lowdisp: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:
+        from lowdisp.nn._trainer import TrainingDivergedError
+
+        if debug or not isinstance(exc, TrainingDivergedError):
+            raise
+        print(f"lowdisp: error: {_one_line(exc)}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -1,10 +1,28 @@
 """``lowdisp train``: train a recurrent network on a task and write a run folder.
 
-The folder gets ``checkpoint.npz`` (every ``--checkpoint-every`` steps and at
-the end; resumable with ``--resume``), ``history.csv`` and ``history.json``
-(per-step loss, evaluations), ``summary.json`` (final evaluation, settings,
-wall time), ``recurrent_matrix.npy`` (the trained ``W``, for ``lowdisp
-pseudospectra``) and ``loss.png``.
+The run folder (``--out``, default ``runs/<task>-<cell>``) gets:
+
+- ``run.json``: the flags of the run and its run-level settings (target
+  ``--steps``, evaluation, checkpoint and snapshot cadence), written first;
+- ``checkpoint.npz``: the whole trainer state with its specification, every
+  ``--checkpoint-every`` steps, at the end and on an interrupt;
+- ``history.csv``, ``history.json``: per-step loss and gradient norm, evaluations;
+- ``summary.json``: final evaluation, wall time, settings, whether interrupted;
+- ``weights.npz``: every trained weight matrix by name (``rnn.cell.W``
+  materialised from its parameterisation, ``rnn.cell.U``, ``readout.W``);
+- ``recurrent_matrix.npy``: the trained recurrent matrix alone;
+- ``loss.png``: the loss curve (unless ``--no-plot``);
+- ``snapshots/step_000000.npz``, ...: the weight matrices every
+  ``--snapshot-every`` steps (with that flag), for ``lowdisp analyze``.
+
+A folder that already holds a run is refused unless ``--resume`` (continue it)
+or ``--force`` (delete the old run's files, then start afresh).
+``lowdisp train --resume RUN_DIR`` needs nothing else: the model, optimizer,
+task and random state come from the checkpoint, the settings from
+``run.json``; flags given with ``--resume`` may change the run-level settings
+(``--steps`` sets a new target) but must not contradict the saved model,
+optimizer or task. Ctrl-C (SIGINT) or SIGTERM finish the current step, write
+every file and exit with status 130, printing how to resume.
 
 Examples
 --------
@@ -19,143 +37,497 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
+import shlex
+import shutil
 import time
+from typing import Any
 
 import numpy as np
 
+from lowdisp.exceptions import UsageError
+
 __all__ = ["add_arguments", "run"]
+
+RUN_FORMAT = "lowdisp-run"
+RUN_VERSION = 1
+
+#: files (and the snapshot folder) that make a folder a run folder; ``--force`` removes them
+RUN_FILES = (
+    "run.json",
+    "checkpoint.npz",
+    "history.csv",
+    "history.json",
+    "summary.json",
+    "weights.npz",
+    "recurrent_matrix.npy",
+    "loss.png",
+)
+SNAPSHOT_DIR = "snapshots"
+
+#: flags that define the model, optimizer, task and random stream: fixed for a run
+MODEL_FLAGS = (
+    "task",
+    "T",
+    "variant",
+    "cell",
+    "hidden",
+    "init",
+    "batch_size",
+    "optimizer",
+    "lr",
+    "lr_orth",
+    "clip",
+    "cosine",
+    "dtype",
+    "seed",
+)
+#: run-level settings: saved in run.json, may be changed when resuming
+RUN_FLAGS = ("steps", "eval_every", "checkpoint_every", "snapshot_every", "no_plot")
+
+
+# -- argument types: argparse turns their ArgumentTypeError into a one-line error ----------
+
+
+def _int_at_least(low: int):
+    def convert(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be an integer >= {low}; got {text!r}") from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"must be an integer >= {low}; got {text!r}")
+        return value
+
+    convert.__name__ = f"integer >= {low}"
+    return convert
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number > 0; got {text!r}") from None
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"must be a finite number > 0; got {text!r}")
+    return value
+
+
+class _Explicit(argparse.Action):
+    """Store the value and remember that the flag was given (for ``--resume`` checks)."""
+
+    def __call__(self, parser: Any, namespace: Any, values: Any, option_string: Any = None):
+        setattr(namespace, self.dest, values)
+        given = set(getattr(namespace, "_explicit", ()))
+        given.add(self.dest)
+        namespace._explicit = given
+
+
+class _ExplicitTrue(argparse.Action):
+    def __init__(self, option_strings: Any, dest: str, default: Any = False, **kw: Any):
+        super().__init__(option_strings, dest, nargs=0, default=default, **kw)
+
+    def __call__(self, parser: Any, namespace: Any, values: Any, option_string: Any = None):
+        setattr(namespace, self.dest, True)
+        given = set(getattr(namespace, "_explicit", ()))
+        given.add(self.dest)
+        namespace._explicit = given
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Options of ``lowdisp train``."""
+    """Options of ``lowdisp train`` (``--help`` shows every default)."""
     from lowdisp.nn._rnn import CELLS
     from lowdisp.nn._tasks import TASKS
     from lowdisp.nn._trainer import OPTIMIZERS
 
-    parser.add_argument("--task", default="copy", help=f"one of {', '.join(TASKS)}")
-    parser.add_argument("--T", type=int, default=100, help="delay (copy) or length (adding)")
-    parser.add_argument(
-        "--variant", default="arjovsky", help="copy task variant: arjovsky or lezcano"
-    )
-    parser.add_argument("--cell", default="scaled_cayley", help=f"one of {', '.join(CELLS)}")
-    parser.add_argument("--hidden", type=int, default=128, help="hidden units")
-    parser.add_argument(
+    parser.formatter_class = argparse.ArgumentDefaultsHelpFormatter
+    add = parser.add_argument
+    pos = _int_at_least(1)
+    add("--task", default="copy", action=_Explicit, help=f"one of {', '.join(TASKS)}")
+    add("--T", type=pos, default=100, action=_Explicit, help="delay (copy) or length (adding)")
+    add("--variant", default="arjovsky", action=_Explicit, help="copy task: arjovsky or lezcano")
+    add("--cell", default="scaled_cayley", action=_Explicit, help=f"one of {', '.join(CELLS)}")
+    add("--hidden", type=pos, default=128, action=_Explicit, help="hidden units")
+    add(
         "--init",
         default="auto",
+        action=_Explicit,
         help="recurrent init: henaff, cayley, haar, torus, identity, default (the map's own), "
         "or auto (henaff for orthogonal cells on the copy task, else default)",
     )
-    parser.add_argument("--steps", type=int, default=2000, help="optimizer steps")
-    parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--optimizer", default="rmsprop", help=f"one of {', '.join(OPTIMIZERS)}")
-    parser.add_argument("--lr", type=float, default=1e-3)
-    parser.add_argument(
-        "--lr-orth", type=float, default=None, help="rate of the orthogonal map (default lr/10)"
+    add("--steps", type=pos, default=2000, action=_Explicit, help="target number of steps")
+    add("--batch-size", type=pos, default=64, action=_Explicit, help="sequences per step")
+    add("--optimizer", default="rmsprop", action=_Explicit, help=f"one of {', '.join(OPTIMIZERS)}")
+    add("--lr", type=_positive_float, default=1e-3, action=_Explicit, help="learning rate")
+    add(
+        "--lr-orth",
+        type=_positive_float,
+        default=None,
+        action=_Explicit,
+        help="rate of the orthogonal map (None: lr/10 for orthogonal cells)",
     )
-    parser.add_argument("--clip", type=float, default=None, help="global gradient-norm clip")
-    parser.add_argument(
+    add(
+        "--clip",
+        type=_positive_float,
+        default=None,
+        action=_Explicit,
+        help="global gradient-norm clip (None: no clipping)",
+    )
+    add(
         "--cosine",
-        action="store_true",
+        action=_ExplicitTrue,
         help="cosine learning-rate decay over --steps (to 5%% of --lr)",
     )
-    parser.add_argument("--dtype", default="float32", choices=["float32", "float64"])
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--eval-every", type=int, default=250)
-    parser.add_argument("--checkpoint-every", type=int, default=500)
-    parser.add_argument("--time-limit", type=float, default=None, help="stop after so many s")
-    parser.add_argument("--out", default=None, help="run folder (default runs/<task>-<cell>)")
-    parser.add_argument(
-        "--resume", action="store_true", help="continue from <out>/checkpoint.npz if present"
+    add("--dtype", default="float32", choices=["float32", "float64"], action=_Explicit)
+    add("--seed", type=int, default=0, action=_Explicit, help="seed of the model and the run")
+    add(
+        "--eval-every",
+        type=pos,
+        default=250,
+        action=_Explicit,
+        help="evaluate every N steps (>= 1; for no periodic evaluation give N > --steps)",
     )
-    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
-    parser.add_argument("--no-plot", action="store_true", help="do not write loss.png")
+    add(
+        "--checkpoint-every",
+        type=pos,
+        default=500,
+        action=_Explicit,
+        help="write checkpoint.npz every N steps (>= 1; it is also written at the end)",
+    )
+    add(
+        "--snapshot-every",
+        type=pos,
+        default=None,
+        action=_Explicit,
+        help="keep the weight matrices every N steps in snapshots/ (None: no snapshots)",
+    )
+    add(
+        "--time-limit",
+        type=_positive_float,
+        default=None,
+        action=_Explicit,
+        help="stop after so many seconds (resumable; None: no limit)",
+    )
+    add("--out", default=None, help="run folder (None: runs/<task>-<cell>)")
+    add(
+        "--resume",
+        nargs="?",
+        const="",
+        default=None,
+        metavar="RUN_DIR",
+        help="continue the run in RUN_DIR (or in --out) from its checkpoint",
+    )
+    add(
+        "--force",
+        action="store_true",
+        help="delete the run already in the folder (its files and snapshots/) and start afresh",
+    )
+    add("--no-progress", action="store_true", help="no progress bar")
+    add("--no-plot", action=_ExplicitTrue, help="do not write loss.png")
 
 
 #: cells whose recurrent matrix comes from an orthogonal map that accepts any start
 _REINIT_CELLS = ("scaled_cayley", "householder", "svd", "full_unitary", "expm")
 
 
-def _init_for(args: argparse.Namespace) -> str | None:
-    if args.init == "default":
+def _init_for(settings: dict) -> str | None:
+    init = settings["init"]
+    if init == "default":
         return None
-    if args.init == "auto":
-        return "henaff" if args.task == "copy" and args.cell in _REINIT_CELLS else None
-    return args.init
+    if init == "auto":
+        cell = settings["cell"]
+        return "henaff" if settings["task"] == "copy" and cell in _REINIT_CELLS else None
+    return init
 
 
-def run(args: argparse.Namespace) -> int:
-    """Train, then write the run folder; returns the exit status."""
+def _holds_run(folder: str) -> list[str]:
+    found = [f for f in RUN_FILES if os.path.exists(os.path.join(folder, f))]
+    if os.path.isdir(os.path.join(folder, SNAPSHOT_DIR)):
+        found.append(SNAPSHOT_DIR + "/")
+    return found
+
+
+def _build(settings: dict, ckpt: str) -> Any:
+    """A fresh trainer from the model flags (user errors become UsageError)."""
     from lowdisp.nn._optim import cosine_schedule
     from lowdisp.nn._tasks import make_task
-    from lowdisp.nn._trainer import make_trainer, recurrent_matrix
+    from lowdisp.nn._trainer import make_trainer
 
-    kw = {"variant": args.variant} if args.task == "copy" else {}
-    T = args.T if args.task in ("copy", "adding") else None
-    out = args.out or os.path.join("runs", f"{args.task}-{args.cell}")
-    ckpt = os.path.join(out, "checkpoint.npz")
-    init = _init_for(args)
+    kw = {"variant": settings["variant"]} if settings["task"] == "copy" else {}
+    T = settings["T"] if settings["task"] in ("copy", "adding") else None
+    init = _init_for(settings)
     try:
-        task = make_task(args.task, T, **kw)
-        trainer = make_trainer(
+        task = make_task(settings["task"], T, **kw)
+        return make_trainer(
             task,
-            args.cell,
-            hidden=args.hidden,
-            batch_size=args.batch_size,
-            optimizer=args.optimizer,
-            lr=args.lr,
-            lr_orth=args.lr_orth,
-            clip_norm=args.clip,
-            schedule=cosine_schedule(args.steps, floor=0.05) if args.cosine else None,
-            dtype=np.dtype(args.dtype),
-            rng=args.seed,
-            eval_every=args.eval_every or None,
+            settings["cell"],
+            hidden=settings["hidden"],
+            batch_size=settings["batch_size"],
+            optimizer=settings["optimizer"],
+            lr=settings["lr"],
+            lr_orth=settings["lr_orth"],
+            clip_norm=settings["clip"],
+            schedule=cosine_schedule(settings["steps"], floor=0.05) if settings["cosine"] else None,
+            dtype=np.dtype(settings["dtype"]),
+            rng=settings["seed"],
+            eval_every=settings["eval_every"],
             checkpoint=ckpt,
-            checkpoint_every=args.checkpoint_every or None,
+            checkpoint_every=settings["checkpoint_every"],
             cell_options={"recurrent_init": init} if init else None,
         )
     except (ValueError, TypeError, ImportError) as exc:
-        print(f"lowdisp train: error: {exc}")
-        return 2
-    os.makedirs(out, exist_ok=True)
-    print(task.describe())
-    if args.resume and os.path.exists(ckpt):
-        trainer.load(ckpt)
-        print(f"resumed from {ckpt} at step {trainer.step_count}")
-    remaining = max(0, args.steps - trainer.step_count)
+        raise UsageError(f"train: {exc}") from exc
+
+
+def _write_json(path: str, data: Any) -> None:
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        json.dump(data, f, indent=2, default=str)
+    os.replace(tmp, path)
+
+
+def _flag(dest: str) -> str:
+    return "--" + dest.replace("_", "-")
+
+
+def _resolve_dirs(args: argparse.Namespace) -> str:
+    default = os.path.join("runs", f"{args.task}-{args.cell}")
+    if args.resume:  # --resume RUN_DIR
+        if args.out is not None and os.path.abspath(args.out) != os.path.abspath(args.resume):
+            raise UsageError(
+                f"train: --resume {args.resume} and --out {args.out} name different folders; "
+                f"give one of them"
+            )
+        return args.resume
+    return args.out if args.out is not None else default
+
+
+def run(args: argparse.Namespace) -> int:
+    """Train (or resume), then write the run folder; returns the exit status."""
+    explicit = set(getattr(args, "_explicit", ()))
+    out = _resolve_dirs(args)
+    ckpt = os.path.join(out, "checkpoint.npz")
+    if os.path.exists(out) and not os.path.isdir(out):
+        raise UsageError(f"train: --out {out} is a file, not a folder")
+    resume = args.resume is not None
+    if resume and args.force:
+        raise UsageError("train: --resume continues a run and --force deletes it; give one")
+    settings = {k: getattr(args, k) for k in MODEL_FLAGS + RUN_FLAGS}
+    settings["time_limit"] = args.time_limit
+    if resume:
+        trainer, settings = _resume(out, ckpt, args, explicit, settings)
+        print(f"resumed from {ckpt} at step {trainer.step_count} (target {settings['steps']})")
+    else:
+        held = _holds_run(out) if os.path.isdir(out) else []
+        if held and not args.force:
+            raise UsageError(
+                f"train: {out} already holds a run ({', '.join(held)}); continue it with "
+                f"--resume {out}, overwrite it with --force, or choose another --out"
+            )
+        trainer = _build(settings, ckpt)
+        for name in held:  # --force: remove the old run's files only
+            p = os.path.join(out, name.rstrip("/"))
+            shutil.rmtree(p) if os.path.isdir(p) else os.unlink(p)
+        os.makedirs(out, exist_ok=True)
+    snaps = None
+    if settings["snapshot_every"]:
+        from lowdisp.nn._runs import Snapshots
+
+        snaps = Snapshots(os.path.join(out, SNAPSHOT_DIR), settings["snapshot_every"])
+        trainer.callbacks.append(snaps)
+    _write_run_json(out, settings, trainer, status="running")
+    print(trainer.task.describe())
+    remaining = settings["steps"] - trainer.step_count
+    if remaining <= 0:
+        print(
+            f"{out} is already at step {trainer.step_count} (target {settings['steps']}); "
+            f"give a larger --steps to train on"
+        )
+        return 0
+    from lowdisp.nn import _trainer
+
+    interrupted_cls = getattr(_trainer, "TrainingInterrupted", None)
+    interrupted = None
     t0 = time.perf_counter()
-    trainer.fit(remaining, progress=not args.no_progress, time_limit=args.time_limit)
+    try:
+        trainer.fit(remaining, progress=not args.no_progress, time_limit=args.time_limit)
+    except BaseException as exc:
+        if interrupted_cls is None or not isinstance(exc, interrupted_cls):
+            raise
+        interrupted = exc
     wall = time.perf_counter() - t0
-    result = trainer.evaluate()
+    files = _write_outputs(trainer, out, settings, wall, interrupted is not None, snaps)
+    again = f"lowdisp train --resume {shlex.quote(out)}"
+    if interrupted is not None:
+        print(f"wrote {len(files)} files:")
+        for f in files:
+            print(f"  {f}")
+        print(f"interrupted at step {trainer.step_count}; resume with: {again}")
+        return 130
+    last = trainer.history.evals[-1] if trainer.history.evals else {}
+    metrics = ", ".join(f"{k} {v:.4g}" for k, v in last.items() if k != "step")
+    print(f"step {trainer.step_count}: {metrics} ({wall:.1f} s)")
+    print(f"wrote {len(files)} files:")
+    for f in files:
+        print(f"  {f}")
+    if trainer.step_count < settings["steps"]:
+        print(
+            f"stopped by --time-limit at step {trainer.step_count} of {settings['steps']}; "
+            f"continue with: {again}"
+        )
+    return 0
+
+
+def _resume(
+    out: str, ckpt: str, args: argparse.Namespace, explicit: set, settings: dict
+) -> tuple[Any, dict]:
+    """Rebuild the trainer from ``out`` and merge the saved and the given settings."""
+    import lowdisp.nn as lnn
+
+    if not os.path.isdir(out):
+        raise UsageError(f"train: --resume: no run folder {out}")
+    if not os.path.isfile(ckpt):
+        raise UsageError(
+            f"train: --resume: {out} holds no checkpoint.npz to resume from; start a new run "
+            f"(with --force if the folder holds other run files)"
+        )
+    saved = None
+    rj = os.path.join(out, "run.json")
+    if os.path.isfile(rj):
+        try:
+            with open(rj) as f:
+                saved = json.load(f)
+            saved_args = dict(saved["model"])
+            saved_run = dict(saved["run"])
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise UsageError(f"train: --resume: {rj} is unreadable ({exc})") from exc
+        diffs = [
+            f"{_flag(k)} {getattr(args, k)!r} (the run has {saved_args.get(k)!r})"
+            for k in MODEL_FLAGS
+            if k in explicit and getattr(args, k) != saved_args.get(k)
+        ]
+        if (
+            "steps" in explicit
+            and saved_args.get("cosine")
+            and args.steps != saved_run.get("steps")
+        ):
+            diffs.append(
+                f"--steps {args.steps} (the run's cosine schedule spans {saved_run.get('steps')})"
+            )
+        if diffs:
+            raise UsageError(
+                f"train: --resume {out}: flags contradict the saved run: {'; '.join(diffs)}; "
+                f"drop them, or start a new run with --force or another --out"
+            )
+        merged = dict(saved_args)
+        for k in RUN_FLAGS:
+            merged[k] = getattr(args, k) if k in explicit else saved_run.get(k, settings[k])
+    else:
+        merged = dict(settings)
+    merged["time_limit"] = args.time_limit
+    trainer = lnn.load(ckpt)
+    if not isinstance(trainer, lnn.Trainer):  # pragma: no cover - older load() API
+        raise UsageError(
+            f"train: --resume needs a checkpoint with a specification; {ckpt} has none"
+        )
+    if saved is None and explicit & set(MODEL_FLAGS):
+        # no run.json: let the checkpoint's specification judge the explicit flags
+        lnn.load(ckpt, trainer=_build(merged, ckpt))
+    trainer.checkpoint = ckpt
+    trainer.checkpoint_every = merged["checkpoint_every"]
+    trainer.eval_every = merged["eval_every"]
+    return trainer, merged
+
+
+def _write_run_json(out: str, settings: dict, trainer: Any, *, status: str) -> str:
+    from lowdisp import __version__
+
+    path = os.path.join(out, "run.json")
+    data = {
+        "format": RUN_FORMAT,
+        "version": RUN_VERSION,
+        "lowdisp_version": __version__,
+        "status": status,
+        "step": int(trainer.step_count),
+        "model": {k: settings[k] for k in MODEL_FLAGS},
+        "run": {k: settings[k] for k in RUN_FLAGS},
+        "resume": f"lowdisp train --resume {shlex.quote(out)}",
+    }
+    _write_json(path, data)
+    return path
+
+
+def _write_outputs(
+    trainer: Any, out: str, settings: dict, wall: float, interrupted: bool, snaps: Any
+) -> list[str]:
+    from lowdisp.nn._runs import weight_matrices
+    from lowdisp.nn._trainer import recurrent_matrix
+
+    files = []
+    ckpt = os.path.join(out, "checkpoint.npz")
+    if trainer.last_checkpoint_step != trainer.step_count or not os.path.isfile(ckpt):
+        trainer.save(ckpt)
+    files.append(ckpt)
+    result = None if interrupted else trainer.evaluate()
     hist = trainer.history
-    with open(os.path.join(out, "history.csv"), "w") as f:
+    p = os.path.join(out, "history.csv")
+    with open(p, "w") as f:
         f.write(hist.to_csv())
-    with open(os.path.join(out, "history.json"), "w") as f:
+    files.append(p)
+    p = os.path.join(out, "history.json")
+    with open(p, "w") as f:
         f.write(hist.to_json())
-    np.save(os.path.join(out, "recurrent_matrix.npy"), recurrent_matrix(trainer.model))
+    files.append(p)
+    W = weight_matrices(trainer.model)
+    p = os.path.join(out, "weights.npz")
+    np.savez(
+        p, **{k: (v.toarray() if hasattr(v, "toarray") else np.asarray(v)) for k, v in W.items()}
+    )
+    files.append(p)
+    try:
+        R = recurrent_matrix(trainer.model)
+    except ValueError:
+        R = None
+    if R is not None:
+        p = os.path.join(out, "recurrent_matrix.npy")
+        np.save(p, R)
+        files.append(p)
     summary = {
-        "task": task.describe(),
-        "cell": args.cell,
-        "hidden": args.hidden,
-        "init": init or "default",
+        "task": trainer.task.describe(),
+        "cell": settings["cell"],
+        "hidden": settings["hidden"],
+        "init": _init_for(settings) or "default",
         "steps": trainer.step_count,
+        "target_steps": settings["steps"],
+        "interrupted": interrupted,
         "wall_time_s": wall,
         "final_eval": result,
-        "settings": {k: v for k, v in vars(args).items() if not k.startswith("_")},
+        "weights": {k: list(np.shape(v)) for k, v in W.items()},
+        "settings": settings,
     }
-    with open(os.path.join(out, "summary.json"), "w") as f:
-        json.dump(summary, f, indent=2, default=str)
-    if not args.no_plot:
+    p = os.path.join(out, "summary.json")
+    _write_json(p, summary)
+    files.append(p)
+    if not settings["no_plot"] and hist.loss:
         import matplotlib
 
-        matplotlib.use("Agg")
+        if "matplotlib.pyplot" not in __import__("sys").modules:
+            matplotlib.use("Agg")
         import matplotlib.pyplot as plt
 
-        ax = hist.plot(label=args.cell)
-        ax.set_title(task.describe())
-        ax.figure.savefig(os.path.join(out, "loss.png"), dpi=100, bbox_inches="tight")
+        ax = hist.plot(label=settings["cell"])
+        ax.set_title(trainer.task.describe())
+        p = os.path.join(out, "loss.png")
+        ax.figure.savefig(p, dpi=100, bbox_inches="tight")
         plt.close(ax.figure)
-    metrics = ", ".join(f"{k} {v:.4g}" for k, v in result.items())
-    print(f"step {trainer.step_count}: {metrics} ({wall:.1f} s)")
-    print(f"wrote {out}/ (checkpoint.npz, history.csv, history.json, summary.json)")
-    return 0
+        files.append(p)
+    status = "interrupted" if interrupted else "finished"
+    if trainer.step_count < settings["steps"] and not interrupted:
+        status = "stopped (time limit)"
+    files.append(_write_run_json(out, settings, trainer, status=status))
+    if snaps is not None:
+        sdir = os.path.join(out, SNAPSHOT_DIR)
+        n = len([f for f in os.listdir(sdir) if f.endswith(".npz")])
+        files.append(f"{sdir}{os.sep} ({n} snapshot files)")
+    return files

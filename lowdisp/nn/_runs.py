@@ -879,7 +879,8 @@ def analyze_run(
                 square = [k for k, v in first.items() if v.ndim == 2 and v.shape[0] == v.shape[1]]
                 if len(square) != 1:
                     raise ValueError(
-                        f"{where}: choose the matrix with param=; the snapshots hold "
+                        f"{where}: choose the matrix (param=, or --param of lowdisp analyze); the "
+                        f"snapshots hold "
                         f"{', '.join(names)}"
                     )
                 param = square[0]
@@ -900,7 +901,10 @@ def analyze_run(
             rec = _recurrent_names(model)
             param = rec[0] if rec else None
             if param is None:
-                raise ValueError(f"{where}: the model has no recurrent matrix; choose param=")
+                raise ValueError(
+                    f"{where}: the model has no recurrent matrix; choose one (param=, or --param "
+                    f"of lowdisp analyze)"
+                )
         W = weight_matrices(model, names=param)[param]
         from lowdisp.nn import _checkpoint
 
@@ -913,7 +917,10 @@ def analyze_run(
         )
     A0 = mats[0]
     if A0.ndim != 2 or A0.shape[0] != A0.shape[1]:
-        raise ValueError(f"{where}: {param} is not square (shape {A0.shape}); choose param=")
+        raise ValueError(
+            f"{where}: {param} is not square (shape {A0.shape}); choose a square matrix "
+            f"(param=, or --param of lowdisp analyze)"
+        )
     As = [np.asarray(M, dtype=np.complex128 if np.iscomplexobj(M) else np.float64) for M in mats]
     S = len(As)
     if at is None:
