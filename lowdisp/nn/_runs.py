@@ -753,7 +753,7 @@ def _auto_eps(sigma: np.ndarray) -> np.ndarray:
     pos = sigma[np.isfinite(sigma) & (sigma > 0)]
     if pos.size == 0:
         return np.array([1e-2])
-    lo, hi = np.quantile(pos, [0.005, 0.75])
+    lo, hi = np.quantile(pos, [0.005, 0.9])
     lo = max(lo, hi * 1e-12)
     k_lo, k_hi = int(np.ceil(np.log10(lo))), int(np.floor(np.log10(hi)))
     levels = 10.0 ** np.arange(k_lo, k_hi + 1)
