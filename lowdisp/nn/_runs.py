@@ -114,7 +114,7 @@ def _select(available: Sequence[str], names: Any, where: str) -> list[str]:
 
 def _is_snapshot_file(path: str) -> bool:
     try:
-        with np.load(path, allow_pickle=False) as z:
+        with open(path, "rb") as f, np.load(f, allow_pickle=False) as z:
             if "meta" not in z.files:
                 return False
             return json.loads(str(z["meta"][()])).get("format") == SNAPSHOT_FORMAT
@@ -125,7 +125,7 @@ def _is_snapshot_file(path: str) -> bool:
 def _read_snapshot(path: str, names: Any = None, where: str = "weight_matrices") -> tuple:
     """``(step, {name: array}, meta)`` of a snapshot file."""
     try:
-        with np.load(path, allow_pickle=False) as z:
+        with open(path, "rb") as f, np.load(f, allow_pickle=False) as z:
             meta = json.loads(str(z["meta"][()]))
             if meta.get("format") != SNAPSHOT_FORMAT:
                 raise ValueError("not a snapshot")
@@ -248,7 +248,7 @@ def weight_matrices(source: Any, *, names: Any = None) -> dict[str, Any]:
         )
     if not os.path.isfile(path):
         raise CheckpointError(f"{where}: no such file or folder: {path!r}")
-    if _is_snapshot_file(path):
+    if _SNAPSHOT_RE.match(os.path.basename(path)) or _is_snapshot_file(path):
         return _read_snapshot(path, names, where)[1]
     return weight_matrices(_model_from_checkpoint(path, where), names=names)
 
