@@ -1,0 +1,191 @@
+"""``lowdisp train``: the run folder, resume from the folder alone, interrupts (exit 130)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+import lowdisp.nn as lnn
+from lowdisp.cli import main
+
+TINY = [
+    "--task",
+    "copy",
+    "--T",
+    "3",
+    "--cell",
+    "scaled_cayley",
+    "--hidden",
+    "6",
+    "--batch-size",
+    "4",
+    "--eval-every",
+    "4",
+    "--checkpoint-every",
+    "5",
+]
+QUIET = ["--no-progress", "--no-plot"]
+needs_spec = pytest.mark.skipif(
+    not hasattr(lnn, "TrainingInterrupted"), reason="needs self-describing checkpoints"
+)
+
+
+def _params(run):
+    with np.load(run / "weights.npz") as z:
+        return {k: z[k] for k in z.files}
+
+
+def test_run_folder_has_every_documented_file_and_prints_them(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert (
+        main(
+            [
+                "train",
+                *TINY,
+                "--steps",
+                "6",
+                "--snapshot-every",
+                "3",
+                "--out",
+                str(out),
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
+    printed = capsys.readouterr().out
+    files = [
+        "run.json",
+        "checkpoint.npz",
+        "history.csv",
+        "history.json",
+        "summary.json",
+        "weights.npz",
+        "recurrent_matrix.npy",
+        "loss.png",
+    ]
+    for name in files:
+        assert (out / name).is_file(), name
+        assert str(out / name) in printed, name
+    assert sorted(os.listdir(out / "snapshots")) == [f"step_{s:06d}.npz" for s in (0, 3, 6)]
+    run = json.loads((out / "run.json").read_text())
+    assert run["format"] == "lowdisp-run" and run["status"] == "finished"
+    assert run["model"]["hidden"] == 6 and run["run"]["steps"] == 6
+    assert run["run"]["snapshot_every"] == 3
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["steps"] == 6 and summary["interrupted"] is False
+    W = _params(out)
+    assert sorted(W) == ["readout.W", "rnn.cell.U", "rnn.cell.W"]
+    np.testing.assert_array_equal(W["rnn.cell.W"], np.load(out / "recurrent_matrix.npy"))
+
+
+def test_time_limit_stops_with_a_resume_hint(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert (
+        main(
+            ["train", *TINY, "--steps", "100000", "--time-limit", "0.3", "--out", str(out), *QUIET]
+        )
+        == 0
+    )
+    printed = capsys.readouterr().out
+    assert "stopped by --time-limit" in printed and f"--resume {out}" in printed
+    assert json.loads((out / "run.json").read_text())["status"] == "stopped (time limit)"
+
+
+def test_resume_and_out_must_agree(tmp_path, capsys):
+    assert main(["train", "--resume", str(tmp_path / "a"), "--out", str(tmp_path / "b")]) == 2
+    assert "name different folders" in capsys.readouterr().err
+
+
+@needs_spec
+def test_resume_from_the_folder_alone_equals_an_uninterrupted_run(tmp_path, capsys):
+    a, b = tmp_path / "a", tmp_path / "b"
+    assert main(["train", *TINY, "--steps", "12", "--out", str(a), *QUIET]) == 0
+    assert main(["train", *TINY, "--steps", "7", "--out", str(b), *QUIET]) == 0
+    assert main(["train", "--resume", str(b), "--steps", "12", *QUIET]) == 0
+    assert "resumed from" in capsys.readouterr().out
+    pa, pb = _params(a), _params(b)
+    assert all(np.array_equal(pa[k], pb[k]) for k in pa)
+    assert json.loads((b / "summary.json").read_text())["steps"] == 12
+    # --resume with --out (no folder after the flag) works too
+    assert main(["train", "--resume", "--out", str(b), "--steps", "13", *QUIET]) == 0
+
+
+@needs_spec
+def test_sigint_writes_everything_exits_130_and_resumes_bit_for_bit(tmp_path):
+    run = tmp_path / "run"
+    cmd = [
+        sys.executable,
+        "-m",
+        "lowdisp",
+        "train",
+        *TINY,
+        "--checkpoint-every",
+        "100000",
+        "--eval-every",
+        "100000",
+        "--steps",
+        "1000000",
+        "--out",
+        str(run),
+        *QUIET,
+    ]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.time() + 60
+        while not (run / "run.json").exists() and time.time() < deadline:
+            time.sleep(0.05)
+        time.sleep(1.0)  # inside fit
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err
+    step = json.loads((run / "run.json").read_text())["step"]
+    assert step > 0
+    assert f"interrupted at step {step}; resume with: lowdisp train --resume {run}" in out
+    for name in (
+        "checkpoint.npz",
+        "history.csv",
+        "history.json",
+        "summary.json",
+        "weights.npz",
+        "recurrent_matrix.npy",
+        "run.json",
+    ):
+        assert (run / name).is_file(), name
+        assert str(run / name) in out, name
+    assert json.loads((run / "summary.json").read_text())["interrupted"] is True
+    assert lnn.read_checkpoint(run / "checkpoint.npz").step == step
+    # resume from the folder alone to step + 3; compare with an uninterrupted run
+    target = str(step + 3)
+    assert main(["train", "--resume", str(run), "--steps", target, *QUIET]) == 0
+    ref = tmp_path / "ref"
+    assert (
+        main(
+            [
+                "train",
+                *TINY,
+                "--checkpoint-every",
+                "100000",
+                "--eval-every",
+                "100000",
+                "--steps",
+                target,
+                "--out",
+                str(ref),
+                *QUIET,
+            ]
+        )
+        == 0
+    )
+    pr, pi = _params(ref), _params(run)
+    assert all(np.array_equal(pr[k], pi[k]) for k in pr)
