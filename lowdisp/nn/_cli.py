@@ -441,13 +441,17 @@ def _resume(
 
 
 def _write_run_json(out: str, settings: dict, trainer: Any, *, status: str) -> str:
-    from lowdisp import __version__
+    from importlib.metadata import PackageNotFoundError, version
 
+    try:
+        lowdisp_version = version("lowdisp")
+    except PackageNotFoundError:  # pragma: no cover - running from a source tree
+        lowdisp_version = "unknown"
     path = os.path.join(out, "run.json")
     data = {
         "format": RUN_FORMAT,
         "version": RUN_VERSION,
-        "lowdisp_version": __version__,
+        "lowdisp_version": lowdisp_version,
         "status": status,
         "step": int(trainer.step_count),
         "model": {k: settings[k] for k in MODEL_FLAGS},
