@@ -7,6 +7,9 @@ import doctest
 import importlib
 import inspect
 import pkgutil
+import re
+import shlex
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -62,3 +65,53 @@ def test_examples_run(modname, tmp_path, monkeypatch):
             if test.examples:
                 runner.run(test, out=failures.append)
     assert not failures, "".join(failures)
+
+
+# --------------------------------------------------------------------------- docs snippets
+# Blocks preceded by "<!-- test: run -->" in docs/*.md run as written, in order, in one
+# folder: ```python blocks are executed, ```sh blocks run each `lowdisp ...` line through
+# lowdisp.cli.main (a line ending in "# exits N" must exit with N, the others with 0).
+
+DOCS = Path(__file__).resolve().parents[1] / "docs"
+
+
+def snippet_blocks(page: str) -> list[tuple[str, str]]:
+    text = (DOCS / page).read_text()
+    return re.findall(r"<!-- test: run -->\s*```(python|sh)\n(.*?)```", text, flags=re.S)
+
+
+def run_blocks(page: str, capsys) -> None:
+    from lowdisp.cli import main
+
+    blocks = snippet_blocks(page)
+    assert blocks, f"{page} has no tested snippet"
+    for lang, code in blocks:
+        if lang == "python":
+            exec(compile(code, str(DOCS / page), "exec"), {"__name__": "__docs__"})
+            continue
+        for line in code.splitlines():
+            if not line.strip():
+                continue
+            command, _, comment = line.partition("  # ")
+            m = re.fullmatch(r"exits (\d+)", comment.strip())
+            expected = int(m.group(1)) if m else 0
+            argv = shlex.split(command)
+            assert argv[0] == "lowdisp", line
+            code_ = main(argv[1:])
+            out = capsys.readouterr()
+            assert code_ == expected, f"{line!r} exited {code_}\n{out.out}\n{out.err}"
+            if expected == 2:
+                assert out.err.startswith("lowdisp: error: ") and out.err.count("\n") == 1
+
+
+@pytest.mark.skipif(
+    not hasattr(importlib.import_module("lowdisp.nn"), "read_checkpoint"),
+    reason="needs self-describing checkpoints",
+)
+@pytest.mark.parametrize("page", ["cli.md", "nn.md"])
+def test_docs_snippets_run(page, tmp_path, monkeypatch, capsys):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    monkeypatch.chdir(tmp_path)
+    run_blocks(page, capsys)

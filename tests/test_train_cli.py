@@ -189,3 +189,56 @@ def test_sigint_writes_everything_exits_130_and_resumes_bit_for_bit(tmp_path):
     )
     pr, pi = _params(ref), _params(run)
     assert all(np.array_equal(pr[k], pi[k]) for k in pr)
+
+
+@needs_spec
+def test_resume_without_run_json_checks_flags_against_the_checkpoint(tmp_path, capsys):
+    run = tmp_path / "run"
+    argv = [
+        "train",
+        "--task",
+        "copy",
+        "--T",
+        "3",
+        "--cell",
+        "tanh",
+        "--hidden",
+        "4",
+        "--batch-size",
+        "4",
+        "--steps",
+        "2",
+        "--out",
+        str(run),
+        *QUIET,
+    ]
+    assert main(argv) == 0
+    (run / "run.json").unlink()
+    capsys.readouterr()
+    assert main(["train", "--resume", str(run), "--hidden", "6", "--T", "4", *QUIET]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert "--hidden 6 (the checkpoint has 4)" in err and "--T 4 (the checkpoint has 3)" in err
+    # agreeing flags (and an equivalent --init) are accepted; run.json is written again
+    assert (
+        main(
+            [
+                "train",
+                "--resume",
+                str(run),
+                "--hidden",
+                "4",
+                "--cell",
+                "tanh",
+                "--init",
+                "auto",
+                "--steps",
+                "3",
+                *QUIET,
+            ]
+        )
+        == 0
+    )
+    saved = json.loads((run / "run.json").read_text())
+    assert saved["model"]["cell"] == "tanh" and saved["model"]["hidden"] == 4
+    assert saved["step"] == 3

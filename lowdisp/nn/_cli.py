@@ -379,6 +379,16 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _same(flag: str, given: Any, saved: dict) -> bool:
+    """Whether an explicit flag agrees with the saved run (``--init`` compared resolved)."""
+    if flag == "init":
+        try:
+            return _init_for({**saved, "init": given}) == _init_for(saved)
+        except KeyError:
+            return False
+    return given == saved.get(flag)
+
+
 def _resume(
     out: str, ckpt: str, args: argparse.Namespace, explicit: set, settings: dict
 ) -> tuple[Any, dict]:
@@ -405,7 +415,7 @@ def _resume(
         diffs = [
             f"{_flag(k)} {getattr(args, k)!r} (the run has {saved_args.get(k)!r})"
             for k in MODEL_FLAGS
-            if k in explicit and getattr(args, k) != saved_args.get(k)
+            if k in explicit and not _same(k, getattr(args, k), saved_args)
         ]
         if (
             "steps" in explicit
@@ -431,13 +441,72 @@ def _resume(
         raise UsageError(
             f"train: --resume needs a checkpoint with a specification; {ckpt} has none"
         )
-    if saved is None and explicit & set(MODEL_FLAGS):
-        # no run.json: let the checkpoint's specification judge the explicit flags
-        lnn.load(ckpt, trainer=_build(merged, ckpt))
+    if saved is None:
+        # no run.json: the checkpoint's specification tells what the flags were
+        known = _flags_from_spec(trainer.spec)
+        diffs = []
+        for k in MODEL_FLAGS:
+            if k not in explicit or k not in known:
+                continue
+            given = _init_for({**known, "init": args.init}) if k == "init" else getattr(args, k)
+            if given != known[k]:
+                diffs.append(f"{_flag(k)} {getattr(args, k)!r} (the checkpoint has {known[k]!r})")
+        if diffs:
+            raise UsageError(
+                f"train: --resume {out}: flags contradict the saved run: {'; '.join(diffs)}; "
+                f"drop them, or start a new run with --force or another --out"
+            )
+        merged.update({k: v for k, v in known.items() if k != "init"})
+        merged["init"] = known.get("init") or "default"
+        for k in ("eval_every", "checkpoint_every"):
+            if k not in explicit and known.get(k):
+                merged[k] = known[k]
     trainer.checkpoint = ckpt
     trainer.checkpoint_every = merged["checkpoint_every"]
     trainer.eval_every = merged["eval_every"]
     return trainer, merged
+
+
+_CELL_CLASSES = {"TanhRNNCell": "tanh", "ReLURNNCell": "relu", "LSTMCell": "lstm", "GRUCell": "gru"}
+
+
+def _flags_from_spec(spec: Any) -> dict:
+    """The ``lowdisp train`` flags a trainer specification pins down (those it can)."""
+    known: dict[str, Any] = {}
+    try:
+        task = spec["task"]
+        known["task"] = task["name"]
+        for k in ("T", "variant"):
+            if k in task.get("args", {}):
+                known[k] = task["args"][k]
+        cell = spec["model"]["layers"]["rnn"]["cell"]
+        cls = cell["class"]
+        if cls in _CELL_CLASSES:
+            known["cell"] = _CELL_CLASSES[cls]
+        elif cls == "RNNCell":
+            rec = cell.get("recurrent")
+            known["cell"] = rec if rec != "dense" else cell.get("activation")
+        known["hidden"] = cell["hidden_size"]
+        known["init"] = cell.get("recurrent_init")
+        opt = spec["optimizer"]
+        known["optimizer"] = str(opt["class"]).lower()
+        known["lr"] = opt["lr"]
+        orth = (opt.get("groups") or {}).get("*.W.theta*")
+        if orth and "lr" in orth:
+            known["lr_orth"] = orth["lr"]
+        known["clip"] = opt.get("clip_norm")
+        sched = opt.get("schedule")
+        known["cosine"] = isinstance(sched, dict) and sched.get("name") == "cosine_schedule"
+        known["dtype"] = spec["dtype"]
+        tr = spec.get("trainer", {})
+        if "batch_size" in tr:
+            known["batch_size"] = tr["batch_size"]
+        for k in ("eval_every", "checkpoint_every"):
+            if tr.get(k):
+                known[k] = tr[k]
+    except (KeyError, TypeError):
+        pass
+    return known
 
 
 def _write_run_json(out: str, settings: dict, trainer: Any, *, status: str) -> str:
