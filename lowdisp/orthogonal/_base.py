@@ -13,8 +13,10 @@ import numpy as np
 import scipy.linalg as sla
 
 from lowdisp._config import default_tolerance
-from lowdisp._validation import as_array, as_rng, check_int, check_positive, check_shape
+from lowdisp._validation import as_rng, check_int, check_positive, check_shape
 from lowdisp.exceptions import NotOnManifoldError
+from lowdisp.orthogonal._inputs import as_array
+from lowdisp.orthogonal._scaling import ldexp, max_abs, pow2_exponent
 
 __all__ = ["eigenphases", "orthogonality_error"]
 
@@ -27,21 +29,29 @@ def orthogonality_error(W: Any) -> float:
     Parameters
     ----------
     W : (m, n) array_like
-        Real or complex matrix with ``m >= n``.
+        Real or complex matrix with ``m >= n`` (``np.matrix`` is accepted
+        as a plain array; masked arrays are refused).
 
     Returns
     -------
     float
         The spectral norm of ``W^H W - I`` (0 for an exactly orthogonal or
-        unitary matrix).
+        unitary matrix, 0 for ``n = 0``). ``inf`` when the value exceeds the
+        largest float (``||W||_2 > 1.34e154``): ``W`` is then so far from
+        orthogonal that the distance itself is not representable.
 
     Notes
     -----
-    .. math:: e(W) = \\lVert W^{H} W - I_n \\rVert_2 = \\max_i |\\sigma_i(W)^2 - 1|,
+    .. math:: e(W) = \\lVert W^{H} W - I_n \\rVert_2 = \\max_i |\\sigma_i(W)^2 - 1|
+              = \\max_i |\\sigma_i - 1|\\,(\\sigma_i + 1),
 
-    computed from the singular values of ``W``, which is accurate to about
-    machine precision times ``||W||^2``. Products are formed in float64 or
-    complex128 whatever the input precision.
+    computed from the singular values of ``2^{-e} W`` (``2^e`` the binary
+    order of ``max |w_ij|``, an exact rescaling), so no Gram matrix is formed
+    and nothing overflows or underflows whatever the scale of ``W``
+    (``e(c Q) = |c^2 - 1|`` for orthogonal ``Q``, from ``c = 1e-300`` to
+    ``1e300``). Accurate to about machine precision times
+    ``||W||_2 (||W||_2 + 1)``; computed in float64 or complex128 whatever
+    the input precision.
 
     Examples
     --------
@@ -51,6 +61,8 @@ def orthogonality_error(W: Any) -> float:
     True
     >>> round(orthogonality_error(2 * np.eye(3)), 12)
     3.0
+    >>> orthogonality_error(1e100 * np.eye(3)) == 1e200, orthogonality_error(1e200 * np.eye(3))
+    (True, inf)
     """
     W = as_array(W, "W", where="orthogonality_error", ndim=2)
     m, n = W.shape
@@ -59,12 +71,18 @@ def orthogonality_error(W: Any) -> float:
             "orthogonality_error: W must have at least as many rows as columns; "
             f"got shape {W.shape}"
         )
-    Wd = W.astype(np.complex128 if W.dtype.kind == "c" else np.float64)
-    G = Wd.conj().T @ Wd
-    G[np.diag_indices(n)] -= 1.0
     if n == 0:
         return 0.0
-    return float(sla.svdvals(G, check_finite=False)[0])
+    Wd = W.astype(np.complex128 if W.dtype.kind == "c" else np.float64)
+    amax = float(max_abs(Wd))
+    if amax == 0.0:
+        return 1.0
+    e = int(pow2_exponent(amax))
+    sv = sla.svdvals(ldexp(Wd, -e), check_finite=False)
+    with np.errstate(over="ignore"):
+        sigma = np.ldexp(sv, e)  # may overflow to inf: then so does the answer
+        err = np.abs(sigma - 1.0) * (sigma + 1.0)
+    return float(err.max())
 
 
 def eigenphases(W: Any) -> np.ndarray:
@@ -92,7 +110,11 @@ def eigenphases(W: Any) -> np.ndarray:
     W = as_array(W, "W", where="eigenphases", ndim=2)
     if W.shape[0] != W.shape[1]:
         raise ValueError(f"eigenphases: W must be a square matrix; got shape {W.shape}")
-    lam = sla.eigvals(W.astype(np.complex128 if W.dtype.kind == "c" else np.float64))
+    Wd = W.astype(np.complex128 if W.dtype.kind == "c" else np.float64)
+    if W.shape[0] == 0:
+        return np.zeros(0)
+    # phases are invariant under positive scaling: rescale by a power of two
+    lam = sla.eigvals(ldexp(Wd, -int(pow2_exponent(float(max_abs(Wd))))), check_finite=False)
     return np.sort(np.angle(lam))
 
 

@@ -9,32 +9,44 @@ import numpy as np
 import scipy.linalg as sla
 
 from lowdisp._config import result_dtype
-from lowdisp._validation import as_array, check_int
+from lowdisp._validation import check_int
 from lowdisp.exceptions import NotOnManifoldError
 from lowdisp.orthogonal._base import _SkewParam
 from lowdisp.orthogonal._init import cayley_init
+from lowdisp.orthogonal._inputs import as_array
 from lowdisp.orthogonal._lapack import lu_solve
+from lowdisp.orthogonal._scaling import ldexp, max_abs, pow2_exponent, skew_schur
 
 __all__ = ["ScaledCayley", "cayley"]
+
+
+def _lu_rcond(M: np.ndarray) -> tuple[tuple[np.ndarray, np.ndarray], float]:
+    """LU factors of ``M`` and LAPACK's estimate of its reciprocal 1-norm condition number."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", sla.LinAlgWarning)
+        lu, piv = sla.lu_factor(M, check_finite=False)
+    gecon = sla.get_lapack_funcs("gecon", (lu,))
+    with np.errstate(over="ignore", invalid="ignore"):
+        anorm = float(np.abs(M).sum(axis=0).max())
+    rcond, _ = gecon(lu, anorm, norm="1")
+    return (lu, piv), float(rcond)
+
+
+def _singular(where: str, rcond: float, hint: str) -> np.linalg.LinAlgError:
+    return np.linalg.LinAlgError(
+        f"{where}: I + A is singular (reciprocal condition number {rcond:.1e}), "
+        f"i.e. -1 is an eigenvalue of A. {hint}"
+    )
 
 
 def _lu(M: np.ndarray, where: str, hint: str) -> tuple[np.ndarray, np.ndarray]:
     """LU factors of ``M``; a singular or numerically singular ``M`` raises LinAlgError."""
     n = M.shape[0]
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", sla.LinAlgWarning)
-        lu, piv = sla.lu_factor(M, check_finite=False)
-    if n:
-        gecon = sla.get_lapack_funcs("gecon", (lu,))
-        anorm = float(np.abs(M).sum(axis=0).max())
-        rcond, _ = gecon(lu, anorm, norm="1")
-        eps = np.finfo(lu.real.dtype).eps
-        if not rcond > n * eps:
-            raise np.linalg.LinAlgError(
-                f"{where}: I + A is singular (reciprocal condition number {rcond:.1e}), "
-                f"i.e. -1 is an eigenvalue of A. {hint}"
-            )
-    return lu, piv
+    lu, rcond = _lu_rcond(M)
+    eps = np.finfo(lu[0].real.dtype).eps
+    if n and not rcond > n * eps:
+        raise _singular(where, rcond, hint)
+    return lu
 
 
 _HINT = (
@@ -42,15 +54,118 @@ _HINT = (
     "some -1 entries first: ScaledCayley(n, n_neg=...) with n_neg >= the multiplicity of -1."
 )
 
+#: Below this reciprocal condition number of I + A, the LU solve loses
+#: orthogonality (about 5e-17 / rcond, measured); a skew A then takes the
+#: spectral path, which is orthogonal to rounding whatever ||A||.
+_RCOND_SPECTRAL = 2.0**-8
 
-def _cayley_core(A: np.ndarray, d: np.ndarray | None, where: str) -> tuple[np.ndarray, Any]:
+#: max|a_ij| above which a skew A goes straight to the spectral path (no LU).
+_HUGE = 2.0**40
+
+
+def _is_skew(A: np.ndarray) -> bool:
+    """Whether ``A`` is exactly skew-symmetric (skew-Hermitian for complex ``A``)."""
+    return bool(np.array_equal(A, -A.conj().T))
+
+
+class _Resolvent:
+    """``(I + A)^{-1}`` of a Cayley transform, applied as ``R B``, ``R^T B`` or ``R^H B``.
+
+    Either LU factors of ``I + A`` (the fast path), or a spectral form
+    ``R = Q K Q^H`` with ``Q`` orthogonal (unitary) and ``K`` block diagonal,
+    from the real Schur form (real skew ``A``) or the Hermitian eigenproblem
+    of ``iA`` (complex skew-Hermitian ``A``).
+    """
+
+    def __init__(
+        self,
+        lu: tuple[np.ndarray, np.ndarray] | None = None,
+        Q: np.ndarray | None = None,
+        K: np.ndarray | None = None,
+    ) -> None:
+        self.lu, self.Q, self.K = lu, Q, K
+
+    def solve(self, B: np.ndarray, trans: int = 0) -> np.ndarray:
+        """``R B`` (``trans=1``: ``R^T B``; ``2``: ``R^H B``)."""
+        if B.shape[0] == 0:
+            return B.copy()
+        if self.lu is not None:
+            return lu_solve(self.lu, B, trans=trans)
+        Q, K = self.Q, self.K
+        assert Q is not None and K is not None
+        if trans == 0:
+            X = Q @ (K @ (Q.conj().T @ B))
+        elif trans == 1:
+            X = Q.conj() @ (K.T @ (Q.T @ B))
+        else:
+            X = Q @ (K.conj().T @ (Q.conj().T @ B))
+        return X.astype(B.dtype, copy=False)
+
+
+def _cayley_spectral(A: np.ndarray) -> tuple[np.ndarray, _Resolvent]:
+    """Cayley transform of an exactly skew ``A`` from its spectral decomposition.
+
+    Real ``A = Q T Q^T`` (real Schur, blocks ``[[0, b], [-b, 0]]``): with
+    ``phi = arctan(b)`` the block of ``(I + A)^{-1}`` is
+    ``cos(phi) [[cos phi, -sin phi], [sin phi, cos phi]]`` and that of
+    ``W`` is the rotation by ``2 phi``; complex ``A = -i V diag(lam) V^H``:
+    ``(I + A)^{-1} = V diag(cos(phi) e^{i phi}) V^H``, ``W = V diag(e^{2 i phi}) V^H``,
+    ``phi = arctan(lam)``. Both are orthogonal (unitary) to rounding for any
+    finite ``A`` (the decomposition is computed on ``A`` rescaled by a power
+    of two) and ``arctan`` keeps huge ``b`` finite.
+    """
     n = A.shape[0]
-    eye = np.eye(n, dtype=A.dtype)
-    lu = _lu(eye + A, where, _HINT)
-    W = lu_solve(lu, eye - A)
+    if A.dtype.kind == "c":
+        Ad = A.astype(np.complex128)
+        e = int(pow2_exponent(float(max_abs(Ad))))
+        lam, V = np.linalg.eigh(ldexp(1j * Ad, -e))  # iA Hermitian; A = -i V lam V^H
+        phi = np.arctan(np.ldexp(lam, e))
+        W = (V * np.exp(2j * phi)[None, :]) @ V.conj().T
+        K = np.diag(np.cos(phi) * np.exp(1j * phi))
+        return W.astype(A.dtype, copy=False), _Resolvent(Q=V, K=K)
+    Q, s, b = skew_schur(A)
+    phi = np.arctan(b)
+    c, sn = np.cos(phi), np.sin(phi)
+    C = np.eye(n)
+    K = np.eye(n)
+    c2, s2 = np.cos(2 * phi), np.sin(2 * phi)
+    C[s, s], C[s + 1, s + 1], C[s, s + 1], C[s + 1, s] = c2, c2, -s2, s2
+    K[s, s], K[s + 1, s + 1], K[s, s + 1], K[s + 1, s] = c * c, c * c, -c * sn, c * sn
+    W = (Q @ C) @ Q.T
+    return W.astype(A.dtype, copy=False), _Resolvent(Q=Q, K=K)
+
+
+def _cayley_core(
+    A: np.ndarray, d: np.ndarray | None, where: str, *, skew: bool | None = None
+) -> tuple[np.ndarray, _Resolvent]:
+    """``W = (I + A)^{-1} (I - A) diag(d)`` and the resolvent for the VJP.
+
+    ``skew`` says whether ``A`` is known to be exactly skew (None: test it
+    when needed). A skew ``A`` takes the LU path while ``I + A`` is well
+    conditioned and the spectral path otherwise (never "singular": -1 is not
+    an eigenvalue of a skew matrix); any other ``A`` always takes the LU
+    path, and a numerically singular ``I + A`` raises ``LinAlgError``.
+    """
+    n = A.shape[0]
+    if n == 0:
+        return np.zeros((0, 0), dtype=A.dtype), _Resolvent(Q=np.zeros((0, 0)), K=np.zeros((0, 0)))
+    amax = float(max_abs(A))
+    if amax > _HUGE and (skew if skew is not None else _is_skew(A)):
+        W, res = _cayley_spectral(A)
+    else:
+        eye = np.eye(n, dtype=A.dtype)
+        lu, rcond = _lu_rcond(eye + A)
+        if rcond > _RCOND_SPECTRAL:
+            W, res = lu_solve(lu, eye - A), _Resolvent(lu=lu)
+        elif skew if skew is not None else _is_skew(A):
+            W, res = _cayley_spectral(A)
+        elif not rcond > n * np.finfo(lu[0].real.dtype).eps:
+            raise _singular(where, rcond, _HINT)
+        else:
+            W, res = lu_solve(lu, eye - A), _Resolvent(lu=lu)
     if d is not None:
         W *= d[None, :]
-    return W, lu
+    return W, res
 
 
 def cayley(A: Any, D: Any = None) -> np.ndarray:
@@ -85,6 +200,18 @@ def cayley(A: Any, D: Any = None) -> np.ndarray:
     with eigenvalues ``(1 - i a)/(1 + i a)`` for eigenvalues ``i a`` of a
     skew ``A``; -1 is never reached, which is why scoRNN multiplies by ``D``.
 
+    Scale safety: the LU solve loses orthogonality in proportion to the
+    condition number of ``I + A`` (``||W^T W - I|| ~ 5e-17 ||A||`` when ``A``
+    has a zero eigenvalue, e.g. odd ``n``). An exactly skew-symmetric
+    (skew-Hermitian) ``A`` whose ``I + A`` has reciprocal condition number
+    below ``2^-8``, or with ``max |a_ij| > 2^40``, is therefore transformed
+    through its spectral decomposition instead (real Schur form, or the
+    Hermitian eigenproblem of ``iA``, on ``A`` rescaled by a power of two):
+    each block ``[[0, b], [-b, 0]]`` becomes the rotation by ``2 arctan(b)``,
+    orthogonal to rounding for any finite ``A`` (``1e-300`` to ``1e300``).
+    A skew ``A`` never raises; only a non-skew ``A`` with eigenvalue -1 does.
+    ``n = 0`` gives a ``0 x 0`` result; float32 input gives float32 output.
+
     References
     ----------
     A. Cayley, "Sur quelques propriétés des déterminants gauches", J. reine
@@ -104,7 +231,7 @@ def cayley(A: Any, D: Any = None) -> np.ndarray:
     """
     where = "cayley"
     Aa = as_array(A, "A", where=where, ndim=2)
-    if Aa.shape[0] != Aa.shape[1]:
+    if Aa.ndim != 2 or Aa.shape[0] != Aa.shape[1]:
         raise ValueError(f"{where}: A must be a square matrix; got shape {Aa.shape}")
     n = Aa.shape[0]
     Dm = None if D is None else as_array(D, "D", where=where, ndim=(1, 2))
@@ -153,7 +280,10 @@ class ScaledCayley(_SkewParam):
               \\frac{\\partial L}{\\partial P} = V^{T} - V,
 
     which follows from ``dW = -(I + A)^{-1} dA (W + D)``; ``vjp`` returns its
-    strictly upper triangle. One LU factorization serves forward and VJP.
+    strictly upper triangle. One LU factorization serves forward and VJP;
+    for ill-conditioned ``I + A`` (large ``||A||``) both use the real Schur
+    form of ``A`` instead (see :func:`cayley`), so ``W`` stays orthogonal to
+    rounding for ``theta`` scaled anywhere in ``1e-300 .. 1e300``.
     The image is ``{W in O(n): det W = (-1)^{n_neg}, -1 not an eigenvalue of
     W D}``; every orthogonal matrix is reachable for a suitable ``D``, in
     particular ones with eigenvalue -1 once ``n_neg >= 1``.
@@ -199,8 +329,8 @@ class ScaledCayley(_SkewParam):
                [ 1.,  0.]])
         """
         A = self.skew(theta)
-        W, lu = _cayley_core(A, self.d, "ScaledCayley.forward")
-        return W, (lu, W.copy())  # the caller may modify the W it gets; the cache must not change
+        W, res = _cayley_core(A, self.d, "ScaledCayley.forward", skew=True)
+        return W, (res, W.copy())  # the caller may modify the W it gets; the cache must not change
 
     def vjp(self, cache: Any, dW: Any) -> np.ndarray:
         """Closed-form gradient: the strict upper triangle of ``V^T - V``.
@@ -215,8 +345,8 @@ class ScaledCayley(_SkewParam):
         array([0., 0., 0.])
         """
         G = self._cotangent(dW, "vjp")
-        lu, W = cache
-        V = lu_solve(lu, G * self.d[None, :] + G @ W.T, trans=1)
+        res, W = cache
+        V = res.solve(G * self.d[None, :] + G @ W.T, trans=1)
         return (V.T - V)[self._iu]
 
     def right_inverse(self, W: Any, *, tol: float | None = None) -> np.ndarray:

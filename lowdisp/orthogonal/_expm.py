@@ -7,10 +7,12 @@ from typing import Any
 import numpy as np
 import scipy.linalg as sla
 
-from lowdisp._validation import as_array, check_option, check_shape
+from lowdisp._validation import check_option, check_shape
 from lowdisp.exceptions import NotOnManifoldError
 from lowdisp.orthogonal._base import _SkewParam, orthogonal_schur
 from lowdisp.orthogonal._init import henaff
+from lowdisp.orthogonal._inputs import as_array
+from lowdisp.orthogonal._scaling import ldexp, max_abs, pow2_exponent, skew_schur
 
 __all__ = ["ExpMap", "expm_skew", "expm_skew_vjp"]
 
@@ -21,9 +23,12 @@ def _check_skew(A: Any, where: str) -> np.ndarray:
         raise ValueError(f"{where}: A must be a square matrix; got shape {Aa.shape}")
     if Aa.size:
         eps = np.finfo(Aa.real.dtype).eps
-        scale = max(1.0, float(np.abs(Aa).max()))
-        asym = float(np.abs(Aa + Aa.conj().T).max())
-        if asym > 100 * eps * scale:
+        # relative to max|a_ij| (scale-invariant), on the rescaled A (no overflow)
+        amax = float(max_abs(Aa))
+        As = ldexp(Aa, -int(pow2_exponent(amax)))
+        asym = float(max_abs(As + As.conj().T))
+        if asym > 100 * eps:
+            asym = float(np.ldexp(asym, int(pow2_exponent(amax))))
             kind = "skew-Hermitian (A^H = -A)" if Aa.dtype.kind == "c" else "skew-symmetric"
             raise ValueError(
                 f"{where}: A must be {kind}; got max|A + A^H| = {asym:.2e}. "
@@ -49,7 +54,7 @@ def expm_skew(A: Any) -> np.ndarray:
     ------
     ValueError
         If ``A`` is not square, not finite or not skew (beyond rounding,
-        ``max|A + A^H| > 100 eps max(1, max|A|)``); project with
+        ``max|A + A^H| > 100 eps max|A|``, a scale-invariant test); project with
         ``(A - A^H) / 2``.
 
     Notes
@@ -84,19 +89,79 @@ def expm_skew(A: Any) -> np.ndarray:
         return np.eye(0, dtype=Aa.dtype)
     if Aa.dtype.kind == "c":
         # A = -i (iA) with iA Hermitian: exp(A) = V diag(exp(-i lam)) V^H
-        Ah = Aa.astype(np.complex128)
-        lam, V = np.linalg.eigh(0.5j * (Ah - Ah.conj().T))
+        lam, V = _hermitian_eig(Aa)
         W = (V * np.exp(-1j * lam)[None, :]) @ V.conj().T
         return np.ascontiguousarray(W, dtype=Aa.dtype)
     # real Schur form A = Q T Q^T: T is block diagonal with 2 x 2 blocks
     # [[0, b], [-b, 0]] (up to rounding, which is dropped), exp of each a rotation
-    T, Q = sla.schur(Aa.astype(np.float64), output="real", check_finite=False)
+    return np.ascontiguousarray(_expm_schur(*skew_schur(Aa)), dtype=Aa.dtype)
+
+
+def _hermitian_eig(A: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``iA = V diag(lam) V^H`` for a complex skew-Hermitian ``A`` (rescaled by ``2^-e``)."""
+    Ah = A.astype(np.complex128)
+    e = int(pow2_exponent(float(max_abs(Ah))))
+    As = ldexp(Ah, -e)
+    lam, V = np.linalg.eigh(0.5j * (As - As.conj().T))
+    return np.ldexp(lam, e), V
+
+
+def _expm_schur(Q: np.ndarray, s: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``exp(A) = Q E Q^T`` from :func:`skew_schur`: rotations by ``b`` in the blocks."""
+    n = Q.shape[0]
     E = np.eye(n)
-    s = np.flatnonzero(np.diagonal(T, -1) != 0)  # first index of each 2 x 2 block
-    b = 0.5 * (T[s, s + 1] - T[s + 1, s])
     c, sn = np.cos(b), np.sin(b)
     E[s, s], E[s + 1, s + 1], E[s, s + 1], E[s + 1, s] = c, c, sn, -sn
-    return np.ascontiguousarray((Q @ E) @ Q.T, dtype=Aa.dtype)
+    return (Q @ E) @ Q.T
+
+
+def _schur_eigvecs(Q: np.ndarray, s: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``A^T = U diag(i w) U^H`` for the real skew ``A = Q T Q^T`` of :func:`skew_schur`.
+
+    The block ``[[0, b], [-b, 0]]`` has eigenvectors ``(1, +-i)/sqrt(2)`` for
+    ``+-i b``; those of ``A^T = -A`` are negated. Conjugate pairs are exact
+    by construction.
+    """
+    n = Q.shape[0]
+    U = Q.astype(np.complex128)
+    w = np.zeros(n)
+    r = np.sqrt(0.5)
+    U[:, s] = r * (Q[:, s] + 1j * Q[:, s + 1])
+    U[:, s + 1] = r * (Q[:, s] - 1j * Q[:, s + 1])
+    w[s], w[s + 1] = -b, b
+    return U, w
+
+
+def _frechet_spectral(U: np.ndarray, w: np.ndarray, G: np.ndarray) -> np.ndarray:
+    """``L_exp(X, G) = U (Phi o (U^H G U)) U^H`` for ``X = U diag(i w) U^H``, ``U`` unitary.
+
+    ``Phi_jk = e^{i (w_j + w_k)/2} sin(d)/d``, ``d = (w_j - w_k)/2`` (the divided
+    differences of ``exp``; stable for close and for huge ``w``).
+    """
+    d = 0.5 * (w[:, None] - w[None, :])
+    with np.errstate(invalid="ignore", over="ignore"):
+        sinc = np.divide(np.sin(d), d, out=np.ones_like(d), where=d != 0)
+    Phi = np.exp(0.5j * (w[:, None] + w[None, :])) * sinc
+    return U @ (Phi * (U.conj().T @ G @ U)) @ U.conj().T
+
+
+#: 1-norm of A up to which scipy's Pade expm (and expm_frechet) keep
+#: ||W^T W - I|| below about 4e-14 (measured); beyond, the squarings lose
+#: orthogonality in proportion to ||A|| and the spectral path takes over.
+_PADE_MAX_NORM1 = 8.0
+
+#: max|a_ij| up to which the tridiagonal eigh path of ExpMap keeps W
+#: orthogonal (its real part drops imaginary residues ~ ||A|| eps).
+_EIGH_MAX = 2.0**20
+
+
+def _frechet_skew(A: np.ndarray, G: np.ndarray) -> np.ndarray:
+    """``L_exp(A^H, G)`` for a skew ``A`` at any scale (no Pade squarings)."""
+    if A.dtype.kind == "c":
+        lam, V = _hermitian_eig(A)  # A^H = V diag(i lam) V^H
+        return _frechet_spectral(V, lam, G.astype(np.complex128))
+    U, w = _schur_eigvecs(*skew_schur(A))
+    return np.real(_frechet_spectral(U, w, G.astype(np.float64)))
 
 
 def expm_skew_vjp(A: Any, dW: Any) -> np.ndarray:
@@ -124,7 +189,12 @@ def expm_skew_vjp(A: Any, dW: Any) -> np.ndarray:
     .. math:: \\frac{\\partial L}{\\partial A} = L_{\\exp}(A^{H}, G)
               = \\int_0^1 e^{s A^{H}} G\\, e^{(1-s) A^{H}}\\, ds,
 
-    computed by :func:`scipy.linalg.expm_frechet` (Al-Mohy & Higham 2009).
+    computed by :func:`scipy.linalg.expm_frechet` (Al-Mohy & Higham 2009)
+    for ``||A||_1 <= 8`` and, beyond (where Padé squarings lose accuracy
+    and overflow near ``||A|| ~ 1e20``), from the spectral decomposition
+    ``A^H = U diag(i w) U^H`` (real Schur form or Hermitian eigenproblem) as
+    ``U (Phi o (U^H G U)) U^H`` with the divided differences
+    ``Phi_jk = e^{i(w_j + w_k)/2} sin(d)/d``, ``d = (w_j - w_k)/2``.
 
     References
     ----------
@@ -148,7 +218,12 @@ def expm_skew_vjp(A: Any, dW: Any) -> np.ndarray:
     G = as_array(dW, "dW", where=where, ndim=2)
     check_shape(G, "dW", Aa.shape, where=where)
     dt = np.result_type(Aa, G)
-    return _frechet(Aa.astype(dt, copy=False), G.astype(dt, copy=False))
+    Aa, G = Aa.astype(dt, copy=False), G.astype(dt, copy=False)
+    if Aa.shape[0] == 0:
+        return np.zeros((0, 0), dtype=dt)
+    if float(np.abs(Aa).sum(axis=0).max()) <= _PADE_MAX_NORM1:
+        return _frechet(Aa, G)
+    return np.asarray(_frechet_skew(Aa, G)).astype(dt, copy=False)
 
 
 def _frechet(A: np.ndarray, G: np.ndarray) -> np.ndarray:
@@ -236,7 +311,14 @@ class ExpMap(_SkewParam):
         the eigenvectors for the VJP; ``"pade"`` calls
         :func:`scipy.linalg.expm` and :func:`scipy.linalg.expm_frechet`.
         Both are accurate to rounding; ``"eigh"`` is the faster one per
-        forward + VJP (``lowdisp bench orthogonal``).
+        forward + VJP (``lowdisp bench orthogonal``). Where a method would
+        lose orthogonality (``"pade"``: ``||A||_1 > 8``, where the squarings
+        start to cost digits; ``"eigh"``: ``max |a_ij| > 2^20``, where the
+        real part of the complex eigen-form drops residues of size
+        ``||A|| eps``), forward and VJP use the real Schur form of ``A``
+        (rotations in invariant planes, the Fréchet derivative from the
+        same eigenvectors), so ``W`` is orthogonal to rounding for ``theta``
+        scaled anywhere in ``1e-300 .. 1e300``.
     dtype : {float64, float32}
 
     Attributes
@@ -318,11 +400,16 @@ class ExpMap(_SkewParam):
                [-1.,  0.]])
         """
         A = self.skew(theta)
-        if self.method == "pade":
-            return np.asarray(sla.expm(A)).astype(self.dtype, copy=False), A
-        lam, Z, Q = _skew_eig(A.astype(np.float64))
-        W = _expm_eig(lam, Z, Q, self._Pr, self._Pi)
-        return W.astype(self.dtype, copy=False), (lam, Z, Q)
+        if self.method == "pade" and float(np.abs(A).sum(axis=0).max()) <= _PADE_MAX_NORM1:
+            return np.asarray(sla.expm(A)).astype(self.dtype, copy=False), ("pade", A)
+        if self.method == "eigh" and float(max_abs(A)) <= _EIGH_MAX:
+            lam, Z, Q = _skew_eig(A.astype(np.float64))
+            W = _expm_eig(lam, Z, Q, self._Pr, self._Pi)
+            return W.astype(self.dtype, copy=False), ("eigh", lam, Z, Q)
+        # large ||A||: real Schur form, orthogonal to rounding at any scale
+        Qs, s, b = skew_schur(A)
+        W = _expm_schur(Qs, s, b)
+        return W.astype(self.dtype, copy=False), ("schur", Qs, s, b)
 
     def vjp(self, cache: Any, dW: Any) -> np.ndarray:
         """Gradient in ``theta``: strict upper triangle of ``E - E^T``, ``E = L_exp(A^T, dW)``.
@@ -337,12 +424,16 @@ class ExpMap(_SkewParam):
         array([1., 1., 1.])
         """
         G = self._cotangent(dW, "vjp")
-        if self.method == "pade":
-            E = _frechet(cache, G)
-        else:
-            lam, Z, Q = cache
+        kind = cache[0]
+        if kind == "pade":
+            E = _frechet(cache[1], G)
+        elif kind == "eigh":
+            _, lam, Z, Q = cache
             E = _frechet_eig(lam, Z, Q, self._Pr, self._Pi, G.astype(np.float64))
-            E = E.astype(self.dtype, copy=False)
+        else:
+            U, w = _schur_eigvecs(*cache[1:])
+            E = np.real(_frechet_spectral(U, w, G.astype(np.float64)))
+        E = E.astype(self.dtype, copy=False)
         return (E - E.T)[self._iu]
 
     def right_inverse(self, W: Any, *, tol: float | None = None) -> np.ndarray:

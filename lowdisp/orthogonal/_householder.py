@@ -8,10 +8,12 @@ from typing import Any
 import numpy as np
 
 from lowdisp._config import result_dtype
-from lowdisp._validation import as_array, as_rng, check_int
+from lowdisp._validation import as_rng, check_int
 from lowdisp.exceptions import NotOnManifoldError, RankError
 from lowdisp.orthogonal._base import _Param, check_flag, check_real_dtype, orthogonal_schur
+from lowdisp.orthogonal._inputs import as_array
 from lowdisp.orthogonal._lapack import tri_solve
+from lowdisp.orthogonal._scaling import column_exponents, ldexp, max_abs, safe_exponent
 
 __all__ = [
     "Householder",
@@ -35,16 +37,35 @@ class _WY:
     reflector, as in LAPACK).
     """
 
-    Y: np.ndarray  # (n, k) effective reflectors
+    Y: np.ndarray  # (n, k) effective reflectors, rescaled
     tau: np.ndarray  # (k,)
     S: np.ndarray  # (k, k) = Y^H Y
     N: np.ndarray  # (k, k) unit upper triangular
     lapack: bool  # tau given by the caller (True) or 2/||v||^2 (False)
+    exp: np.ndarray | None  # (k,): Y = V_eff 2^-exp (None: Y = V_eff)
+
+
+def _rescale_columns(Y: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+    """``Y 2^-e`` column by column (exact) when some column is far from unit scale.
+
+    A reflector depends only on the direction of its vector (with ``tau``:
+    on ``tau v v^H``), so each column is divided by the power of two of its
+    max-abs entry (LAPACK ``dlarfg`` style): ``||y||^2`` then lies in
+    ``[1/4, n]``, where it neither underflows (a column of norm 1e-170 was
+    "zero") nor overflows (NaN at 1e155). Columns already in a safe range
+    are left alone, so normal scales keep their bits.
+    """
+    if Y.shape[1] == 0:
+        return Y, None
+    _, e = column_exponents(Y)
+    if np.abs(e).max() <= safe_exponent(Y.dtype):
+        return Y, None
+    return ldexp(Y, -e[None, :]), e
 
 
 def _plan(V: np.ndarray, tau: np.ndarray | None) -> _WY:
     if tau is None:
-        Y = V
+        Y, e = _rescale_columns(V)
         S = Y.conj().T @ Y
         d = np.real(np.diagonal(S))
         t = (2.0 / d).astype(V.dtype)
@@ -52,11 +73,13 @@ def _plan(V: np.ndarray, tau: np.ndarray | None) -> _WY:
         k = tau.shape[0]
         Y = np.tril(V[:, :k], -1)
         Y[np.arange(k), np.arange(k)] = 1.0
+        Y, e = _rescale_columns(Y)
+        # tau v v^H = (tau 4^e) (v 2^-e)(v 2^-e)^H
+        t = tau if e is None else ldexp(tau, 2 * e)
         S = Y.conj().T @ Y
-        t = tau
     N = np.triu(S, 1) * t[:, None]
     N[np.diag_indices_from(N)] = 1.0
-    return _WY(Y, t, S, N, tau is not None)
+    return _WY(Y, t, S, N, tau is not None, e)
 
 
 def _solve(N: np.ndarray, B: np.ndarray, trans: int) -> np.ndarray:
@@ -150,6 +173,10 @@ def _apply_vjp(
     gY += Y @ (gS + _hT(gS))
     if not np.iscomplexobj(Y):
         gt = np.real(gt)
+    if wy.exp is not None:
+        # back to the caller's reflectors: Y = V 2^-e, tau' = tau 4^e (exact)
+        gY = ldexp(gY, -wy.exp[None, :])
+        gt = ldexp(gt, 2 * wy.exp)
     return gY, gX, gt.astype(t.dtype, copy=False)
 
 
@@ -166,9 +193,14 @@ def _check_reflectors(
     dt = result_dtype(Va, *(e for e in extra if e is not None), *(() if ta is None else (ta,)))
     Va = Va.astype(dt, copy=False)
     n, k = Va.shape
+    if ta is None and n == 0 and k:
+        raise ValueError(
+            f"{where}: V has 0 rows; a reflector needs a nonzero vector of length n >= 1 "
+            f"(got shape {Va.shape}; an empty product is V of shape (n, 0))"
+        )
     if ta is None:
-        norms = np.einsum("ij,ij->j", Va.conj(), Va).real if k else np.zeros(0)
-        bad = np.flatnonzero(norms == 0)
+        # max-abs, not the norm: ||v||^2 underflows to 0 for a nonzero v ~ 1e-170
+        bad = np.flatnonzero(max_abs(Va, axis=0) == 0)
         if bad.size:
             raise ValueError(
                 f"{where}: every column of V must be a nonzero reflector vector; "
@@ -228,7 +260,13 @@ def householder_product(V: Any, tau: Any = None) -> np.ndarray:
               + \\operatorname{striu}(Y^{H} Y).
 
     Cost ``O(n^2 k)``. Use :func:`householder_apply` to multiply without
-    forming ``Q``.
+    forming ``Q``. Scale safety: a column far from unit scale is first
+    divided by the power of two of its max-abs entry (exact; LAPACK
+    ``dlarfg`` style; with ``tau``, ``tau`` is multiplied by the square),
+    so reflectors scaled anywhere in ``1e-300 .. 1e300`` give the same
+    ``Q``, orthogonal to rounding; only an exactly zero column is refused.
+    ``V`` of shape ``(n, 0)`` gives the identity; ``np.matrix`` input is
+    read as a plain array and masked arrays are refused.
 
     References
     ----------

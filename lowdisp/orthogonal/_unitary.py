@@ -7,12 +7,14 @@ from typing import Any
 import numpy as np
 import scipy.fft as sfft
 
-from lowdisp._validation import as_array, as_rng, check_int, check_positive, check_shape
+from lowdisp._validation import as_rng, check_int, check_positive, check_shape
 from lowdisp.exceptions import NotOnManifoldError
 from lowdisp.orthogonal._base import _Param, check_flag
-from lowdisp.orthogonal._cayley import _lu
+from lowdisp.orthogonal._cayley import _HUGE, _RCOND_SPECTRAL, _cayley_spectral, _lu_rcond
 from lowdisp.orthogonal._init import haar
+from lowdisp.orthogonal._inputs import as_array
 from lowdisp.orthogonal._lapack import lu_solve
+from lowdisp.orthogonal._scaling import ldexp, max_abs, pow2_exponent, safe_exponent
 
 __all__ = ["FullOrthogonal", "FullUnitary", "RestrictedUnitary"]
 
@@ -153,6 +155,19 @@ class FullUnitary(_Param):
         (n, n) ndarray
             ``(I + lr/2 A)^{-1} (I - lr/2 A) W`` with ``A = G W^H - W G^H``.
 
+        Raises
+        ------
+        ValueError
+            If ``lr/2 A`` overflows (``lr * max|G|`` beyond ~1e308).
+
+        Notes
+        -----
+        One LU solve while ``I + lr/2 A`` is well conditioned; for a large
+        step (``lr ||G|| >> 1``) the Cayley transform of the skew-Hermitian
+        ``lr/2 A`` is taken from its eigen-decomposition (see
+        :func:`lowdisp.orthogonal.cayley`), so the result stays unitary to
+        rounding whatever the scale of ``lr`` and ``G``.
+
         Examples
         --------
         >>> import numpy as np
@@ -170,11 +185,28 @@ class FullUnitary(_Param):
         step = check_positive(lr, "lr", where=where)
         Wa = Wa.astype(self.dtype, copy=False)
         Ga = Ga.astype(self.dtype, copy=False)
-        A = Ga @ Wa.conj().T
-        A = (0.5 * step) * (A - A.conj().T)
-        rhs = Wa - A @ Wa
-        A[np.diag_indices(self.n)] += 1.0
-        return lu_solve(_lu(A, where, ""), rhs)
+        # G is rescaled by a power of two (exact) so that G W^H cannot overflow
+        e = int(pow2_exponent(float(max_abs(Ga))))
+        if abs(e) <= safe_exponent(Ga.dtype):
+            e = 0
+        A = ldexp(Ga, -e) @ Wa.conj().T
+        A = A - A.conj().T  # exactly skew-Hermitian
+        with np.errstate(over="ignore", invalid="ignore"):
+            A *= np.ldexp(0.5 * step, e)
+        if not np.isfinite(A).all():
+            raise ValueError(
+                f"{where}: lr * G overflows (lr = {step:g}, max|G| = {float(max_abs(Ga)):.3g}); "
+                "the step matrix lr/2 (G W^H - W G^H) is not representable"
+            )
+        if float(max_abs(A)) <= _HUGE:
+            eye = np.eye(self.n, dtype=self.dtype)
+            lu, rcond = _lu_rcond(eye + A)
+            if rcond > _RCOND_SPECTRAL:
+                return lu_solve(lu, Wa - A @ Wa)
+        # ill-conditioned I + A (huge lr * ||G||): the spectral Cayley transform of
+        # the skew A stays unitary to rounding
+        C, _ = _cayley_spectral(A)
+        return C @ Wa
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(n={self.n}, dtype={self.dtype})"
@@ -273,7 +305,10 @@ class RestrictedUnitary(_Param):
     ``apply`` costs two FFTs and ``O(n)`` work per column; ``forward`` forms
     ``W`` by applying the factors to the identity (``O(n^2 log n)``). The
     family has ``7n`` parameters, far fewer than ``dim U(n) = n^2``, so
-    ``right_inverse`` exists only for matrices built by this map.
+    ``right_inverse`` exists only for matrices built by this map. Each
+    reflection vector is divided by the power of two of its max-abs entry
+    before use (exact; the gradient is scaled back), so reflection parts
+    scaled anywhere in ``1e-300 .. 1e300`` give the same unitary ``W``.
 
     References
     ----------
@@ -332,22 +367,27 @@ class RestrictedUnitary(_Param):
             [gen.uniform(-np.pi, np.pi, 3 * n), gen.uniform(-bound, bound, 4 * n)]
         )
 
-    def _parts(self, theta: Any, where: str) -> tuple[np.ndarray, ...]:
+    def _parts(self, theta: Any, where: str) -> tuple[Any, ...]:
         t = self._theta(theta, where).reshape(7, self.n)
-        v1 = t[3] + 1j * t[4]
-        v2 = t[5] + 1j * t[6]
-        for name, v in (("v1", v1), ("v2", v2)):
-            if not np.any(v):
+        vs, es = [], []
+        for name, re, im in (("v1", t[3], t[4]), ("v2", t[5], t[6])):
+            m = max(float(np.abs(re).max()), float(np.abs(im).max()))
+            if m == 0.0:
                 raise ValueError(
                     f"RestrictedUnitary.{where}: reflection vector {name} (theta blocks "
                     f"{'3-4' if name == 'v1' else '5-6'}) must be nonzero"
                 )
+            # a reflection depends only on the direction of v: divide by the power of
+            # two of max|v| (exact) so that ||v||^2 neither underflows nor overflows
+            e = int(pow2_exponent(m))
+            vs.append(np.ldexp(re, -e) + 1j * np.ldexp(im, -e))
+            es.append(e)
         d1, d2, d3 = np.exp(1j * t[0]), np.exp(1j * t[1]), np.exp(1j * t[2])
-        return d1, d2, d3, v1, v2
+        return d1, d2, d3, vs[0], vs[1], es[0], es[1]
 
-    def _run(self, parts: tuple[np.ndarray, ...], Xt: np.ndarray) -> tuple[np.ndarray, tuple]:
+    def _run(self, parts: tuple[Any, ...], Xt: np.ndarray) -> tuple[np.ndarray, tuple]:
         """Apply the factors to the rows of ``Xt``; return the result and the saved states."""
-        d1, d2, d3, v1, v2 = parts
+        d1, d2, d3, v1, v2 = parts[:5]
         x1 = Xt * d1[None, :]
         x2 = sfft.fft(x1, axis=-1, norm="ortho")
         x3 = _reflect(v1, x2)
@@ -359,10 +399,10 @@ class RestrictedUnitary(_Param):
         return x8, (x1, x2, x5, x6, x8)
 
     def _back(
-        self, parts: tuple[np.ndarray, ...], saved: tuple, Gt: np.ndarray
+        self, parts: tuple[Any, ...], saved: tuple, Gt: np.ndarray
     ) -> tuple[np.ndarray, np.ndarray]:
         """Pullback through the factors in reverse; rows of ``Gt`` are cotangents."""
-        d1, d2, d3, v1, v2 = parts
+        d1, d2, d3, v1, v2, e1, e2 = parts
         x1, x2, x5, x6, x8 = saved
         gt3 = _phase_grad(Gt, x8)
         g = Gt * d3.conj()[None, :]
@@ -378,7 +418,12 @@ class RestrictedUnitary(_Param):
         g = sfft.ifft(g, axis=-1, norm="ortho")
         gt1 = _phase_grad(g, x1)
         g *= d1.conj()[None, :]
-        dtheta = np.concatenate([gt1, gt2, gt3, gv1.real, gv1.imag, gv2.real, gv2.imag])
+        # v = v' 2^e: the gradient in v is that in v' times 2^-e (exact)
+        dtheta = np.concatenate(
+            [gt1, gt2, gt3]
+            + [np.ldexp(x, -e) for x, e in ((gv1.real, e1), (gv1.imag, e1))]
+            + [np.ldexp(x, -e) for x, e in ((gv2.real, e2), (gv2.imag, e2))]
+        )
         return dtheta, g
 
     def _block(self, X: Any, name: str, where: str) -> tuple[np.ndarray, bool]:
