@@ -157,3 +157,21 @@ def test_cli_analyze_user_errors_are_one_line(snap_run, tmp_path, capsys):
         err = capsys.readouterr().err
         assert err.startswith("lowdisp: error: ") and err.count("\n") == 1, err
         assert needle in err, err
+
+
+@pytest.mark.skipif(not hasattr(lnn, "read_checkpoint"), reason="needs self-describing checkpoints")
+def test_without_snapshots_the_final_weights_are_analysed(tmp_path):
+    tr = lnn.make_trainer(
+        lnn.copy_memory(4),
+        "tanh",
+        hidden=5,
+        batch_size=4,
+        rng=0,
+        checkpoint=tmp_path / "checkpoint.npz",
+    )
+    tr.fit(3, progress=False)
+    res = lnn.analyze_run(tmp_path, npts=8, powers=3)
+    assert res.steps.tolist() == [3] and res.param == "rnn.cell.W"
+    assert any("no snapshots" in n for n in res.notes)
+    W = lnn.recurrent_matrix(tr.model).astype(float)
+    assert res.spectral_norm[0] == pytest.approx(np.linalg.norm(W, 2), rel=1e-9)

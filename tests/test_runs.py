@@ -157,3 +157,36 @@ def test_damaged_snapshot_is_a_checkpoint_error(tmp_path):
     p.write_bytes(p.read_bytes()[:100])
     with pytest.raises(CheckpointError):
         lnn.weight_matrices(p)
+
+
+needs_spec = pytest.mark.skipif(
+    not hasattr(lnn, "read_checkpoint"), reason="needs self-describing checkpoints"
+)
+
+
+@needs_spec
+@pytest.mark.parametrize("cell", ["scaled_cayley", "full_unitary", "gru"])
+def test_checkpoint_and_run_folder_sources_rebuild_the_model(tmp_path, cell):
+    tr = lnn.make_trainer(
+        lnn.copy_memory(4),
+        cell,
+        hidden=5,
+        batch_size=4,
+        rng=0,
+        checkpoint=tmp_path / "checkpoint.npz",
+    )
+    tr.fit(3, progress=False)
+    live = lnn.weight_matrices(tr)
+    for source in (tmp_path / "checkpoint.npz", str(tmp_path)):
+        got = lnn.weight_matrices(source)
+        assert list(got) == list(live)
+        assert all(np.array_equal(got[k], live[k]) for k in live)
+    with pytest.raises(ValueError, match="valid names"):
+        lnn.weight_matrices(tmp_path, names="nope")
+
+
+def test_a_corrupted_checkpoint_is_a_checkpoint_error(tmp_path):
+    p = tmp_path / "checkpoint.npz"
+    p.write_bytes(b"PK\x03\x04 not really a zip")
+    with pytest.raises(CheckpointError):
+        lnn.weight_matrices(p)

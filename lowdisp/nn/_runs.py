@@ -144,17 +144,17 @@ def _read_snapshot(path: str, names: Any = None, where: str = "weight_matrices")
     return int(meta["step"]), arrays, meta
 
 
-def _model_from_checkpoint(path: str, where: str) -> Any:
+def _trainer_from_checkpoint(path: str, where: str) -> Any:
+    """The trainer rebuilt from a checkpoint (its model, step)."""
     from lowdisp.nn import _checkpoint
 
     obj = _checkpoint.load(path)
-    model = getattr(obj, "model", None)
-    if model is None:
+    if getattr(obj, "model", None) is None:
         raise CheckpointError(
             f"{where}: {path!r} holds no model specification (written by an older lowdisp); "
             f"rebuild the model and pass it, or the trainer, instead"
         )
-    return model
+    return obj
 
 
 def _snapshot_files(directory: str) -> list[tuple[int, str]]:
@@ -238,7 +238,7 @@ def weight_matrices(source: Any, *, names: Any = None) -> dict[str, Any]:
     if os.path.isdir(path):
         ckpt = os.path.join(path, "checkpoint.npz")
         if os.path.isfile(ckpt):
-            return weight_matrices(_model_from_checkpoint(ckpt, where), names=names)
+            return weight_matrices(_trainer_from_checkpoint(ckpt, where).model, names=names)
         snaps = _snapshot_files(os.path.join(path, "snapshots"))
         if snaps:
             return _read_snapshot(snaps[-1][1], names, where)[1]
@@ -250,7 +250,7 @@ def weight_matrices(source: Any, *, names: Any = None) -> dict[str, Any]:
         raise CheckpointError(f"{where}: no such file or folder: {path!r}")
     if _SNAPSHOT_RE.match(os.path.basename(path)) or _is_snapshot_file(path):
         return _read_snapshot(path, names, where)[1]
-    return weight_matrices(_model_from_checkpoint(path, where), names=names)
+    return weight_matrices(_trainer_from_checkpoint(path, where).model, names=names)
 
 
 def _recurrent_names(model: Any) -> list[str]:
@@ -896,7 +896,8 @@ def analyze_run(
                 f"{where}: {root!r} holds no snapshots (snapshots/step_*.npz) and no "
                 f"checkpoint.npz; train with --snapshot-every N (or lnn.Snapshots)"
             )
-        model = _model_from_checkpoint(ckpt, where)
+        trainer = _trainer_from_checkpoint(ckpt, where)
+        model = trainer.model
         if param is None:
             rec = _recurrent_names(model)
             param = rec[0] if rec else None
@@ -906,9 +907,7 @@ def analyze_run(
                     f"of lowdisp analyze)"
                 )
         W = weight_matrices(model, names=param)[param]
-        from lowdisp.nn import _checkpoint
-
-        step = int(getattr(_checkpoint.load(ckpt), "step_count", 0))
+        step = int(trainer.step_count)
         steps.append(step)
         mats.append(W)
         notes.append(
