@@ -18,6 +18,13 @@ with ``workers=1``). Sections:
    n = 16384 except for the headline configurations), ``matmul_toeplitz``
    where it applies and ``torch-structured`` when importable.
 
+3. **crossover** (``--crossover``, alone): where LDR-SD and Cauchy-like
+   overtake dense. Products ``M @ X`` (batch 1, 16, 64; r = 4, float64) for n
+   from 1024 doubling to ``--max-n`` (32768 by default: the dense matrix takes
+   8.6 GB there), and the Cauchy-like solve (GKO, O(r n^2)) against dense LU
+   (O(n^3)) for n from 256 to 4096. Prints, per case, the first measured n
+   from which the structured matrix stays faster, or "not below n = N".
+
 Medians of ``--repeat`` (>= 5) runs. ``--quick`` runs a small grid.
 """
 
@@ -54,6 +61,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--skip-grid", action="store_true", help="acceptance section only")
     parser.add_argument("--skip-acceptance", action="store_true", help="grid only")
     parser.add_argument("--skip-compile", action="store_true", help="do not time Numba compiles")
+    parser.add_argument(
+        "--crossover",
+        action="store_true",
+        help="only the crossover section: LDR-SD and Cauchy-like vs dense for n = 4096 .. "
+        "--max-n (products) and the Cauchy-like solve vs dense LU",
+    )
+    parser.add_argument(
+        "--max-n",
+        type=int,
+        default=32768,
+        help="largest n of the crossover section (default 32768; its dense matrix is 8 n^2 "
+        "bytes, 8.6 GB)",
+    )
     parser.add_argument("--results", default=None, help="directory for the results file")
     parser.add_argument("--no-save", action="store_true", help="print only")
     parser.add_argument("--seed", type=int, default=0)
@@ -593,6 +613,104 @@ def _grid(args: argparse.Namespace, rng: np.random.Generator, lines: list[str]) 
     )
 
 
+# --------------------------------------------------------------------------
+# crossover
+# --------------------------------------------------------------------------
+
+
+def crossover_n(sizes: list[int], ratios: list[float]) -> str:
+    """The first n from which ``ratio = t_dense / t_structured`` stays > 1, as text.
+
+    >>> crossover_n([1, 2, 4], [0.5, 1.2, 2.0])
+    'from n = 2'
+    >>> crossover_n([1, 2, 4], [0.5, 0.8, 0.9])
+    'not below n = 4 (the largest n timed)'
+    """
+    first = None
+    for n, q in zip(sizes, ratios):
+        if q > 1.0:
+            first = n if first is None else first
+        else:
+            first = None
+    return (
+        f"from n = {first}"
+        if first is not None
+        else f"not below n = {sizes[-1]} (the largest n timed)"
+    )
+
+
+def _crossover(args: argparse.Namespace, rng: np.random.Generator, lines: list[str]) -> None:
+    """LDR-SD and Cauchy-like against dense at large n; Cauchy-like GKO solve against LU."""
+    import scipy.linalg as sla
+
+    import lowdisp.structured as st
+
+    r, dt, batches = 4, np.float64, (1, 16, 64)
+    sizes = [n for n in (1024, 2048, 4096, 8192, 16384, 32768, 65536) if n <= max(args.max_n, 1024)]
+    rep = max(5, args.repeat) if sizes[-1] <= 8192 else max(3, min(args.repeat, 5))
+    fams = {"ldr-sd": _sd_case, "cauchy-like": _cauchy_case}
+    ratio: dict[tuple[str, int], list[float]] = {(f, b): [] for f in fams for b in batches}
+    rows = []
+    for n in sizes:
+        W = _dense(n, dt)
+        cases = {f: make(n, r, dt, rng)[1] for f, make in fams.items()}
+        for b in batches:
+            X = rng.standard_normal((n, b))
+            fns: dict[str, Callable[[], object]] = {"dense": lambda W=W, X=X: W @ X}
+            fns.update({f: (lambda f=fwd, X=X: f(X)) for f, fwd in cases.items()})
+            t = _interleaved(fns, rep)
+            for f in fams:
+                ratio[f, b].append(t["dense"] / t[f])
+            rows.append(
+                (
+                    n,
+                    b,
+                    t["dense"] * 1e3,
+                    *(t[f] * 1e3 for f in fams),
+                    *(ratio[f, b][-1] for f in fams),
+                )
+            )
+        del W
+    lines.append(
+        f"crossover: M @ X, r = {r}, float64, one thread, interleaved medians of {rep} (ms)"
+    )
+    lines.append(
+        format_table(
+            ["n", "batch", "dense", *fams, *(f"dense/{f}" for f in fams)],
+            rows,
+        )
+    )
+    for f in fams:
+        for b in batches:
+            lines.append(
+                f"{f:>12} batch {b:>2}: faster than dense: {crossover_n(sizes, ratio[f, b])}"
+            )
+
+    # Cauchy-like solve: GKO O(r n^2) against dense LU O(n^3) (scipy.linalg.solve)
+    solve_sizes = [256, 512, 1024, 2048, 4096]
+    srows, sratio = [], []
+    for n in solve_sizes:
+        M = st.random_ldr("cauchy_like", n, r, rng=rng)
+        D = M.toarray()
+        rhs = rng.standard_normal(n)
+        t = _interleaved(
+            {
+                "lu": lambda D=D, rhs=rhs: sla.solve(D, rhs),
+                "gko": lambda M=M, rhs=rhs: st.solve(M, rhs),
+            },
+            max(3, min(args.repeat, 5)),
+        )
+        x = st.solve(M, rhs)
+        res = float(np.linalg.norm(D @ x - rhs) / np.linalg.norm(rhs))
+        sratio.append(t["lu"] / t["gko"])
+        srows.append((n, t["lu"] * 1e3, t["gko"] * 1e3, sratio[-1], res))
+        del D
+    lines.append("")
+    lines.append("Cauchy-like solve M x = b, r = 4: dense LU (scipy.linalg.solve) vs GKO (ms)")
+    lines.append(format_table(["n", "dense LU", "GKO", "LU/GKO", "rel. residual"], srows))
+    lines.append(f" cauchy-like solve: faster than dense LU: {crossover_n(solve_sizes, sratio)}")
+
+
 def _torch_peer():
     """Timing of torch-structured layers (forward, forward+backward), or None when absent.
 
@@ -662,17 +780,24 @@ def run(args: argparse.Namespace) -> int:
     lines = _Echo()
     with blas_threads(1):
         lines.append("lowdisp bench structured")
+        timing = (
+            "interleaved medians (counts in each table)"
+            if args.crossover
+            else f"medians of {max(5, args.repeat)} runs (acceptance: interleaved medians of "
+            f"{max(7, args.repeat)} rounds)"
+        )
         lines.append(
             f"threads: BLAS pinned to 1 ({thread_count()}); scipy.fft workers=1; "
-            f"medians of {max(5, args.repeat)} runs (acceptance: interleaved medians of "
-            f"{max(7, args.repeat)} rounds); load average at start "
-            f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores"
+            f"{timing}; load average at start {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores"
         )
         lines.append("")
-        if not args.skip_acceptance:
-            _acceptance(args, rng, lines)
-        if not args.skip_grid:
-            _grid(args, rng, lines)
+        if args.crossover:
+            _crossover(args, rng, lines)
+        else:
+            if not args.skip_acceptance:
+                _acceptance(args, rng, lines)
+            if not args.skip_grid:
+                _grid(args, rng, lines)
     text = "\n".join(lines)
     if not args.no_save:
         path = save_results("structured", text, args.results)
