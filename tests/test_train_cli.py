@@ -128,7 +128,7 @@ def test_sigint_writes_everything_exits_130_and_resumes_bit_for_bit(tmp_path):
         "train",
         *TINY,
         "--checkpoint-every",
-        "100000",
+        "20",
         "--eval-every",
         "100000",
         "--steps",
@@ -140,9 +140,9 @@ def test_sigint_writes_everything_exits_130_and_resumes_bit_for_bit(tmp_path):
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.time() + 60
-        while not (run / "run.json").exists() and time.time() < deadline:
-            time.sleep(0.05)
-        time.sleep(1.0)  # inside fit
+        while not (run / "checkpoint.npz").exists() and time.time() < deadline:
+            time.sleep(0.02)  # the first checkpoint (step 20) shows that fit is running
+        time.sleep(0.3)
         proc.send_signal(signal.SIGINT)
         out, err = proc.communicate(timeout=60)
     finally:
