@@ -75,17 +75,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.formatter_class = argparse.ArgumentDefaultsHelpFormatter
     add = parser.add_argument
     add("run_dir", metavar="RUN_DIR", help="a run folder of lowdisp train")
-    add("--param", default=None, help="the matrix, e.g. rnn.cell.W (None: the recurrent one)")
-    add("--out", default=None, help="output folder (None: RUN_DIR/analysis)")
+    add("--param", default=None, help="the matrix, e.g. rnn.cell.W; if not given, the recurrent")
+    add("--out", default=None, help="output folder; if not given, RUN_DIR/analysis")
     add(
         "--at",
         type=_steps,
         default=None,
         help="steps whose pseudospectra are computed and plotted, e.g. 0,200,500 "
-        "(None: all computed, up to six plotted)",
+        "(if not given: all computed, up to six plotted)",
     )
     add("--npts", type=_int_at_least(2), default=80, help="pseudospectra grid points per side")
-    add("--eps", type=_eps, default=None, help="ε levels, e.g. 1e-3,1e-2,1e-1 (None: automatic)")
+    add("--eps", type=_eps, default=None, help="ε levels, e.g. 1e-3,1e-2; if not given, automatic")
     add("--powers", type=_int_at_least(1), default=50, help="largest k of ‖A^k‖₂")
     add("--seed", type=int, default=0, help="seed of the Lanczos start vectors")
 

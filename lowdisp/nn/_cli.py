@@ -165,21 +165,27 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=_positive_float,
         default=None,
         action=_Explicit,
-        help="rate of the orthogonal map (None: lr/10 for orthogonal cells)",
+        help="learning rate of the orthogonal map; if not given, lr/10 for orthogonal cells",
     )
     add(
         "--clip",
         type=_positive_float,
         default=None,
         action=_Explicit,
-        help="global gradient-norm clip (None: no clipping)",
+        help="clip the global gradient norm to this value; if not given, no clipping",
     )
     add(
         "--cosine",
         action=_ExplicitTrue,
         help="cosine learning-rate decay over --steps (to 5%% of --lr)",
     )
-    add("--dtype", default="float32", choices=["float32", "float64"], action=_Explicit)
+    add(
+        "--dtype",
+        default="float32",
+        choices=["float32", "float64"],
+        action=_Explicit,
+        help="precision of the parameters",
+    )
     add("--seed", type=int, default=0, action=_Explicit, help="seed of the model and the run")
     add(
         "--eval-every",
@@ -200,16 +206,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=pos,
         default=None,
         action=_Explicit,
-        help="keep the weight matrices every N steps in snapshots/ (None: no snapshots)",
+        help="keep the weight matrices every N steps in snapshots/; if not given, none",
     )
     add(
         "--time-limit",
         type=_positive_float,
         default=None,
         action=_Explicit,
-        help="stop after so many seconds (resumable; None: no limit)",
+        help="stop after so many seconds (resumable); if not given, no limit",
     )
-    add("--out", default=None, help="run folder (None: runs/<task>-<cell>)")
+    add("--out", default=None, help="run folder; if not given, runs/<task>-<cell>")
     add(
         "--resume",
         nargs="?",
