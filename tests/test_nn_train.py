@@ -211,7 +211,7 @@ def test_nan_loss_stops_with_a_clear_error_and_keeps_the_checkpoint(tmp_path):
     assert tr.step_count == 4
     for k, v in tr.model.params().items():  # no update was applied
         np.testing.assert_array_equal(v, poisoned[k])
-    ck = lnn.load(path)
+    ck = lnn.read_checkpoint(path)
     assert ck.step == 4
     for k, v in ck.params.items():
         np.testing.assert_array_equal(v, before[k])
@@ -262,14 +262,14 @@ def test_checkpoint_refuses_truncated_and_foreign_files(tmp_path):
             fresh.load(bad)
         for k, v in fresh.model.params().items():  # nothing was loaded half
             np.testing.assert_array_equal(v, keep[k])
-    ref = lnn.load(good)
+    ref = lnn.read_checkpoint(good)
     refused = 0
     for where in range(0, len(data), max(1, len(data) // 60)):  # flip bytes all over the file
         corrupt = bytearray(data)
         corrupt[where] ^= 0x55
         (tmp_path / "flip.npz").write_bytes(bytes(corrupt))
         try:
-            ck = lnn.load(tmp_path / "flip.npz")
+            ck = lnn.read_checkpoint(tmp_path / "flip.npz")
         except CheckpointError:
             refused += 1
             continue
@@ -280,10 +280,10 @@ def test_checkpoint_refuses_truncated_and_foreign_files(tmp_path):
     assert refused > 40
     np.savez(tmp_path / "other.npz", a=np.zeros(3))
     with pytest.raises(CheckpointError, match="not a lowdisp checkpoint"):
-        lnn.load(tmp_path / "other.npz")
+        lnn.read_checkpoint(tmp_path / "other.npz")
     with pytest.raises(CheckpointError, match="no checkpoint"):
-        lnn.load(tmp_path / "missing.npz")
-    with pytest.raises(CheckpointError, match="does not match the model"):
+        lnn.read_checkpoint(tmp_path / "missing.npz")
+    with pytest.raises(CheckpointError, match="does not match the trainer"):
         small_trainer("gru").load(good)
 
 
@@ -298,7 +298,7 @@ def test_save_is_atomic(tmp_path, monkeypatch):
     monkeypatch.setattr(np, "savez", boom)
     with pytest.raises(OSError, match="disk full"):
         tr.save(path)
-    assert lnn.load(path).step == 2  # the old checkpoint survived
+    assert lnn.read_checkpoint(path).step == 2  # the old checkpoint survived
     assert [f for f in os.listdir(tmp_path) if f.startswith(".ckpt")] == []
 
 
@@ -344,7 +344,8 @@ def test_cli_train_writes_a_run_folder(tmp_path, capsys):
     assert "resumed from" in capsys.readouterr().out
     assert json.loads((out / "summary.json").read_text())["steps"] == 15
     assert main(["train", "--task", "nope", "--out", str(tmp_path / "x")]) == 2
-    assert "valid: 'copy'" in capsys.readouterr().out
+    captured = capsys.readouterr()
+    assert "valid: 'copy'" in captured.out + captured.err
     assert main(["train", "--cell", "nope", "--out", str(tmp_path / "x")]) == 2
     assert main(["train", "--task", "adding", "--T", "-3", "--out", str(tmp_path / "x")]) == 2
 

@@ -19,7 +19,7 @@ Examples
 5
 """
 
-from lowdisp.nn._checkpoint import Checkpoint, load, save
+from lowdisp.nn._checkpoint import Checkpoint, load, read_checkpoint, save
 from lowdisp.nn._layers import (
     Activation,
     Dense,
@@ -64,6 +64,7 @@ from lowdisp.nn._trainer import (
     RecordRecurrent,
     Trainer,
     TrainingDivergedError,
+    TrainingInterrupted,
     build_model,
     make_trainer,
     recurrent_matrix,
@@ -105,6 +106,7 @@ __all__ = [
     "Task",
     "Trainer",
     "TrainingDivergedError",
+    "TrainingInterrupted",
     "adding",
     "analyze_run",
     "array_task",
@@ -123,6 +125,7 @@ __all__ = [
     "make_trainer",
     "mnist",
     "mnist1d",
+    "read_checkpoint",
     "recurrent_matrix",
     "save",
     "step_schedule",

@@ -190,6 +190,27 @@ class Layer:
         :class:`_Factored` input gradient."""
         return self.backward(cache, dy)
 
+    def get_config(self) -> dict[str, Any] | None:
+        """The constructor arguments that rebuild this layer, as a JSON-able dict.
+
+        ``{"class": name, **arguments}`` (dtypes as names, containers with
+        their children's configs). The base class returns ``None``: a custom
+        layer without a configuration is recorded in checkpoints by its class
+        name and ``repr`` only, and :func:`lowdisp.nn.load` cannot rebuild it
+        from the file alone (pass ``trainer=``). Parameters are not part of
+        the config.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from lowdisp.nn import Dense, Layer
+        >>> Dense(3, 2, dtype=np.float64).get_config()
+        {'class': 'Dense', 'in_features': 3, 'out_features': 2, 'bias': True, 'dtype': 'float64'}
+        >>> Layer().get_config() is None
+        True
+        """
+        return None
+
     def __repr__(self) -> str:
         return f"{type(self).__name__}()"
 
@@ -294,6 +315,15 @@ class Dense(Layer):
         np.matmul(dy2, W, out=dx)
         return dx.reshape(x.shape), grads
 
+    def get_config(self) -> dict[str, Any]:
+        return {
+            "class": type(self).__name__,
+            "in_features": self.in_features,
+            "out_features": self.out_features,
+            "bias": "b" in self._params,
+            "dtype": self.dtype.name,
+        }
+
     def __repr__(self) -> str:
         return f"Dense({self.in_features}, {self.out_features})"
 
@@ -352,6 +382,14 @@ class Embedding(Layer):
         dy2 = np.asarray(dy, dtype=self.dtype).reshape(-1, self.dim)
         return None, {"E": onehot_transpose_matmul(x.reshape(-1), self.vocab, dy2)}
 
+    def get_config(self) -> dict[str, Any]:
+        return {
+            "class": type(self).__name__,
+            "vocab": self.vocab,
+            "dim": self.dim,
+            "dtype": self.dtype.name,
+        }
+
     def __repr__(self) -> str:
         return f"Embedding({self.vocab}, {self.dim})"
 
@@ -387,6 +425,9 @@ class OneHot(Layer):
 
     def backward(self, cache: Any, dy: np.ndarray) -> tuple[None, dict]:
         return None, {}
+
+    def get_config(self) -> dict[str, Any]:
+        return {"class": type(self).__name__, "vocab": self.vocab, "dtype": self.dtype.name}
 
     def __repr__(self) -> str:
         return f"OneHot({self.vocab})"
@@ -433,6 +474,13 @@ class Activation(Layer):
         else:
             dx = dy * y * (1 - y)
         return dx, {}
+
+    def get_config(self) -> dict[str, Any]:
+        cfg: dict[str, Any] = {"class": type(self).__name__}
+        if type(self) is Activation:  # Tanh, ReLU, Sigmoid fix the kind
+            cfg["kind"] = self.kind
+        cfg["dtype"] = self.dtype.name
+        return cfg
 
     def __repr__(self) -> str:
         return f"Activation({self.kind!r})"
@@ -560,6 +608,14 @@ class ModReLU(Layer):
         dx, db = modrelu_backward(x, aux, dy, self.complex_pairs, self._params["b"])
         return dx, {"b": db}
 
+    def get_config(self) -> dict[str, Any]:
+        return {
+            "class": type(self).__name__,
+            "features": self.features,
+            "complex_pairs": self.complex_pairs,
+            "dtype": self.dtype.name,
+        }
+
     def __repr__(self) -> str:
         return f"ModReLU({self.features}, complex_pairs={self.complex_pairs})"
 
@@ -602,6 +658,9 @@ class Dropout(Layer):
     def backward(self, cache: Any, dy: np.ndarray) -> tuple[np.ndarray, dict]:
         dy = np.asarray(dy, dtype=self.dtype)
         return (dy if cache is None else dy * cache), {}
+
+    def get_config(self) -> dict[str, Any]:
+        return {"class": type(self).__name__, "p": self.p, "dtype": self.dtype.name}
 
     def __repr__(self) -> str:
         return f"Dropout({self.p})"
@@ -702,6 +761,14 @@ class Sequential(Layer):
             for k, v in g.items():
                 grads[f"{name}.{k}"] = v
         return dy, grads
+
+    def get_config(self) -> dict[str, Any]:
+        from lowdisp.nn._spec import layer_spec
+
+        return {
+            "class": type(self).__name__,
+            "layers": {name: layer_spec(layer) for name, layer in self.layers.items()},
+        }
 
     def __repr__(self) -> str:
         inner = ", ".join(f"{k}={v!r}" for k, v in self.layers.items())

@@ -94,6 +94,18 @@ class Loss:
         w = (m / count) if m is not None else 1.0 / count
         return float(per.sum() / count), w
 
+    def get_config(self) -> dict[str, Any]:
+        """``{"class": name, "reduction": ...}``: what rebuilds the loss (see
+        :func:`lowdisp.nn.load`).
+
+        Examples
+        --------
+        >>> from lowdisp.nn import MSE
+        >>> MSE(reduction="sum").get_config()
+        {'class': 'MSE', 'reduction': 'sum'}
+        """
+        return {"class": type(self).__name__, "reduction": self.reduction}
+
     def __repr__(self) -> str:
         return f"{type(self).__name__}(reduction={self.reduction!r})"
 

@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from lowdisp._validation import check_positive
+from lowdisp._validation import check_int, check_positive
 
 __all__ = [
     "SGD",
@@ -80,61 +80,194 @@ def clip_grad_norm(grads: dict[str, np.ndarray], max_norm: float) -> float:
 # ---------------------------------------------------------------------------
 
 
+class _Schedule:
+    """Base of the schedules: ``schedule(step) -> multiplier`` with a JSON-able config.
+
+    ``get_config()`` returns ``{"name": <function>, **arguments}``; the
+    object's ``repr`` is the call that rebuilds it, and checkpoints record the
+    config so :func:`lowdisp.nn.load` can rebuild it.
+    """
+
+    name = ""
+
+    def __call__(self, step: int) -> float:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def get_config(self) -> dict[str, Any]:
+        """The arguments that rebuild this schedule, with its function's name."""
+        return {"name": self.name, **self._args()}
+
+    def _args(self) -> dict[str, Any]:
+        return {}
+
+    def __eq__(self, other: object) -> bool:
+        return type(other) is type(self) and other.get_config() == self.get_config()  # type: ignore[attr-defined]
+
+    def __hash__(self) -> int:
+        return hash(repr(self))
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self._args().items())
+        return f"{self.name}({args})"
+
+
+class _Constant(_Schedule):
+    name = "constant_schedule"
+
+    def __call__(self, step: int) -> float:
+        return 1.0
+
+
+class _Exponential(_Schedule):
+    name = "exponential_schedule"
+
+    def __init__(self, rate: float, every: int) -> None:
+        self.rate = rate
+        self.every = every
+
+    def __call__(self, step: int) -> float:
+        return self.rate ** (step // self.every)
+
+    def _args(self) -> dict[str, Any]:
+        return {"rate": self.rate, "every": self.every}
+
+
+class _Step(_Schedule):
+    name = "step_schedule"
+
+    def __init__(self, milestones: list[int], gamma: float) -> None:
+        self.milestones = milestones
+        self.gamma = gamma
+
+    def __call__(self, step: int) -> float:
+        return self.gamma ** sum(step >= m for m in self.milestones)
+
+    def _args(self) -> dict[str, Any]:
+        return {"milestones": list(self.milestones), "gamma": self.gamma}
+
+
+class _Cosine(_Schedule):
+    name = "cosine_schedule"
+
+    def __init__(self, total: int, warmup: int, floor: float) -> None:
+        self.total = total
+        self.warmup = warmup
+        self.floor = floor
+
+    def __call__(self, step: int) -> float:
+        warmup, floor = self.warmup, self.floor
+        if warmup and step < warmup:
+            return (step + 1) / warmup
+        frac = min(1.0, (step - warmup) / max(1, self.total - warmup))
+        return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * frac))
+
+    def _args(self) -> dict[str, Any]:
+        return {"total": self.total, "warmup": self.warmup, "floor": self.floor}
+
+
 def constant_schedule() -> Callable[[int], float]:
     """Multiplier 1 at every step.
+
+    Returns
+    -------
+    callable
+        ``schedule(step) -> 1.0``, with ``get_config()`` (recorded in checkpoints).
 
     Examples
     --------
     >>> from lowdisp.nn import constant_schedule
     >>> constant_schedule()(1000)
     1.0
+    >>> constant_schedule()
+    constant_schedule()
     """
-    return lambda step: 1.0
+    return _Constant()
 
 
 def exponential_schedule(rate: float, every: int = 1) -> Callable[[int], float]:
     """Multiplier ``rate ** (step // every)`` (Spectral-RNN: 0.99 per epoch).
+
+    Returns
+    -------
+    callable
+        ``schedule(step) -> multiplier``, with ``get_config()``.
 
     Examples
     --------
     >>> from lowdisp.nn import exponential_schedule
     >>> exponential_schedule(0.5, every=10)(25)
     0.25
+    >>> exponential_schedule(0.5, every=10).get_config()
+    {'name': 'exponential_schedule', 'rate': 0.5, 'every': 10}
     """
     rate = check_positive(rate, "rate", where="exponential_schedule")
-    return lambda step: rate ** (step // every)
+    every = check_int(every, "every", where="exponential_schedule", low=1)
+    return _Exponential(rate, every)
 
 
 def step_schedule(milestones: list[int], gamma: float = 0.1) -> Callable[[int], float]:
     """Multiplier ``gamma ** (number of milestones <= step)``.
+
+    ``gamma`` is taken as given (not validated), so a test can drive
+    training to a non-finite update with ``gamma=float("nan")``.
+
+    Returns
+    -------
+    callable
+        ``schedule(step) -> multiplier``, with ``get_config()``.
 
     Examples
     --------
     >>> from lowdisp.nn import step_schedule
     >>> step_schedule([10, 20], 0.1)(15)
     0.1
+    >>> step_schedule([20, 10], 0.5)
+    step_schedule(milestones=[10, 20], gamma=0.5)
     """
     ms = sorted(int(m) for m in milestones)
-    return lambda step: gamma ** sum(step >= m for m in ms)
+    return _Step(ms, float(gamma))
 
 
 def cosine_schedule(total: int, *, warmup: int = 0, floor: float = 0.0) -> Callable[[int], float]:
     """Linear warm-up for ``warmup`` steps, then cosine decay to ``floor`` at ``total``.
+
+    Returns
+    -------
+    callable
+        ``schedule(step) -> multiplier``, with ``get_config()``.
 
     Examples
     --------
     >>> from lowdisp.nn import cosine_schedule
     >>> round(cosine_schedule(100)(50), 6)
     0.5
+    >>> cosine_schedule(100, floor=0.05)
+    cosine_schedule(total=100, warmup=0, floor=0.05)
     """
+    where = "cosine_schedule"
+    total = check_int(total, "total", where=where, low=0)
+    warmup = check_int(warmup, "warmup", where=where, low=0)
+    floor = check_positive(floor, "floor", where=where, strict=False)
+    return _Cosine(total, warmup, floor)
 
-    def f(step: int) -> float:
-        if warmup and step < warmup:
-            return (step + 1) / warmup
-        frac = min(1.0, (step - warmup) / max(1, total - warmup))
-        return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * frac))
 
-    return f
+def schedule_config(schedule: Any) -> dict[str, Any] | None:
+    """The config of a schedule (private helper): ``None`` for none, the schedule's
+    ``get_config()``, or a non-rebuildable description of a plain function."""
+    if schedule is None:
+        return None
+    if isinstance(schedule, _Schedule) and SCHEDULES.get(schedule.name) is not None:
+        return schedule.get_config()
+    return {"name": None, "repr": repr(schedule), "rebuildable": False}
+
+
+#: schedule function name -> function (rebuilds a schedule from its config)
+SCHEDULES: dict[str, Callable[..., Any]] = {
+    "constant_schedule": constant_schedule,
+    "exponential_schedule": exponential_schedule,
+    "step_schedule": step_schedule,
+    "cosine_schedule": cosine_schedule,
+}
 
 
 # ---------------------------------------------------------------------------
@@ -277,6 +410,35 @@ class Optimizer:
         self.steps = int(state.pop("steps", 0))
         self.state = {k: np.array(v, copy=True) for k, v in state.items()}
 
+    def get_config(self) -> dict[str, Any]:
+        """The optimizer's settings as a JSON-able dict (recorded in checkpoints).
+
+        ``{"class": name, "lr", "groups", "weight_decay", "clip_norm",
+        "schedule", ...}`` plus the subclass's own settings (momentum, betas,
+        ...). ``schedule`` is the schedule's ``get_config()``, ``None``, or for
+        a plain function ``{"name": None, "repr": ..., "rebuildable": False}``.
+        The state (moments, step count) is not part of it.
+
+        Examples
+        --------
+        >>> from lowdisp.nn import SGD, step_schedule
+        >>> cfg = SGD(lr=0.1, momentum=0.9, schedule=step_schedule([5])).get_config()
+        >>> cfg["class"], cfg["momentum"], cfg["schedule"]["name"]
+        ('SGD', 0.9, 'step_schedule')
+        """
+        return {
+            "class": type(self).__name__,
+            "lr": self.lr,
+            "groups": {k: dict(v) for k, v in self.groups.items()},
+            "weight_decay": self.weight_decay,
+            "clip_norm": self.clip_norm,
+            "schedule": schedule_config(self.schedule),
+            **self._config(),
+        }
+
+    def _config(self) -> dict[str, Any]:
+        return {}
+
     def __repr__(self) -> str:
         return f"{type(self).__name__}(lr={self.lr})"
 
@@ -309,6 +471,9 @@ class SGD(Optimizer):
         if nesterov and not self.momentum:
             raise ValueError("SGD: nesterov=True needs momentum > 0")
         self.nesterov = bool(nesterov)
+
+    def _config(self) -> dict[str, Any]:
+        return {"momentum": self.momentum, "nesterov": self.nesterov}
 
     def _direction(self, path: str, g: np.ndarray) -> np.ndarray:
         if not self.momentum:
@@ -363,6 +528,14 @@ class RMSprop(Optimizer):
             initial_accumulator, "initial_accumulator", where="RMSprop", strict=False
         )
 
+    def _config(self) -> dict[str, Any]:
+        return {
+            "rho": self.rho,
+            "eps": self.eps,
+            "momentum": self.momentum,
+            "initial_accumulator": self.initial_accumulator,
+        }
+
     def _direction(self, path: str, g: np.ndarray) -> np.ndarray:
         key = f"v/{path}"
         new = key not in self.state
@@ -412,6 +585,9 @@ class Adam(Optimizer):
                 raise ValueError(f"Adam: {name} must be in [0, 1); got {b}")
         self.betas = (float(b1), float(b2))
         self.eps = check_positive(eps, "eps", where="Adam", strict=False)
+
+    def _config(self) -> dict[str, Any]:
+        return {"betas": list(self.betas), "eps": self.eps}
 
     def _direction(self, path: str, g: np.ndarray) -> np.ndarray:
         b1, b2 = self.betas

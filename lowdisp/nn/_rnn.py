@@ -236,15 +236,48 @@ def _make_weight(
     opts = dict(options)
     if method in _MAPS_WITH_DTYPE:
         opts.setdefault("dtype", dtype)
+    if method == "restricted_unitary" and "perm" not in opts:
+        opts.setdefault("rng", gen)  # the permutation comes from the cell's rng (reproducible)
     if init is not None and method == "scaled_cayley":
         # W D must not have eigenvalue -1 and det W = (-1)^n_neg: an even n_neg near n/2
         # (scoRNN's copy-task choice) reaches a Henaff/Haar start
         opts.setdefault("n_neg", 2 * (n // 4))
-    return _MapWeight(orthogonal(n, method=method, **opts), n, dtype, gen, init)
+    if method == "expm":
+        from lowdisp.orthogonal import ExpMap
+
+        pmap = ExpMap(n, **opts)  # its own ``method=`` would clash with orthogonal()'s
+    else:
+        pmap = orthogonal(n, method=method, **opts)
+    return _MapWeight(pmap, n, dtype, gen, init)
 
 
 #: maps whose constructor takes ``dtype=`` (the unitary ones compute in complex128)
 _MAPS_WITH_DTYPE = ("scaled_cayley", "householder", "svd", "expm")
+
+
+def _map_options(recurrent: str, pmap: Any) -> dict[str, Any]:
+    """Every constructor argument of a named map, read back from the map (JSON-able):
+    what :func:`lowdisp.orthogonal.orthogonal` needs to rebuild exactly this map."""
+    if pmap is None:
+        return {}
+    if recurrent == "scaled_cayley":
+        return {"n_neg": int(pmap.n_neg), "dtype": pmap.dtype.name}
+    if recurrent == "householder":
+        return {"k": int(pmap.k), "dtype": pmap.dtype.name}
+    if recurrent == "svd":
+        return {
+            "k": int(pmap.ku),
+            "sigma_star": float(pmap.sigma_star),
+            "margin": float(pmap.margin),
+            "dtype": pmap.dtype.name,
+        }
+    if recurrent == "full_unitary":
+        return {"real": bool(pmap.real)}
+    if recurrent == "restricted_unitary":
+        return {"perm": [int(i) for i in pmap.perm]}
+    if recurrent == "expm":
+        return {"method": pmap.method, "dtype": pmap.dtype.name}
+    raise AssertionError(f"unknown recurrent map {recurrent!r}")  # pragma: no cover
 
 
 # ---------------------------------------------------------------------------
@@ -266,6 +299,11 @@ class _Cell:
 
     def manifolds(self) -> dict[str, Any]:
         return {}
+
+    def get_config(self) -> dict[str, Any] | None:
+        """The constructor arguments that rebuild this cell (JSON-able), or ``None``;
+        see :meth:`lowdisp.nn.Layer.get_config`."""
+        return None
 
     def _buf(self, name: str, shape: tuple[int, ...]) -> np.ndarray:
         ws = self.__dict__.get("_ws")
@@ -458,6 +496,13 @@ class RNNCell(_Cell):
             activation = RECURRENT[recurrent][1] if isinstance(recurrent, str) else "modrelu"
         self.activation = check_option(activation, "activation", self.ACTIVATIONS, where=where)
         self.recurrent = recurrent if isinstance(recurrent, str) else type(recurrent).__name__
+        self.recurrent_init = recurrent_init
+        if isinstance(recurrent, str):
+            #: every argument of the map, defaults included (n_neg, k, dtype, perm, ...)
+            self.recurrent_options = _map_options(recurrent, self.weight.map)
+        else:
+            self.recurrent_options = dict(recurrent_options or {})
+        self._custom_map = None if isinstance(recurrent, str) else recurrent
         self.is_complex = self.weight.is_complex
         N = 2 * self.hidden_size if self.is_complex else self.hidden_size
         self.state_size = N
@@ -475,6 +520,42 @@ class RNNCell(_Cell):
         if m is not None and hasattr(m, "riemannian_step"):
             return {"W.theta": m}
         return {}
+
+    def get_config(self) -> dict[str, Any]:
+        """Every constructor argument, defaults filled in (JSON-able).
+
+        ``recurrent_options`` holds all arguments of the map as built, e.g.
+        ScaledCayley's ``n_neg`` (also when it was defaulted) and the
+        restricted-unitary permutation. A custom map object is recorded by
+        class name and ``repr`` (``"rebuildable": False``).
+
+        Examples
+        --------
+        >>> from lowdisp.nn import make_cell
+        >>> cfg = make_cell("scaled_cayley", 3, 8, recurrent_init="henaff", rng=0).get_config()
+        >>> cfg["recurrent_options"], cfg["recurrent_init"]
+        ({'n_neg': 4, 'dtype': 'float32'}, 'henaff')
+        """
+        if self._custom_map is None:
+            recurrent: Any = self.recurrent
+            options: Any = self.recurrent_options
+        else:
+            recurrent = {
+                "class": type(self._custom_map).__name__,
+                "repr": repr(self._custom_map),
+                "rebuildable": False,
+            }
+            options = {k: repr(v) for k, v in self.recurrent_options.items()}
+        return {
+            "class": type(self).__name__,
+            "input_size": self.input_size,
+            "hidden_size": self.hidden_size,
+            "activation": self.activation,
+            "recurrent": recurrent,
+            "recurrent_options": options,
+            "recurrent_init": self.recurrent_init,
+            "dtype": self.dtype.name,
+        }
 
     def recurrent_matrix(self) -> np.ndarray:
         """The current recurrent matrix ``W`` (complex ``(n, n)`` for the unitary maps).
@@ -714,6 +795,16 @@ class LSTMCell(_Cell):
             "b": np.zeros(4 * n, dtype=self.dtype),
         }
         self._params["b"][n : 2 * n] = forget_bias
+        self.forget_bias = float(forget_bias)
+
+    def get_config(self) -> dict[str, Any]:
+        return {
+            "class": type(self).__name__,
+            "input_size": self.input_size,
+            "hidden_size": self.hidden_size,
+            "forget_bias": self.forget_bias,
+            "dtype": self.dtype.name,
+        }
 
     def forward_sequence(self, x: Any, h0=None, *, train: bool = True):
         """Run the whole sequence; see :meth:`RNNCell.forward_sequence`."""
@@ -849,6 +940,14 @@ class GRUCell(_Cell):
             "W_h": gen.uniform(-lim, lim, (3 * n, n)).astype(self.dtype),
             "b_x": gen.uniform(-lim, lim, 3 * n).astype(self.dtype),
             "b_h": gen.uniform(-lim, lim, 3 * n).astype(self.dtype),
+        }
+
+    def get_config(self) -> dict[str, Any]:
+        return {
+            "class": type(self).__name__,
+            "input_size": self.input_size,
+            "hidden_size": self.hidden_size,
+            "dtype": self.dtype.name,
         }
 
     def forward_sequence(self, x: Any, h0=None, *, train: bool = True):
@@ -1081,6 +1180,15 @@ class RNN(Layer):
         else:
             dX, g = self.cell.backward_sequence(cache, None, dh_last=dy)
         return dX, {f"cell.{k}": v for k, v in g.items()}
+
+    def get_config(self) -> dict[str, Any]:
+        from lowdisp.nn._spec import layer_spec
+
+        return {
+            "class": type(self).__name__,
+            "cell": layer_spec(self.cell),
+            "return_sequences": self.return_sequences,
+        }
 
     def __repr__(self) -> str:
         return f"RNN({self.cell!r}, return_sequences={self.return_sequences})"

@@ -58,6 +58,13 @@ class Task:
         Sequence length (number of steps fed to the network).
     info : dict
         Exact parameters of the generator (seeds, variant, sizes).
+    config : dict or None
+        How to rebuild the task: ``{"factory": name, "args": {...}}`` with
+        every argument of the factory (defaults filled in), set by the
+        functions of this module and recorded in checkpoints. Tasks from
+        :func:`array_task` record ``"rebuildable": False`` and a fingerprint of
+        their arrays (shapes, dtypes, CRC-32); a hand-built ``Task`` has
+        ``None``.
 
     Examples
     --------
@@ -79,6 +86,7 @@ class Task:
     baseline: float
     T: int
     info: dict = field(default_factory=dict)
+    config: dict | None = field(default=None, repr=False, compare=False)
     _sampler: Any = field(default=None, repr=False)
     _eval: Any = field(default=None, repr=False)
     _eval_cache: Any = field(default=None, repr=False)
@@ -212,6 +220,17 @@ def copy_memory(
         baseline=K * math.log(S) / L,
         T=L,
         info={"delay": T, "variant": variant, "n_copy": K, "n_symbols": S},
+        config={
+            "factory": "copy_memory",
+            "args": {
+                "T": T,
+                "variant": variant,
+                "n_copy": K,
+                "n_symbols": S,
+                "n_eval": n_eval,
+                "eval_seed": int(eval_seed),
+            },
+        },
         _sampler=sample,
         _eval=lambda: sample(n_eval, np.random.default_rng(eval_seed)),
     )
@@ -270,6 +289,10 @@ def adding(T: int, *, n_eval: int = 1000, eval_seed: int = 5544) -> Task:
         baseline=1.0 / 6.0,
         T=T,
         info={},
+        config={
+            "factory": "adding",
+            "args": {"T": T, "n_eval": n_eval, "eval_seed": int(eval_seed)},
+        },
         _sampler=sample,
         _eval=lambda: sample(n_eval, np.random.default_rng(eval_seed)),
     )
@@ -378,9 +401,33 @@ def array_task(
         baseline=float(baseline),
         T=xs.shape[1],
         info={"n_train": xs.shape[0], "n_test": xt.shape[0], **(info or {})},
+        config={
+            "factory": "array_task",
+            "rebuildable": False,
+            "args": {
+                "loss": loss,
+                "sequence_output": bool(sequence_output),
+                "name": name,
+                "baseline": float(baseline),
+            },
+            "data": {
+                "x_train": _fingerprint(xs),
+                "y_train": _fingerprint(ys),
+                "x_test": None if x_test is None else _fingerprint(xt),
+                "y_test": None if y_test is None else _fingerprint(yt),
+            },
+        },
         _sampler=sample,
         _eval=lambda: (to_time_major(xt), target(yt)),
     )
+
+
+def _fingerprint(a: np.ndarray) -> dict[str, Any]:
+    """Shape, dtype and CRC-32 of an array: identifies a dataset in a checkpoint's spec."""
+    import zlib
+
+    a = np.ascontiguousarray(a)
+    return {"shape": list(a.shape), "dtype": a.dtype.str, "crc32": zlib.crc32(a.tobytes())}
 
 
 def _check_arrays(x, y, xname, yname, loss, seq, where):
@@ -481,7 +528,7 @@ def digits(
     Xs, _ = _pixels(X, pixels_per_step, permute, perm_seed, where)
     xtr, ytr, xte, yte = _split(Xs, y.astype(np.int64), test_fraction, split_seed)
     name = "permuted_digits" if permute else "digits"
-    return array_task(
+    task = array_task(
         xtr,
         ytr,
         xte,
@@ -489,6 +536,17 @@ def digits(
         name=name,
         info={"pixels_per_step": pixels_per_step, "perm_seed": perm_seed if permute else None},
     )
+    task.config = {
+        "factory": "digits",
+        "args": {
+            "permute": bool(permute),
+            "pixels_per_step": int(pixels_per_step),
+            "perm_seed": int(perm_seed),
+            "test_fraction": float(test_fraction),
+            "split_seed": int(split_seed),
+        },
+    }
+    return task
 
 
 def mnist(
@@ -522,7 +580,7 @@ def mnist(
     X = np.asarray(X, dtype=np.float64) / 255.0
     Xs, _ = _pixels(X, pixels_per_step, permute, perm_seed, where)
     xtr, ytr, xte, yte = _split(Xs, np.asarray(y, dtype=np.int64), test_fraction, split_seed)
-    return array_task(
+    task = array_task(
         xtr,
         ytr,
         xte,
@@ -530,6 +588,17 @@ def mnist(
         name="permuted_mnist" if permute else "mnist",
         info={"pixels_per_step": pixels_per_step},
     )
+    task.config = {
+        "factory": "mnist",
+        "args": {
+            "permute": bool(permute),
+            "pixels_per_step": int(pixels_per_step),
+            "perm_seed": int(perm_seed),
+            "test_fraction": float(test_fraction),
+            "split_seed": int(split_seed),
+        },
+    }
+    return task
 
 
 def mnist1d(*, seed: int = 42) -> Task:
@@ -555,7 +624,7 @@ def mnist1d(*, seed: int = 42) -> Task:
     data = make_dataset(args)
     xtr = np.asarray(data["x"], dtype=np.float64)[:, :, None]
     xte = np.asarray(data["x_test"], dtype=np.float64)[:, :, None]
-    return array_task(
+    task = array_task(
         xtr,
         np.asarray(data["y"], dtype=np.int64),
         xte,
@@ -563,6 +632,8 @@ def mnist1d(*, seed: int = 42) -> Task:
         name="mnist1d",
         info={"seed": seed},
     )
+    task.config = {"factory": "mnist1d", "args": {"seed": int(seed)}}
+    return task
 
 
 #: task names accepted by :func:`make_task` and ``lowdisp train --task``
@@ -573,6 +644,16 @@ TASKS: dict[str, Callable[..., Task]] = {
     "permuted_digits": lambda **kw: digits(permute=True, **kw),
     "mnist": mnist,
     "permuted_mnist": lambda **kw: mnist(permute=True, **kw),
+    "mnist1d": mnist1d,
+}
+
+
+#: factory names recorded in ``Task.config`` -> factory (rebuilds a task from a checkpoint)
+FACTORIES: dict[str, Callable[..., Task]] = {
+    "copy_memory": copy_memory,
+    "adding": adding,
+    "digits": digits,
+    "mnist": mnist,
     "mnist1d": mnist1d,
 }
 

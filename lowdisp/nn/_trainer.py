@@ -7,11 +7,14 @@ and ``lowdisp demo``) and :func:`recurrent_matrix` (the trained ``W``).
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
 import math
 import os
+import signal
+import threading
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -22,6 +25,7 @@ import numpy as np
 from lowdisp._config import blas_threads
 from lowdisp._validation import as_rng, check_int, check_option, check_positive
 from lowdisp.exceptions import LowdispError
+from lowdisp.nn._checkpoint import nonfinite
 from lowdisp.nn._layers import Dense, Layer, Sequential, _check_dtype
 from lowdisp.nn._losses import Loss
 from lowdisp.nn._optim import SGD, Adam, Optimizer, RMSprop, global_norm
@@ -34,6 +38,7 @@ __all__ = [
     "RecordRecurrent",
     "Trainer",
     "TrainingDivergedError",
+    "TrainingInterrupted",
     "build_model",
     "make_trainer",
     "recurrent_matrix",
@@ -42,7 +47,12 @@ __all__ = [
 
 
 class TrainingDivergedError(LowdispError):
-    """The loss or the gradient became NaN/Inf; training stopped before the bad update.
+    """Training produced NaN/Inf and stopped with the last good state in place.
+
+    Raised by :meth:`Trainer.fit` when the loss or the gradient is not finite
+    (before the update) or when the update made a parameter or the optimizer
+    state non-finite (the update is rolled back). Nothing is written after
+    the bad step: the checkpoint the message names holds finite parameters.
 
     Examples
     --------
@@ -50,6 +60,80 @@ class TrainingDivergedError(LowdispError):
     >>> issubclass(TrainingDivergedError, ValueError)
     True
     """
+
+
+class TrainingInterrupted(KeyboardInterrupt):
+    """:meth:`Trainer.fit` was stopped by SIGINT/SIGTERM after finishing a step.
+
+    A subclass of :class:`KeyboardInterrupt`, so unhandled it ends the
+    program like Ctrl-C. The trainer holds a consistent state (the history is
+    complete up to ``step``), and the checkpoint, if a path is configured,
+    was written at ``step``.
+
+    Attributes
+    ----------
+    step : int
+        The last completed step.
+    checkpoint : str or None
+        The checkpoint written at ``step``, or None if no path is configured.
+    signum : int
+        The signal received.
+
+    Examples
+    --------
+    >>> from lowdisp.nn import TrainingInterrupted
+    >>> err = TrainingInterrupted("stopped", step=7, checkpoint="ck.npz")
+    >>> isinstance(err, KeyboardInterrupt), err.step, err.checkpoint
+    (True, 7, 'ck.npz')
+    """
+
+    def __init__(
+        self, message: str, *, step: int, checkpoint: str | None, signum: int = signal.SIGINT
+    ) -> None:
+        super().__init__(message)
+        self.step = step
+        self.checkpoint = checkpoint
+        self.signum = signum
+
+
+class _SignalGuard:
+    """During ``fit``: SIGINT/SIGTERM set a flag (the step in progress finishes);
+    a second signal restores the previous handlers and delivers it (a hard
+    interrupt). Installed only in the main thread; previous handlers are
+    restored on exit."""
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __init__(self) -> None:
+        self.signum: int | None = None
+        self._old: dict[int, Any] = {}
+
+    def __enter__(self) -> _SignalGuard:
+        if threading.current_thread() is threading.main_thread():
+            for sig in self.SIGNALS:
+                with contextlib.suppress(ValueError, OSError):  # e.g. embedded interpreters
+                    self._old[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        if self.signum is None:
+            self.signum = signum
+            return
+        old = self._old.get(signum)
+        self.restore()
+        if callable(old):
+            old(signum, frame)
+        elif old != signal.SIG_IGN:
+            signal.signal(signum, signal.SIG_DFL)
+            signal.raise_signal(signum)
+
+    def restore(self) -> None:
+        for sig, old in self._old.items():
+            signal.signal(sig, old if old is not None else signal.SIG_DFL)
+        self._old = {}
+
+    def __exit__(self, *exc: Any) -> None:
+        self.restore()
 
 
 @dataclass
@@ -136,7 +220,8 @@ class History:
     def plot(self, ax: Any = None, *, label: str | None = None, window: int = 50) -> Any:
         """Plot the (smoothed) training loss, the evaluations and the baseline.
 
-        Returns the matplotlib Axes (matplotlib is imported here, not at import).
+        The y-axis is logarithmic when every loss is positive. Returns the
+        matplotlib Axes (matplotlib is imported here, not at import).
         """
         import matplotlib.pyplot as plt
 
@@ -153,10 +238,20 @@ class History:
             )
         if np.isfinite(self.baseline):
             ax.axhline(self.baseline, color="k", ls="--", lw=1, label="baseline")
+        values = np.concatenate(
+            [np.asarray(self.loss, dtype=float), [e["loss"] for e in self.evals]]
+        )
+        if values.size and np.all(values > 0):
+            ax.set_yscale("log")  # losses fall over decades; a linear axis looks flat
         ax.set_xlabel("step")
         ax.set_ylabel("loss")
         ax.legend()
         return ax
+
+
+def _nonfinite(params: dict, state: dict) -> list[str]:
+    """Names of parameters / optimizer arrays holding NaN or Inf."""
+    return nonfinite(params) + [f"optimizer state {k!r}" for k in nonfinite(state)]
 
 
 def _load_blas() -> None:
@@ -268,8 +363,19 @@ class Trainer:
     Notes
     -----
     A non-finite loss or gradient stops training with
-    :class:`TrainingDivergedError` *before* the update, so the parameters and
-    the checkpoint on disk are the last good ones.
+    :class:`TrainingDivergedError` *before* the update; after every update the
+    parameters and the optimizer state are checked (a min/max per array) and
+    a non-finite update is rolled back (the trainer keeps a copy of the
+    pre-step values) before the same error. Nothing is written after a bad
+    step, so the checkpoint the message names holds finite parameters.
+
+    SIGINT and SIGTERM during :meth:`fit` (main thread only) let the current
+    step finish, write the checkpoint (if a path is configured) and raise
+    :class:`TrainingInterrupted`; a second signal interrupts at once.
+
+    :attr:`spec` describes the trainer completely except for its callbacks
+    (code, not data) and its checkpoint path; checkpoints record it, and
+    :func:`lowdisp.nn.load` rebuilds the trainer from it.
 
     Examples
     --------
@@ -333,14 +439,53 @@ class Trainer:
         self.step_count = 0
         self.history = History(baseline=task.baseline)
         self.last_checkpoint_step: int | None = None
+        self.last_checkpoint_path: str | None = None
         self._params = model.params()
+        self._backup: dict[str, np.ndarray] = {}
         self._manifolds = model.manifolds()
         self._elapsed = 0.0
         self._last_norm = float("nan")
 
+    # -- specification ------------------------------------------------------------
+    @property
+    def spec(self) -> dict[str, Any]:
+        """The trainer's full specification as a JSON-able nested dict.
+
+        Keys: ``model`` (every layer's and cell's constructor arguments, the
+        recurrent map with all its arguments such as ``n_neg``, the
+        initialisation), ``loss``, ``optimizer`` (learning rate, groups,
+        clipping, its own settings and the schedule), ``task`` (factory and
+        arguments), ``trainer`` (``batch_size``, ``eval_every``,
+        ``checkpoint_every``, ``threads``), ``dtype``, and ``format``,
+        ``format_version``, ``lowdisp_version``. Not included: callbacks
+        and the checkpoint path. Parts that cannot be rebuilt (a custom layer,
+        a plain-function schedule, a task built from arrays) are recorded by
+        name and ``repr`` with ``"rebuildable": False``.
+
+        Examples
+        --------
+        >>> import lowdisp.nn as lnn
+        >>> tr = lnn.make_trainer(lnn.copy_memory(5), "scaled_cayley", hidden=8, rng=0)
+        >>> spec = tr.spec
+        >>> spec["model"]["layers"]["rnn"]["cell"]["recurrent_options"]["n_neg"]
+        0
+        >>> spec["task"]["args"]["T"]
+        5
+        >>> spec["optimizer"]["class"], spec["trainer"]["batch_size"], spec["dtype"]
+        ('RMSprop', 64, 'float32')
+        """
+        from lowdisp.nn._spec import trainer_spec
+
+        return trainer_spec(self)
+
     # -- one step ---------------------------------------------------------------
     def train_step(self) -> float:
-        """One optimizer step on a fresh batch; returns the batch loss."""
+        """One optimizer step on a fresh batch; returns the batch loss.
+
+        Raises :class:`TrainingDivergedError`, with the parameters and the
+        optimizer state as they were before the step, when the loss, the
+        gradient or the result of the update is not finite.
+        """
         x, y = self.task.batch(self.batch_size, rng=self.rng)
         out, cache = self.model.forward(x, train=True, rng=self.rng)
         value, dout = self.loss(out, y)
@@ -351,21 +496,58 @@ class Trainer:
         norm = global_norm(grads)
         if not math.isfinite(norm):
             self._diverged(f"the gradient norm is {norm}", step)
-        self.optimizer.step(self._params, grads, self._manifolds)
+        opt = self.optimizer
+        saved = self._snapshot()
+        opt.step(self._params, grads, self._manifolds)
+        bad = _nonfinite(self._params, opt.state)
+        if bad:
+            self._rollback(saved)
+            self._diverged(f"the update made {', '.join(bad)} non-finite (rolled back)", step)
         self.step_count = step
         self._last_norm = norm
         return value
 
+    def _snapshot(self) -> tuple[int, list[str]]:
+        """Copy the parameters and optimizer state into reused buffers (for a rollback)."""
+        buf = self._backup
+        for k, a in self._params.items():
+            b = buf.get(k)
+            if b is None or b.shape != a.shape or b.dtype != a.dtype:
+                b = buf[k] = np.empty_like(a)
+            np.copyto(b, a)
+        state = self.optimizer.state
+        for k, a in state.items():
+            key = f"opt/{k}"
+            b = buf.get(key)
+            if b is None or b.shape != a.shape or b.dtype != a.dtype:
+                b = buf[key] = np.empty_like(a)
+            np.copyto(b, a)
+        return self.optimizer.steps, list(state)
+
+    def _rollback(self, saved: tuple[int, list[str]]) -> None:
+        steps, keys = saved
+        buf = self._backup
+        for k, a in self._params.items():
+            np.copyto(a, buf[k])
+        state = self.optimizer.state
+        for k in list(state):
+            if k not in keys:
+                del state[k]  # created by the rolled-back step
+        for k in keys:
+            np.copyto(state[k], buf[f"opt/{k}"])
+        self.optimizer.steps = steps
+
     def _diverged(self, what: str, step: int) -> None:
         where = (
-            f"the last good checkpoint is {self.checkpoint!r} (step {self.last_checkpoint_step})"
-            if self.last_checkpoint_step is not None
+            f"the last good checkpoint is {self.last_checkpoint_path!r} "
+            f"(step {self.last_checkpoint_step})"
+            if self.last_checkpoint_path is not None
             else "no checkpoint was written"
         )
         raise TrainingDivergedError(
-            f"Trainer: training diverged at step {step}: {what}. The parameters were not "
-            f"updated (they are those after step {step - 1}); {where}. Try a smaller "
-            f"learning rate or gradient clipping (clip_norm=1.0)."
+            f"Trainer: training diverged at step {step}: {what}. The parameters and optimizer "
+            f"state are those after step {step - 1}; {where}. Try a smaller learning rate or "
+            f"gradient clipping (clip_norm=1.0)."
         )
 
     # -- loops ------------------------------------------------------------------
@@ -393,6 +575,17 @@ class Trainer:
         -------
         History
             ``self.history`` (also updated in place).
+
+        Raises
+        ------
+        TrainingDivergedError
+            A non-finite loss, gradient or update (see the class Notes).
+        TrainingInterrupted
+            SIGINT or SIGTERM arrived (main thread): the step in progress
+            was finished, its history, evaluation and callbacks done, the
+            checkpoint written if a path is configured, and the previous
+            signal handlers restored. ``on_fit_end`` is not called. A second
+            signal while finishing interrupts at once (previous handlers).
         """
         where = "Trainer.fit"
         if (steps is None) == (epochs is None):
@@ -425,9 +618,12 @@ class Trainer:
         _load_blas()
         t_call = time.perf_counter()
         t_start = t_call - self._elapsed
+        guard = _SignalGuard()
         try:
-            with blas_threads(self.threads):
+            with guard, blas_threads(self.threads):
                 for _ in range(steps):
+                    if guard.signum is not None:
+                        break
                     if limit is not None and time.perf_counter() - t_call > limit:
                         break
                     value = self.train_step()
@@ -447,6 +643,9 @@ class Trainer:
                             baseline=f"{self.task.baseline:.4g}",
                             refresh=False,
                         )
+                if guard.signum is not None:
+                    bar.close()
+                    self._interrupted(guard.signum)  # raises; handlers restored on the way out
         finally:
             bar.close()
         if self.checkpoint is not None and steps:
@@ -454,6 +653,31 @@ class Trainer:
         for cb in self.callbacks:
             cb.on_fit_end(self)
         return self.history
+
+    def _interrupted(self, signum: int) -> None:
+        """Write the checkpoint (if configured and not already at this step) and raise."""
+        name = signal.Signals(signum).name
+        step = self.step_count
+        if self.checkpoint is not None:
+            if self.last_checkpoint_step != step or self.last_checkpoint_path != self.checkpoint:
+                self.save(self.checkpoint)
+            ck: str | None = self.last_checkpoint_path
+            how = (
+                f"the checkpoint {ck!r} holds step {step}; resume with "
+                f"lowdisp.nn.load({ck!r}).fit(...) (or `lowdisp train --resume RUN_DIR`)"
+            )
+        else:
+            ck = None
+            how = (
+                f"no checkpoint path is configured; the trainer holds the state after step "
+                f"{step}: trainer.fit(...) continues, trainer.save(path) keeps it"
+            )
+        raise TrainingInterrupted(
+            f"Trainer.fit: interrupted by {name} at step {step}; {how}",
+            step=step,
+            checkpoint=ck,
+            signum=signum,
+        )
 
     def evaluate(self, *, batch_size: int = 500) -> dict[str, float]:
         """Loss and metrics on the task's fixed evaluation set (no dropout).
@@ -488,10 +712,17 @@ class Trainer:
 
         out = save(path, self)
         self.last_checkpoint_step = self.step_count
+        self.last_checkpoint_path = out
         return out
 
     def load(self, path: str | os.PathLike[str]) -> Trainer:
-        """Restore parameters, optimizer state, RNG state, step and history from ``path``."""
+        """Restore parameters, optimizer state, RNG state, step and history from ``path``.
+
+        The file's spec must match :attr:`spec` exactly, and its parameter
+        paths, shapes and dtypes the model's (see :func:`lowdisp.nn.load`);
+        otherwise :class:`~lowdisp.exceptions.CheckpointError` names every
+        difference and the trainer is left unchanged.
+        """
         from lowdisp.nn._checkpoint import load
 
         load(path, trainer=self)
