@@ -242,3 +242,44 @@ def test_resume_without_run_json_checks_flags_against_the_checkpoint(tmp_path, c
     saved = json.loads((run / "run.json").read_text())
     assert saved["model"]["cell"] == "tanh" and saved["model"]["hidden"] == 4
     assert saved["step"] == 3
+
+
+def test_divergence_exits_1_keeps_the_history_and_records_the_status(tmp_path, capsys):
+    run = tmp_path / "run"
+    argv = [
+        "train",
+        "--task",
+        "adding",
+        "--T",
+        "4",
+        "--cell",
+        "tanh",
+        "--hidden",
+        "4",
+        "--optimizer",
+        "sgd",
+        "--lr",
+        "1e300",
+        "--steps",
+        "20",
+        "--out",
+        str(run),
+        *QUIET,
+    ]
+    with np.errstate(all="ignore"):
+        assert main(argv) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("lowdisp: error: ") and "diverged" in err[-1]
+    assert json.loads((run / "run.json").read_text())["status"] == "diverged"
+    assert (run / "history.csv").is_file()
+
+
+def test_nothing_to_do_when_the_target_is_reached(tmp_path, capsys):
+    run = tmp_path / "run"
+    assert main(["train", *TINY, "--steps", "3", "--out", str(run), *QUIET]) == 0
+    before = (run / "run.json").read_text()
+    capsys.readouterr()
+    if hasattr(lnn, "read_checkpoint"):
+        assert main(["train", "--resume", str(run), *QUIET]) == 0
+        assert "already at step 3" in capsys.readouterr().out
+        assert (run / "run.json").read_text() == before

@@ -342,8 +342,6 @@ def run(args: argparse.Namespace) -> int:
 
         snaps = Snapshots(os.path.join(out, SNAPSHOT_DIR), settings["snapshot_every"])
         trainer.callbacks.append(snaps)
-    _write_run_json(out, settings, trainer, status="running")
-    print(trainer.task.describe())
     remaining = settings["steps"] - trainer.step_count
     if remaining <= 0:
         print(
@@ -351,6 +349,8 @@ def run(args: argparse.Namespace) -> int:
             f"give a larger --steps to train on"
         )
         return 0
+    _write_run_json(out, settings, trainer, status="running")
+    print(trainer.task.describe())
     from lowdisp.nn import _trainer
 
     interrupted_cls = getattr(_trainer, "TrainingInterrupted", None)
@@ -358,6 +358,15 @@ def run(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     try:
         trainer.fit(remaining, progress=not args.no_progress, time_limit=args.time_limit)
+    except _trainer.TrainingDivergedError:
+        # the parameters and the checkpoint on disk are the last good ones: keep the
+        # checkpoint, write the history for diagnosis, record the status, report (exit 1)
+        hist = trainer.history
+        for name, text in (("history.csv", hist.to_csv()), ("history.json", hist.to_json())):
+            with open(os.path.join(out, name), "w") as f:
+                f.write(text)
+        _write_run_json(out, settings, trainer, status="diverged")
+        raise
     except BaseException as exc:
         if interrupted_cls is None or not isinstance(exc, interrupted_cls):
             raise
