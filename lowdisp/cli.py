@@ -55,7 +55,7 @@ class _ArgumentError(Exception):
 class _Parser(argparse.ArgumentParser):
     """An ArgumentParser whose errors become one line (see :func:`main`)."""
 
-    def error(self, message: str) -> NoReturn:  # type: ignore[override]
+    def error(self, message: str) -> NoReturn:
         sub = self.prog.split(" ", 1)[1] if " " in self.prog else ""
         raise _ArgumentError(f"{sub}: {message}" if sub else message)
 

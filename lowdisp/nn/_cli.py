@@ -363,8 +363,8 @@ def run(args: argparse.Namespace) -> int:
         # checkpoint, write the history for diagnosis, record the status, report (exit 1)
         hist = trainer.history
         for name, text in (("history.csv", hist.to_csv()), ("history.json", hist.to_json())):
-            with open(os.path.join(out, name), "w") as f:
-                f.write(text)
+            with open(os.path.join(out, name), "w") as fh:
+                fh.write(text)
         _write_run_json(out, settings, trainer, status="diverged")
         raise
     except BaseException as exc:
@@ -376,16 +376,16 @@ def run(args: argparse.Namespace) -> int:
     again = f"lowdisp train --resume {shlex.quote(out)}"
     if interrupted is not None:
         print(f"wrote {len(files)} files:")
-        for f in files:
-            print(f"  {f}")
+        for name in files:
+            print(f"  {name}")
         print(f"interrupted at step {trainer.step_count}; resume with: {again}")
         return 130
     last = trainer.history.evals[-1] if trainer.history.evals else {}
     metrics = ", ".join(f"{k} {v:.4g}" for k, v in last.items() if k != "step")
     print(f"step {trainer.step_count}: {metrics} ({wall:.1f} s)")
     print(f"wrote {len(files)} files:")
-    for f in files:
-        print(f"  {f}")
+    for name in files:
+        print(f"  {name}")
     if trainer.step_count < settings["steps"]:
         print(
             f"stopped by --time-limit at step {trainer.step_count} of {settings['steps']}; "
@@ -569,9 +569,10 @@ def _write_outputs(
     files.append(p)
     W = weight_matrices(trainer.model)
     p = os.path.join(out, "weights.npz")
-    np.savez(
-        p, **{k: (v.toarray() if hasattr(v, "toarray") else np.asarray(v)) for k, v in W.items()}
-    )
+    dense: dict[str, Any] = {
+        k: (v.toarray() if hasattr(v, "toarray") else np.asarray(v)) for k, v in W.items()
+    }
+    np.savez(p, **dense)
     files.append(p)
     try:
         R = recurrent_matrix(trainer.model)
