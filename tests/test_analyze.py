@@ -86,6 +86,7 @@ def test_errors_name_the_valid_choices(snap_run, tmp_path):
         lnn.analyze_run(snap_run, eps=[-1.0], npts=4)
 
 
+@pytest.mark.slow
 def test_report_and_files(snap_run, tmp_path):
     import matplotlib
 
@@ -112,6 +113,7 @@ def test_report_and_files(snap_run, tmp_path):
         res.plot_pseudospectra([3])
 
 
+@pytest.mark.slow
 def test_cli_analyze_writes_and_prints_every_file(snap_run, tmp_path, capsys):
     out = tmp_path / "analysis"
     assert (

@@ -108,6 +108,7 @@ def run_blocks(page: str, capsys) -> None:
     not hasattr(importlib.import_module("lowdisp.nn"), "read_checkpoint"),
     reason="needs self-describing checkpoints",
 )
+@pytest.mark.slow
 @pytest.mark.parametrize("page", ["cli.md", "nn.md"])
 def test_docs_snippets_run(page, tmp_path, monkeypatch, capsys):
     import matplotlib

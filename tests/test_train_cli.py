@@ -119,6 +119,7 @@ def test_resume_from_the_folder_alone_equals_an_uninterrupted_run(tmp_path, caps
 
 
 @needs_spec
+@pytest.mark.slow
 def test_sigint_writes_everything_exits_130_and_resumes_bit_for_bit(tmp_path):
     run = tmp_path / "run"
     cmd = [
