@@ -119,7 +119,8 @@ def _cayley_spectral(A: np.ndarray) -> tuple[np.ndarray, _Resolvent]:
         Ad = A.astype(np.complex128)
         e = int(pow2_exponent(float(max_abs(Ad))))
         lam, V = np.linalg.eigh(ldexp(1j * Ad, -e))  # iA Hermitian; A = -i V lam V^H
-        phi = np.arctan(np.ldexp(lam, e))
+        with np.errstate(over="ignore"):  # |lam| beyond the float range: arctan(inf) = pi/2
+            phi = np.arctan(np.ldexp(lam, e))
         W = (V * np.exp(2j * phi)[None, :]) @ V.conj().T
         K = np.diag(np.cos(phi) * np.exp(1j * phi))
         return W.astype(A.dtype, copy=False), _Resolvent(Q=V, K=K)

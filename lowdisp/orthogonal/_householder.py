@@ -176,7 +176,8 @@ def _apply_vjp(
     if wy.exp is not None:
         # back to the caller's reflectors: Y = V 2^-e, tau' = tau 4^e (exact)
         gY = ldexp(gY, -wy.exp[None, :])
-        gt = ldexp(gt, 2 * wy.exp)
+        if wy.lapack:  # without tau, gt is internal (tau = 2/||y||^2 is not a parameter)
+            gt = ldexp(gt, 2 * wy.exp)
     return gY, gX, gt.astype(t.dtype, copy=False)
 
 

@@ -78,5 +78,6 @@ def skew_schur(A: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     e = int(pow2_exponent(amax))
     T, Q = sla.schur(np.ldexp(Ad, -e), output="real", check_finite=False)
     s = np.flatnonzero(np.diagonal(T, -1) != 0)  # first index of each 2 x 2 block
-    b = np.ldexp(0.5 * (T[s, s + 1] - T[s + 1, s]), e)
+    with np.errstate(over="ignore"):  # |b| > 1.8e308 becomes inf; callers decide
+        b = np.ldexp(0.5 * (T[s, s + 1] - T[s + 1, s]), e)
     return Q, s, b
