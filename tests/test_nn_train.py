@@ -175,6 +175,7 @@ def test_history_outputs_and_callbacks(tmp_path):
     assert h.to_csv().count("\n") == 7
     assert json.loads(h.to_json())["step"] == h.step
     ax = h.plot()
+    assert ax.get_yscale() == "log"  # positive losses: a log axis (flat otherwise)
     ax.figure.savefig(tmp_path / "loss.png")
     assert lnn.History.from_dict(h.to_dict()) == h
 

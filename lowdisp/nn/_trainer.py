@@ -484,8 +484,13 @@ class Trainer:
 
         Raises :class:`TrainingDivergedError`, with the parameters and the
         optimizer state as they were before the step, when the loss, the
-        gradient or the result of the update is not finite.
+        gradient or the result of the update is not finite. (Floating-point
+        overflow warnings are silenced inside the step: the checks report it.)
         """
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            return self._train_step()
+
+    def _train_step(self) -> float:
         x, y = self.task.batch(self.batch_size, rng=self.rng)
         out, cache = self.model.forward(x, train=True, rng=self.rng)
         value, dout = self.loss(out, y)
@@ -498,7 +503,11 @@ class Trainer:
             self._diverged(f"the gradient norm is {norm}", step)
         opt = self.optimizer
         saved = self._snapshot()
-        opt.step(self._params, grads, self._manifolds)
+        try:
+            opt.step(self._params, grads, self._manifolds)
+        except BaseException:  # e.g. a hard interrupt: never leave half an update
+            self._rollback(saved)
+            raise
         bad = _nonfinite(self._params, opt.state)
         if bad:
             self._rollback(saved)
