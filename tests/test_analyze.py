@@ -161,7 +161,6 @@ def test_cli_analyze_user_errors_are_one_line(snap_run, tmp_path, capsys):
         assert needle in err, err
 
 
-@pytest.mark.skipif(not hasattr(lnn, "read_checkpoint"), reason="needs self-describing checkpoints")
 def test_without_snapshots_the_final_weights_are_analysed(tmp_path):
     tr = lnn.make_trainer(
         lnn.copy_memory(4),

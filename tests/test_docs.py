@@ -104,10 +104,6 @@ def run_blocks(page: str, capsys) -> None:
                 assert out.err.startswith("lowdisp: error: ") and out.err.count("\n") == 1
 
 
-@pytest.mark.skipif(
-    not hasattr(importlib.import_module("lowdisp.nn"), "read_checkpoint"),
-    reason="needs self-describing checkpoints",
-)
 @pytest.mark.slow
 @pytest.mark.parametrize("page", ["cli.md", "nn.md"])
 def test_docs_snippets_run(page, tmp_path, monkeypatch, capsys):

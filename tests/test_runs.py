@@ -159,12 +159,6 @@ def test_damaged_snapshot_is_a_checkpoint_error(tmp_path):
         lnn.weight_matrices(p)
 
 
-needs_spec = pytest.mark.skipif(
-    not hasattr(lnn, "read_checkpoint"), reason="needs self-describing checkpoints"
-)
-
-
-@needs_spec
 @pytest.mark.parametrize("cell", ["scaled_cayley", "full_unitary", "gru"])
 def test_checkpoint_and_run_folder_sources_rebuild_the_model(tmp_path, cell):
     tr = lnn.make_trainer(

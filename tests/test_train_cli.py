@@ -32,9 +32,6 @@ TINY = [
     "5",
 ]
 QUIET = ["--no-progress", "--no-plot"]
-needs_spec = pytest.mark.skipif(
-    not hasattr(lnn, "TrainingInterrupted"), reason="needs self-describing checkpoints"
-)
 
 
 def _params(run):
@@ -104,7 +101,6 @@ def test_resume_and_out_must_agree(tmp_path, capsys):
     assert "name different folders" in capsys.readouterr().err
 
 
-@needs_spec
 def test_resume_from_the_folder_alone_equals_an_uninterrupted_run(tmp_path, capsys):
     a, b = tmp_path / "a", tmp_path / "b"
     assert main(["train", *TINY, "--steps", "12", "--out", str(a), *QUIET]) == 0
@@ -118,7 +114,6 @@ def test_resume_from_the_folder_alone_equals_an_uninterrupted_run(tmp_path, caps
     assert main(["train", "--resume", "--out", str(b), "--steps", "13", *QUIET]) == 0
 
 
-@needs_spec
 @pytest.mark.slow
 def test_sigint_writes_everything_exits_130_and_resumes_bit_for_bit(tmp_path):
     run = tmp_path / "run"
@@ -192,7 +187,6 @@ def test_sigint_writes_everything_exits_130_and_resumes_bit_for_bit(tmp_path):
     assert all(np.array_equal(pr[k], pi[k]) for k in pr)
 
 
-@needs_spec
 def test_resume_without_run_json_checks_flags_against_the_checkpoint(tmp_path, capsys):
     run = tmp_path / "run"
     argv = [
@@ -280,7 +274,6 @@ def test_nothing_to_do_when_the_target_is_reached(tmp_path, capsys):
     assert main(["train", *TINY, "--steps", "3", "--out", str(run), *QUIET]) == 0
     before = (run / "run.json").read_text()
     capsys.readouterr()
-    if hasattr(lnn, "read_checkpoint"):
-        assert main(["train", "--resume", str(run), *QUIET]) == 0
-        assert "already at step 3" in capsys.readouterr().out
-        assert (run / "run.json").read_text() == before
+    assert main(["train", "--resume", str(run), *QUIET]) == 0
+    assert "already at step 3" in capsys.readouterr().out
+    assert (run / "run.json").read_text() == before
