@@ -227,7 +227,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add(
         "--force",
         action="store_true",
-        help="delete the run already in the folder (its files and snapshots/) and start afresh",
+        help="delete the run already in the folder (its files, snapshots/ and analysis/) "
+        "and start afresh",
     )
     add("--no-progress", action="store_true", help="no progress bar")
     add("--no-plot", action=_ExplicitTrue, help="do not write loss.png")
@@ -332,9 +333,11 @@ def run(args: argparse.Namespace) -> int:
                 f"--resume {out}, overwrite it with --force, or choose another --out"
             )
         trainer = _build(settings, ckpt)
-        for name in held:  # --force: remove the old run's files only
-            p = os.path.join(out, name.rstrip("/"))
-            shutil.rmtree(p) if os.path.isdir(p) else os.unlink(p)
+        if held:  # --force: remove the old run's files (and its analysis) only
+            stale = [*held, "analysis/"] if os.path.isdir(os.path.join(out, "analysis")) else held
+            for name in stale:
+                p = os.path.join(out, name.rstrip("/"))
+                shutil.rmtree(p) if os.path.isdir(p) else os.unlink(p)
         os.makedirs(out, exist_ok=True)
     snaps = None
     if settings["snapshot_every"]:
