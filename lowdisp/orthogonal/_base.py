@@ -96,8 +96,11 @@ def eigenphases(W: Any) -> np.ndarray:
 
     Returns
     -------
-    (n,) ndarray of float64
-        ``angle(lambda_i)`` sorted increasingly.
+    (n,) ndarray
+        ``angle(lambda_i)`` sorted increasingly; float64, or float32 for
+        single-precision ``W``. Invariant under positive scaling of ``W``
+        (computed on ``W`` rescaled by a power of two, so any finite scale
+        works); ``n = 0`` gives an empty array.
 
     Examples
     --------
@@ -112,10 +115,10 @@ def eigenphases(W: Any) -> np.ndarray:
         raise ValueError(f"eigenphases: W must be a square matrix; got shape {W.shape}")
     Wd = W.astype(np.complex128 if W.dtype.kind == "c" else np.float64)
     if W.shape[0] == 0:
-        return np.zeros(0)
+        return np.zeros(0, dtype=W.real.dtype)
     # phases are invariant under positive scaling: rescale by a power of two
     lam = sla.eigvals(ldexp(Wd, -int(pow2_exponent(float(max_abs(Wd))))), check_finite=False)
-    return np.sort(np.angle(lam))
+    return np.sort(np.angle(lam)).astype(W.real.dtype, copy=False)
 
 
 def orthogonal_schur(W: np.ndarray) -> tuple[np.ndarray, list[tuple[int, float]], list[int]]:

@@ -12,7 +12,7 @@ from lowdisp.exceptions import NotOnManifoldError
 from lowdisp.orthogonal._base import _Param, check_flag
 from lowdisp.orthogonal._cayley import _HUGE, _RCOND_SPECTRAL, _cayley_spectral, _lu_rcond
 from lowdisp.orthogonal._init import haar
-from lowdisp.orthogonal._inputs import as_array
+from lowdisp.orthogonal._inputs import as_array, as_plain_ndarray
 from lowdisp.orthogonal._lapack import lu_solve
 from lowdisp.orthogonal._scaling import ldexp, max_abs, pow2_exponent, safe_exponent
 
@@ -337,7 +337,7 @@ class RestrictedUnitary(_Param):
         if perm is None:
             self.perm = as_rng(rng).permutation(self.n)
         else:
-            p = np.asarray(perm)
+            p = np.asarray(as_plain_ndarray(perm, "perm", where=where))
             if (
                 p.shape != (self.n,)
                 or p.dtype.kind not in "iu"
