@@ -125,6 +125,8 @@ def test_sigint_writes_everything_exits_130_and_resumes_bit_for_bit(tmp_path):
         *TINY,
         "--checkpoint-every",
         "20",
+        "--snapshot-every",
+        "1000000",
         "--eval-every",
         "100000",
         "--steps",
@@ -160,6 +162,7 @@ def test_sigint_writes_everything_exits_130_and_resumes_bit_for_bit(tmp_path):
         assert (run / name).is_file(), name
         assert str(run / name) in out, name
     assert json.loads((run / "summary.json").read_text())["interrupted"] is True
+    assert sorted(os.listdir(run / "snapshots")) == ["step_000000.npz", f"step_{step:06d}.npz"]
     assert lnn.read_checkpoint(run / "checkpoint.npz").step == step
     # resume from the folder alone to step + 3; compare with an uninterrupted run
     target = str(step + 3)

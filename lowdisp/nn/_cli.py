@@ -374,6 +374,8 @@ def run(args: argparse.Namespace) -> int:
         if interrupted_cls is None or not isinstance(exc, interrupted_cls):
             raise
         interrupted = exc
+        if snaps is not None:  # fit skips on_fit_end when interrupted: keep this step too
+            snaps.on_fit_end(trainer)
     wall = time.perf_counter() - t0
     files = _write_outputs(trainer, out, settings, wall, interrupted is not None, snaps)
     again = f"lowdisp train --resume {shlex.quote(out)}"
