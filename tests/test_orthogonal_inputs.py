@@ -189,6 +189,15 @@ def _masked(x):
         (lambda m: ScaledCayley(3).forward(m((3,))), "ScaledCayley.skew", "theta"),
         (lambda m: ExpMap(3).in_manifold(m((3, 3))), "ExpMap.in_manifold", "W"),
         (lambda m: RestrictedUnitary(3, perm=m((3,))), "RestrictedUnitary", "perm"),
+        (lambda m: SVDParam(2, 2).forward(m((10,))), "SVDParam.forward", "theta"),
+        (lambda m: SVDParam(2, 2).in_manifold(m((2, 2))), "SVDParam.in_manifold", "W"),
+        (lambda m: Householder(3, 1).forward(m((3, 1))), "Householder.forward", "theta"),
+        (lambda m: Householder(3, 1).apply(np.ones((3, 1)), m((3, 2))), "Householder.apply", "X"),
+        (
+            lambda m: FullUnitary(2).riemannian_step(m((2, 2)), np.eye(2), 0.1),
+            "riemannian_step",
+            "W",
+        ),
     ],
 )
 def test_masked_arrays_are_refused(call, where, name):

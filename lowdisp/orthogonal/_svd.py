@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from lowdisp._validation import as_array, as_rng, check_int, check_positive
+from lowdisp._validation import as_rng, check_int, check_positive
 from lowdisp.exceptions import NotOnManifoldError, RankError
 from lowdisp.orthogonal._base import _Param, check_real_dtype
 from lowdisp.orthogonal._householder import (
@@ -17,6 +17,7 @@ from lowdisp.orthogonal._householder import (
     _plan,
     reflectors_for,
 )
+from lowdisp.orthogonal._inputs import as_array
 
 __all__ = ["SVDParam"]
 
@@ -192,7 +193,8 @@ class SVDParam(_Param):
         True
         """
         # a copy: the cache must not follow later in-place updates of theta
-        pu, pv, p = self._prepare(np.array(theta, copy=True), "forward")
+        t = np.array(self._theta(theta, "forward"), copy=True)
+        pu, pv, p = self._prepare(t, "forward")
         sig, s = self._sigma(p)
         E = np.eye(self.n, self.r, dtype=self.dtype)
         Vr, saved_v = _apply(pv, E, False)  # (n, r): first r columns of V
