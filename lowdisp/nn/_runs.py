@@ -556,16 +556,21 @@ class RunAnalysis:
         ax = axes[0, 0]
         ax.plot(s, self.spectral_norm, "o-", label="‖A‖₂")
         ax.plot(s, self.spectral_radius, "s--", label="ρ(A)")
+        _readable_scale(ax, np.concatenate([self.spectral_norm, self.spectral_radius]))
         ax.set_title("norm and spectral radius")
         ax.legend()
         ax = axes[0, 1]
         ax.plot(s, self.departure_relative, "o-")
+        _readable_scale(ax, self.departure_relative, log=False)
         ax.set_title("departure from normality / ‖A‖_F")
         ax = axes[1, 0]
-        ax.semilogy(s, np.maximum(self.orthogonality_error, 1e-17), "o-")
+        ax.plot(s, self.orthogonality_error, "o-")
+        _readable_scale(ax, self.orthogonality_error)
         ax.set_title("orthogonality error ‖AᴴA − I‖₂")
         ax = axes[1, 1]
-        ax.semilogy(s, self.transient.max(axis=1), "o-")
+        peak = self.transient.max(axis=1)
+        ax.plot(s, peak, "o-")
+        _readable_scale(ax, peak)
         ax.set_title(f"transient peak max‖A^k‖₂, k ≤ {int(self.powers[-1])}")
         for a in axes[1]:
             a.set_xlabel("training step")
@@ -664,7 +669,8 @@ class RunAnalysis:
             _, ax = plt.subplots(figsize=(6, 4), layout="constrained")
         colors = plt.cm.viridis(np.linspace(0, 1, len(self.steps)))
         for i, s in enumerate(self.steps):
-            ax.semilogy(self.powers, self.transient[i], color=colors[i], label=f"step {int(s)}")
+            ax.plot(self.powers, self.transient[i], color=colors[i], label=f"step {int(s)}")
+        _readable_scale(ax, self.transient.ravel())
         ax.set_xlabel("k")
         ax.set_ylabel("‖A^k‖₂")
         ax.set_title(f"transient growth of {self.param}")
@@ -746,6 +752,25 @@ class RunAnalysis:
             plt.close(fig)
             written.append(p)
         return written
+
+
+def _readable_scale(ax: Any, values: np.ndarray, *, log: bool = True) -> None:
+    """A log axis only for data spanning more than a decade; otherwise a linear axis
+    at least 0.2 % of the level wide, so rounding-level wiggles of a flat curve (an
+    orthogonal matrix's norm, 1 ± 1e-8) neither fill the plot nor print ``1×10⁰``
+    on every tick."""
+    v = np.asarray(values, dtype=float)
+    v = v[np.isfinite(v)]
+    if v.size == 0:
+        return
+    lo, hi = float(v.min()), float(v.max())
+    if log and lo > 0 and hi / lo > 10:
+        ax.set_yscale("log")
+        return
+    mid, half = (lo + hi) / 2, (hi - lo) / 2
+    half = max(1.15 * half, 1e-3 * abs(mid), 1e-300)
+    ax.set_ylim(mid - half, mid + half)
+    ax.ticklabel_format(axis="y", useOffset=False)
 
 
 def _auto_eps(sigma: np.ndarray) -> np.ndarray:
