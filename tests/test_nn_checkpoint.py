@@ -467,6 +467,7 @@ BAD_META = {
     "version 3": _set("version", 3),
     "version string": _set("version", "2"),
     "format": _set("format", "other"),
+    "model description not a string": _set("model", {"class": "x"}),
 }
 
 

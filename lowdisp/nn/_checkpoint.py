@@ -506,6 +506,12 @@ def _validate_meta(meta: dict, path: str, where: str) -> None:
         )
     if not isinstance(meta["lowdisp_version"], str):
         raise bad("lowdisp_version", meta["lowdisp_version"])
+    for key in ("model", "task", "optimizer"):  # one-line descriptions, for people
+        if key in meta and not isinstance(meta[key], str):
+            raise CheckpointError(
+                f"{where}: {path!r} has invalid metadata: {key!r} must be a string (a "
+                f"description); got {type(meta[key]).__name__}"
+            )
     step = meta["step"]
     if not _is_int(step) or step < 0:
         raise bad("step", step)

@@ -101,7 +101,11 @@ class _Schedule:
         return {}
 
     def __eq__(self, other: object) -> bool:
-        return type(other) is type(self) and other.get_config() == self.get_config()  # type: ignore[attr-defined]
+        return (
+            isinstance(other, _Schedule)
+            and type(other) is type(self)
+            and (other.get_config() == self.get_config())
+        )
 
     def __hash__(self) -> int:
         return hash(repr(self))

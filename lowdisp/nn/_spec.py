@@ -372,7 +372,7 @@ def build_trainer(spec: dict, *, task: Any, rng: Any, checkpoint: str | None) ->
             loss,
             opt,
             task,
-            batch_size=settings.get("batch_size"),
+            batch_size=settings.get("batch_size"),  # type: ignore[arg-type]
             rng=rng,
             eval_every=settings.get("eval_every"),
             checkpoint=checkpoint,
