@@ -207,6 +207,40 @@ def _opt_variant(opt_cls, **kw):
 
 
 @pytest.mark.parametrize(
+    "opt_cls,base,changed,field",
+    [
+        (lnn.SGD, {"momentum": 0.9}, {"momentum": 0.5}, "optimizer.momentum"),
+        (lnn.SGD, {"momentum": 0.9}, {"momentum": 0.9, "nesterov": True}, "optimizer.nesterov"),
+        (lnn.RMSprop, {}, {"rho": 0.5}, "optimizer.rho"),
+        (lnn.RMSprop, {}, {"momentum": 0.5}, "optimizer.momentum"),
+        (lnn.RMSprop, {}, {"initial_accumulator": 1e-3}, "optimizer.initial_accumulator"),
+        (lnn.RMSprop, {}, {"eps": 1e-4}, "optimizer.eps"),
+    ],
+    ids=["sgd momentum", "nesterov", "rho", "rmsprop momentum", "initial_accumulator", "eps"],
+)
+def test_sgd_and_rmsprop_settings_are_checked(opt_cls, base, changed, field, tmp_path):
+    path = _opt_variant(opt_cls, **base)().save(tmp_path / "ck.npz")
+    assert lnn.load(path, trainer=_opt_variant(opt_cls, **base)()).step_count == 0
+    with pytest.raises(CheckpointError, match=re.escape(field) + " is "):
+        lnn.load(path, trainer=_opt_variant(opt_cls, **changed)())
+
+
+def test_loss_class_and_task_arguments_are_checked(tmp_path):
+    path = make().save(tmp_path / "ck.npz")
+    other = make()
+    other.loss = lnn.MSE()
+    with pytest.raises(CheckpointError, match=r"loss\.class is 'SoftmaxCrossEntropy' in the chec"):
+        lnn.load(path, trainer=other)
+    for kw, field in [
+        ({"n_symbols": 6}, "task.args.n_symbols"),
+        ({"n_copy": 5}, "task.args.n_copy"),
+        ({"eval_seed": 1}, "task.args.eval_seed"),
+    ]:
+        with pytest.raises(CheckpointError, match=re.escape(field)):
+            lnn.load(path, trainer=make(task=lnn.copy_memory(4, n_eval=32, **kw)))
+
+
+@pytest.mark.parametrize(
     "build,field",
     [
         (_opt_variant(lnn.Adam, betas=(0.8, 0.999)), "optimizer.betas"),

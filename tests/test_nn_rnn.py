@@ -403,3 +403,14 @@ def test_bptt_property(T, B, d, n, kind, seed):
     f, vjp, point = cell_fn(cell)
     point["x"] = gen.standard_normal((T, B, d))
     check_vjp(f, vjp, point, rng=gen, rtol=1e-5)
+
+
+def test_restricted_unitary_permutation_comes_from_the_cell_rng():
+    """Same seed, same permutation (it is part of the model and recorded in its config)."""
+    a = lnn.make_cell("restricted_unitary", 3, 6, rng=4)
+    b = lnn.make_cell("restricted_unitary", 3, 6, rng=4)
+    perm = a.get_config()["recurrent_options"]["perm"]
+    assert perm == b.get_config()["recurrent_options"]["perm"]
+    assert sorted(perm) == list(range(6))
+    c = lnn.make_cell("restricted_unitary", 3, 6, rng=0, recurrent_options={"perm": perm})
+    np.testing.assert_array_equal(c.weight.map.perm, perm)

@@ -13,6 +13,7 @@ name and ``repr`` with ``"rebuildable": False``.
 
 from __future__ import annotations
 
+import functools
 import inspect
 import json
 import math
@@ -82,6 +83,7 @@ def _optimizer_classes() -> dict[str, type]:
     return {c.__name__: c for c in (SGD, Adam, RMSprop)}
 
 
+@functools.lru_cache(maxsize=1)
 def _version() -> str:
     from importlib.metadata import PackageNotFoundError, version
 
