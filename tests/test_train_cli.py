@@ -280,3 +280,23 @@ def test_nothing_to_do_when_the_target_is_reached(tmp_path, capsys):
     assert main(["train", "--resume", str(run), *QUIET]) == 0
     assert "already at step 3" in capsys.readouterr().out
     assert (run / "run.json").read_text() == before
+
+
+def test_a_run_being_trained_by_a_live_process_is_not_resumed_or_replaced(tmp_path, capsys):
+    run = tmp_path / "run"
+    assert main(["train", *TINY, "--steps", "2", "--out", str(run), *QUIET]) == 0
+    saved = json.loads((run / "run.json").read_text())
+    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        (run / "run.json").write_text(
+            json.dumps({**saved, "status": "running", "pid": sleeper.pid})
+        )
+        capsys.readouterr()
+        assert main(["train", "--resume", str(run), "--steps", "3", *QUIET]) == 2
+        assert f"being trained right now by process {sleeper.pid}" in capsys.readouterr().err
+        assert main(["train", *TINY, "--out", str(run), "--force", *QUIET]) == 2
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+    # once that process is gone, the run resumes
+    assert main(["train", "--resume", str(run), "--steps", "3", *QUIET]) == 0

@@ -322,6 +322,8 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError("train: --resume continues a run and --force deletes it; give one")
     settings = {k: getattr(args, k) for k in MODEL_FLAGS + RUN_FLAGS}
     settings["time_limit"] = args.time_limit
+    if resume or args.force:
+        _refuse_live_run(out)
     if resume:
         trainer, settings = _resume(out, ckpt, args, explicit, settings)
         print(f"resumed from {ckpt} at step {trainer.step_count} (target {settings['steps']})")
@@ -397,6 +399,31 @@ def run(args: argparse.Namespace) -> int:
             f"continue with: {again}"
         )
     return 0
+
+
+def _refuse_live_run(out: str) -> None:
+    """Refuse to resume or replace a run that another process on this machine is training."""
+    import socket
+
+    try:
+        with open(os.path.join(out, "run.json")) as f:
+            saved = json.load(f)
+        pid, host = int(saved["pid"]), saved["host"]
+        running = saved["status"] == "running"
+    except (OSError, ValueError, KeyError, TypeError):
+        return
+    if not running or host != socket.gethostname() or pid == os.getpid():
+        return
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return  # the process is gone (killed): the run can be resumed
+    except PermissionError:
+        pass
+    raise UsageError(
+        f"train: {out} is being trained right now by process {pid}; stop it first "
+        f"(Ctrl-C or kill -TERM {pid} writes the checkpoint), then resume"
+    )
 
 
 def _same(flag: str, given: Any, saved: dict) -> bool:
@@ -530,6 +557,7 @@ def _flags_from_spec(spec: Any) -> dict:
 
 
 def _write_run_json(out: str, settings: dict, trainer: Any, *, status: str) -> str:
+    import socket
     from importlib.metadata import PackageNotFoundError, version
 
     try:
@@ -543,6 +571,8 @@ def _write_run_json(out: str, settings: dict, trainer: Any, *, status: str) -> s
         "lowdisp_version": lowdisp_version,
         "status": status,
         "step": int(trainer.step_count),
+        "pid": os.getpid(),
+        "host": socket.gethostname(),
         "model": {k: settings[k] for k in MODEL_FLAGS},
         "run": {k: settings[k] for k in RUN_FLAGS},
         "resume": f"lowdisp train --resume {shlex.quote(out)}",
