@@ -106,3 +106,66 @@ def test_boolean_options_are_validated(bad):
     with pytest.raises(TypeError, match="FullUnitary: real must be True or False"):
         FullUnitary(3, real=bad)
     assert haar(3, rng=0, complex=np.bool_(True)).dtype == np.complex128
+
+
+# --- issue 10: the reproducers of the bad-input campaign, verbatim --------------------
+
+
+def _oe(W):
+    W = np.asarray(W, dtype=np.complex128)
+    assert np.isfinite(W).all()
+    return float(np.linalg.norm(W.conj().T @ W - np.eye(W.shape[1]), 2))
+
+
+def test_issue10_householder_extreme_scales():
+    import lowdisp as ld
+
+    h = ld.Householder(4)
+    th = h.sample(rng=0)
+    W0 = h.forward(th)[0]
+    for c in (1e155, 1e-170):  # all NaN; "column 0 is zero" (false)
+        W = h.forward(c * th)[0]
+        assert _oe(W) <= 1e-13 and np.abs(W - W0).max() <= 1e-13
+
+
+def test_issue10_restricted_unitary_tiny_reflections():
+    import lowdisp as ld
+
+    ru = ld.RestrictedUnitary(4, rng=0)
+    th = ru.sample(rng=0)
+    th[12:] *= 1e-170  # ZeroDivisionError
+    assert _oe(ru.forward(th)[0]) <= 1e-13
+
+
+def test_issue10_exp_and_cayley_large_theta():
+    import lowdisp as ld
+
+    th = np.random.default_rng(0).standard_normal(3)
+    assert _oe(ld.ExpMap(3, method="pade").forward(1e20 * th)[0]) <= 1e-13  # NaN
+    sc = ld.ScaledCayley(3)
+    theta = sc.sample(rng=0)
+    assert _oe(sc.forward(1e10 * theta)[0]) <= 1e-13  # 4e-7
+    assert _oe(sc.forward(1e16 * theta)[0]) <= 1e-13  # "-1 is an eigenvalue of A"
+    e = ld.ExpMap(5)
+    t5 = np.random.default_rng(1).standard_normal(10)
+    for c in (1e12, 1e16):  # 6e-8, 0.7
+        assert _oe(e.forward(c * t5)[0]) <= 1e-13
+
+
+def test_issue10_orthogonality_error_huge_and_empty():
+    import lowdisp as ld
+
+    assert ld.orthogonality_error(1e200 * np.eye(3)) == np.inf  # NaN + "DLASCL illegal value"
+    assert ld.cayley(np.zeros((0, 0))).shape == (0, 0)
+
+
+@pytest.mark.filterwarnings("ignore:the matrix subclass:PendingDeprecationWarning")
+def test_issue10_matrix_into_householder_and_right_inverse():
+    import lowdisp as ld
+
+    V = np.matrix(np.random.default_rng(0).standard_normal((4, 4)))
+    Q = ld.householder_product(V)
+    assert type(Q) is np.ndarray and _oe(Q) <= 1e-13
+    h = ld.Householder(4)
+    th = h.right_inverse(np.matrix(Q))
+    assert np.abs(h.forward(th)[0] - Q).max() <= 1e-10
