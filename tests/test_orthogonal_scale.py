@@ -437,3 +437,37 @@ def test_spectral_riemannian_step_matches_lu(monkeypatch):
     ref = fu.riemannian_step(W, G, 0.3)
     monkeypatch.setattr("lowdisp.orthogonal._unitary._RCOND_SPECTRAL", 2.0)
     assert np.abs(fu.riemannian_step(W, G, 0.3) - ref).max() < 1e-13
+
+
+@given(n=st.integers(1, 5), seed=st.integers(0, 2**16), s=in_range)
+def test_complex_householder_product_any_scale(n, seed, s):
+    rng = np.random.default_rng(seed)
+    k = int(rng.integers(1, n + 1))
+    V = complex_of(rng.standard_normal((n, k)), rng.standard_normal((n, k)))
+    Q = householder_product(scaled(V, s))
+    assert ortho_err(Q) <= TOL
+    assert np.abs(Q - householder_product(V)).max() <= TOL
+
+
+@given(n=st.integers(1, 5), seed=st.integers(0, 2**16), s=in_range)
+def test_cayley_general_matrix_any_scale(n, seed, s):
+    """Non-skew A: the LU runs on 2^-e (I + A), so huge A is no longer called singular."""
+    rng = np.random.default_rng(seed)
+    B = rng.standard_normal((n, n)) + 3 * np.eye(n)  # eigenvalues away from -1 / 0
+    c = factor(s)
+    W = cayley(scaled(B, s))
+    assert np.isfinite(W).all()
+    if c >= 1e20:  # (I + cB)^{-1}(I - cB) -> -I
+        assert np.abs(W + np.eye(n)).max() <= 1e-12 * np.linalg.cond(B)
+    elif c <= 1e-20:
+        assert np.abs(W - np.eye(n)).max() <= 1e-12
+
+
+def test_in_manifold_and_right_inverse_at_extreme_scales():
+    h = Householder(3)
+    W = h.forward(h.sample(rng=0))[0]
+    for c in (1e-200, 1e200):
+        assert not h.in_manifold(c * W)
+        assert not ScaledCayley(3).in_manifold(c * W)
+        with pytest.raises(ValueError, match=r"Householder.right_inverse: W is not orthogonal"):
+            h.right_inverse(c * W)

@@ -15,7 +15,13 @@ from lowdisp.orthogonal._base import _SkewParam
 from lowdisp.orthogonal._init import cayley_init
 from lowdisp.orthogonal._inputs import as_array
 from lowdisp.orthogonal._lapack import lu_solve
-from lowdisp.orthogonal._scaling import ldexp, max_abs, pow2_exponent, skew_schur
+from lowdisp.orthogonal._scaling import (
+    ldexp,
+    max_abs,
+    pow2_exponent,
+    safe_exponent,
+    skew_schur,
+)
 
 __all__ = ["ScaledCayley", "cayley"]
 
@@ -82,15 +88,18 @@ class _Resolvent:
         lu: tuple[np.ndarray, np.ndarray] | None = None,
         Q: np.ndarray | None = None,
         K: np.ndarray | None = None,
+        scale: int = 0,
     ) -> None:
-        self.lu, self.Q, self.K = lu, Q, K
+        # lu factors 2^-scale (I + A)
+        self.lu, self.Q, self.K, self.scale = lu, Q, K, scale
 
     def solve(self, B: np.ndarray, trans: int = 0) -> np.ndarray:
         """``R B`` (``trans=1``: ``R^T B``; ``2``: ``R^H B``)."""
         if B.shape[0] == 0:
             return B.copy()
         if self.lu is not None:
-            return lu_solve(self.lu, B, trans=trans)
+            X = lu_solve(self.lu, B, trans=trans)
+            return X if self.scale == 0 else ldexp(X, -self.scale)
         Q, K = self.Q, self.K
         assert Q is not None and K is not None
         if trans == 0:
@@ -154,16 +163,20 @@ def _cayley_core(
     if amax > _HUGE and (skew if skew is not None else _is_skew(A)):
         W, res = _cayley_spectral(A)
     else:
-        eye = np.eye(n, dtype=A.dtype)
-        lu, rcond = _lu_rcond(eye + A)
+        # (I + A)^{-1}(I - A) = (2^-e I + 2^-e A)^{-1}(2^-e I - 2^-e A): for a huge
+        # (non-skew) A the rescaled pair keeps the LU and its 1-norm finite
+        e = int(pow2_exponent(amax)) if amax > 2.0 ** safe_exponent(A.dtype) else 0
+        eye = np.eye(n, dtype=A.dtype) if e == 0 else ldexp(np.eye(n, dtype=A.dtype), -e)
+        As = A if e == 0 else ldexp(A, -e)
+        lu, rcond = _lu_rcond(eye + As)
         if rcond > _RCOND_SPECTRAL:
-            W, res = lu_solve(lu, eye - A), _Resolvent(lu=lu)
+            W, res = lu_solve(lu, eye - As), _Resolvent(lu=lu, scale=e)
         elif skew if skew is not None else _is_skew(A):
             W, res = _cayley_spectral(A)
         elif not rcond > n * np.finfo(lu[0].real.dtype).eps:
             raise _singular(where, rcond, _HINT)
         else:
-            W, res = lu_solve(lu, eye - A), _Resolvent(lu=lu)
+            W, res = lu_solve(lu, eye - As), _Resolvent(lu=lu, scale=e)
     if d is not None:
         W *= d[None, :]
     return W, res
