@@ -299,7 +299,10 @@ class _SkewParam(_Param):
         array([[ 0. ,  0.5],
                [-0.5,  0. ]])
         """
-        t = self._theta(theta, "skew")
+        return self._skew(self._theta(theta, "skew"))
+
+    def _skew(self, t: np.ndarray) -> np.ndarray:
+        """:meth:`skew` of an already validated ``theta``."""
         A = np.zeros((self.n, self.n), dtype=self.dtype)
         A[self._iu] = t
         return A - A.T

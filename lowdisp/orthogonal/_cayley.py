@@ -342,7 +342,7 @@ class ScaledCayley(_SkewParam):
         array([[ 0., -1.],
                [ 1.,  0.]])
         """
-        A = self.skew(theta)
+        A = self._skew(self._theta(theta, "forward"))  # errors name forward
         W, res = _cayley_core(A, self.d, "ScaledCayley.forward", skew=True)
         return W, (res, W.copy())  # the caller may modify the W it gets; the cache must not change
 

@@ -89,7 +89,7 @@ def expm_skew(A: Any) -> np.ndarray:
         return np.eye(0, dtype=Aa.dtype)
     if Aa.dtype.kind == "c":
         # A = -i (iA) with iA Hermitian: exp(A) = V diag(exp(-i lam)) V^H
-        lam, V = _hermitian_eig(Aa)
+        lam, V = _hermitian_eig(Aa, "expm_skew")
         W = (V * np.exp(-1j * lam)[None, :]) @ V.conj().T
         return np.ascontiguousarray(W, dtype=Aa.dtype)
     # real Schur form A = Q T Q^T: T is block diagonal with 2 x 2 blocks
@@ -99,7 +99,7 @@ def expm_skew(A: Any) -> np.ndarray:
     return np.ascontiguousarray(_expm_schur(Q, s, b), dtype=Aa.dtype)
 
 
-def _hermitian_eig(A: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _hermitian_eig(A: np.ndarray, where: str) -> tuple[np.ndarray, np.ndarray]:
     """``iA = V diag(lam) V^H`` for a complex skew-Hermitian ``A`` (rescaled by ``2^-e``)."""
     Ah = A.astype(np.complex128)
     e = int(pow2_exponent(float(max_abs(Ah))))
@@ -107,7 +107,7 @@ def _hermitian_eig(A: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     lam, V = np.linalg.eigh(0.5j * (As - As.conj().T))
     with np.errstate(over="ignore"):
         lam = np.ldexp(lam, e)
-    _check_angles(lam, "expm_skew")
+    _check_angles(lam, where)
     return lam, V
 
 
@@ -182,7 +182,7 @@ _EIGH_MAX = 2.0**20
 def _frechet_skew(A: np.ndarray, G: np.ndarray) -> np.ndarray:
     """``L_exp(A^H, G)`` for a skew ``A`` at any scale (no Pade squarings)."""
     if A.dtype.kind == "c":
-        lam, V = _hermitian_eig(A)  # A^H = V diag(i lam) V^H
+        lam, V = _hermitian_eig(A, "expm_skew_vjp")  # A^H = V diag(i lam) V^H
         return _frechet_spectral(V, lam, G.astype(np.complex128))
     Q, s, b = skew_schur(A)
     _check_angles(b, "expm_skew_vjp")
@@ -426,7 +426,7 @@ class ExpMap(_SkewParam):
         array([[ 0.,  1.],
                [-1.,  0.]])
         """
-        A = self.skew(theta)
+        A = self._skew(self._theta(theta, "forward"))  # errors name forward
         if self.method == "pade" and _norm1(A) <= _PADE_MAX_NORM1:
             return np.asarray(sla.expm(A)).astype(self.dtype, copy=False), ("pade", A)
         if self.method == "eigh" and float(max_abs(A)) <= _EIGH_MAX:
