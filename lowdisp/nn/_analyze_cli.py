@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 
 from lowdisp.exceptions import CheckpointError, UsageError
 
@@ -88,6 +89,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add("--eps", type=_eps, default=None, help="ε levels, e.g. 1e-3,1e-2; if not given, automatic")
     add("--powers", type=_int_at_least(1), default=50, help="largest k of ‖A^k‖₂")
     add("--seed", type=int, default=0, help="seed of the Lanczos start vectors")
+    add(
+        "--progress",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="progress bar on stderr; if not given, when stderr is a terminal",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -108,6 +115,7 @@ def run(args: argparse.Namespace) -> int:
             at=args.at,
             powers=args.powers,
             rng=args.seed,
+            progress=sys.stderr.isatty() if args.progress is None else args.progress,
         )
     except CheckpointError:
         raise

@@ -812,6 +812,7 @@ def analyze_run(
     at: Iterable[int] | None = None,
     powers: int = 50,
     rng: Any = 0,
+    progress: bool = False,
 ) -> RunAnalysis:
     """Spectral measures of a weight matrix along a run's snapshots.
 
@@ -837,6 +838,8 @@ def analyze_run(
         Largest power k of the transient growth ‖A^k‖₂ (default 50).
     rng : optional
         Seed of the randomized parts (Lanczos start vectors).
+    progress : bool
+        Show a progress bar (tqdm, on stderr) over the snapshots.
 
     Returns
     -------
@@ -955,25 +958,53 @@ def analyze_run(
         if bad:
             raise ValueError(f"{where}: no snapshot at steps {bad}; available steps: {steps}")
         ps_idx = sorted({steps.index(s) for s in wanted})
-    eigs = np.stack([np.linalg.eigvals(A) for A in As])
-    norms = np.array([spectral_norm(A, method="dense").value for A in As])
-    radius = np.abs(eigs).max(axis=1)
-    dep = np.array([departure_from_normality(A) for A in As])
-    fro = np.array([np.linalg.norm(A) for A in As])
-    dep_rel = np.divide(dep, fro, out=np.zeros_like(dep), where=fro > 0)
-    orth = np.array([orthogonality_error(A) for A in As])
-    nr = np.stack([numerical_range(A, npts=64) for A in As])
-    tg = [transient_growth(A, powers, rng=rng) for A in As]
-    ks = np.asarray(tg[0].k)
-    trans = np.stack([t.norms for t in tg])
-    re_, im_ = _grid(eigs[ps_idx].ravel(), npts)
-    sig = np.stack([pseudospectra(As[i], re=re_, im=im_, rng=rng).sigma_min for i in ps_idx])
-    if eps is None:
-        levels = _auto_eps(sig)
-    else:
+    if eps is not None:
         levels = np.sort(np.atleast_1d(np.asarray(eps, dtype=float)))
         if levels.size == 0 or not np.all(np.isfinite(levels) & (levels > 0)):
             raise ValueError(f"{where}: eps must be positive and finite; got {eps!r}")
+    from tqdm.auto import tqdm
+
+    bar = tqdm(
+        total=S + len(ps_idx), disable=not progress, desc="analyze", unit="task", leave=False
+    )
+    try:
+        rows = []
+        for A in As:  # the cheap measures, snapshot by snapshot
+            lam = np.linalg.eigvals(A)
+            dep = departure_from_normality(A)
+            fro = float(np.linalg.norm(A))
+            tg = transient_growth(A, powers, rng=rng)
+            rows.append(
+                (
+                    lam,
+                    spectral_norm(A, method="dense").value,
+                    dep,
+                    dep / fro if fro > 0 else 0.0,
+                    orthogonality_error(A),
+                    numerical_range(A, npts=64),
+                    tg,
+                )
+            )
+            bar.update(1)
+        eigs = np.stack([r[0] for r in rows])
+        re_, im_ = _grid(eigs[ps_idx].ravel(), npts)
+        grids = []
+        for i in ps_idx:  # the pseudospectra, all on one grid
+            grids.append(pseudospectra(As[i], re=re_, im=im_, rng=rng).sigma_min)
+            bar.update(1)
+    finally:
+        bar.close()
+    norms = np.array([r[1] for r in rows], dtype=float)
+    radius = np.abs(eigs).max(axis=1)
+    dep = np.array([r[2] for r in rows], dtype=float)
+    dep_rel = np.array([r[3] for r in rows], dtype=float)
+    orth = np.array([r[4] for r in rows], dtype=float)
+    nr = np.stack([r[5] for r in rows])
+    ks = np.asarray(rows[0][6].k)
+    trans = np.stack([r[6].norms for r in rows])
+    sig = np.stack(grids)
+    if eps is None:
+        levels = _auto_eps(sig)
     return RunAnalysis(
         run_dir=root,
         param=param,
