@@ -32,6 +32,7 @@ from lowdisp.orthogonal import (
     expm_skew_vjp,
     haar,
     householder_apply,
+    householder_apply_vjp,
     householder_product,
     orthogonality_error,
 )
@@ -471,3 +472,43 @@ def test_in_manifold_and_right_inverse_at_extreme_scales():
         assert not ScaledCayley(3).in_manifold(c * W)
         with pytest.raises(ValueError, match=r"Householder.right_inverse: W is not orthogonal"):
             h.right_inverse(c * W)
+
+
+@given(n=st.integers(1, 5), seed=st.integers(0, 2**16), s=in_range)
+def test_reflector_gradients_scale_inversely(n, seed, s):
+    """Every reflector-based VJP: dL/dv at c v is (dL/dv at v) / c (exact for c = 2**k)."""
+    rng = np.random.default_rng(seed)
+    c = factor(s)
+
+    def close(gc, g0):
+        assert np.isfinite(gc).all()
+        assert np.abs(gc * c - g0).max() <= 1e-12 * max(1.0, np.abs(g0).max())
+
+    V = rng.standard_normal((n, 2))
+    X = rng.standard_normal((n, 3))
+    dY = rng.standard_normal((n, 3))
+    g0 = householder_apply_vjp(V, X, dY, adjoint=True)
+    gc = householder_apply_vjp(scaled(V, s), X, dY, adjoint=True)
+    close(gc["V"], g0["V"])
+    assert np.abs(gc["X"] - g0["X"]).max() <= 1e-12 * max(1.0, np.abs(g0["X"]).max())
+
+    sp = SVDParam(n + 1, n, margin=0.5)
+    th = sp.sample(rng=rng)
+    th[-sp.r :] = rng.standard_normal(sp.r)
+    nref = th.size - sp.r
+    tc = th.copy()
+    tc[:nref] = scaled(th[:nref], s)
+    G = rng.standard_normal((n + 1, n))
+    g0 = sp.vjp(sp.forward(th)[1], G)
+    gc = sp.vjp(sp.forward(tc)[1], G)
+    close(gc[:nref], g0[:nref])
+    assert np.abs(gc[nref:] - g0[nref:]).max() <= 1e-12 * max(1.0, np.abs(g0[nref:]).max())
+
+    ru = RestrictedUnitary(n, rng=seed)
+    th = ru.sample(rng=rng)
+    tc = th.copy()
+    tc[3 * n :] = scaled(th[3 * n :], s)
+    G = complex_of(rng.standard_normal((n, n)), rng.standard_normal((n, n)))
+    g0 = ru.vjp(ru.forward(th)[1], G)
+    gc = ru.vjp(ru.forward(tc)[1], G)
+    close(gc[3 * n :], g0[3 * n :])
