@@ -276,12 +276,12 @@ def _atomic_savez(path: str, arrays: dict) -> None:
         raise
 
 
-def snapshot_path(directory: str | os.PathLike[str], step: int) -> str:
+def _snapshot_path(directory: str | os.PathLike[str], step: int) -> str:
     """The file of the snapshot at ``step``: ``<directory>/step_000100.npz``."""
     return os.path.join(os.fspath(directory), f"step_{int(step):06d}.npz")
 
 
-def write_snapshot(directory: str | os.PathLike[str], model: Any, step: int, names: Any = None):
+def _write_snapshot(directory: str | os.PathLike[str], model: Any, step: int, names: Any = None):
     """Write the weight matrices of ``model`` at ``step``; returns the path (private helper)."""
     entries = _model_entries(model)
     chosen = set(_select([e[0] for e in entries], names, "Snapshots"))
@@ -304,7 +304,7 @@ def write_snapshot(directory: str | os.PathLike[str], model: Any, step: int, nam
         "recurrent": recurrent,
     }
     arrays["meta"] = np.array(json.dumps(meta))
-    path = snapshot_path(directory, step)
+    path = _snapshot_path(directory, step)
     _atomic_savez(path, arrays)
     return path
 
@@ -364,11 +364,11 @@ class Snapshots(Callback):
 
     def _write(self, trainer: Any) -> None:
         self.written.append(
-            write_snapshot(self.directory, trainer.model, trainer.step_count, self.names)
+            _write_snapshot(self.directory, trainer.model, trainer.step_count, self.names)
         )
 
     def on_fit_start(self, trainer: Any) -> None:
-        if not os.path.exists(snapshot_path(self.directory, trainer.step_count)):
+        if not os.path.exists(_snapshot_path(self.directory, trainer.step_count)):
             self._write(trainer)
 
     def on_step_end(self, trainer: Any, loss: float) -> None:
@@ -376,7 +376,7 @@ class Snapshots(Callback):
             self._write(trainer)
 
     def on_fit_end(self, trainer: Any) -> None:
-        if not os.path.exists(snapshot_path(self.directory, trainer.step_count)):
+        if not os.path.exists(_snapshot_path(self.directory, trainer.step_count)):
             self._write(trainer)
 
 
