@@ -48,6 +48,28 @@ turns one into parameters when ``W`` is in the map's image: ``det W`` must be
 ``haar`` returns either sign. RestrictedUnitary has no general right
 inverse (always raises ``NotOnManifoldError``).
 
+Input contract
+--------------
+- Arrays: anything ``numpy.asarray`` accepts; ndarray subclasses
+  (``np.matrix``) are read as plain arrays and results are plain ndarrays;
+  masked arrays are refused (``ValueError``: fill them explicitly with
+  ``np.ma.filled``); NaN/Inf are refused naming the function and argument.
+- Precision: float32 in, float32 out (``theta``, ``W``, gradients);
+  float64 otherwise. ``RestrictedUnitary`` and ``FullUnitary`` have fixed
+  dtypes (complex128 / float64).
+- 0-size: ``cayley``, ``expm_skew``, ``householder_product`` of ``0 x 0``
+  give ``0 x 0``; ``V`` of shape ``(n, 0)`` is the identity; every product
+  with ``X`` of shape ``(n, 0)`` returns ``(m, 0)``; maps need ``n >= 1``.
+- Scale: parameters scaled anywhere in ``1e-300 .. 1e300`` give ``W``
+  orthogonal (unitary) to about ``1e-15``: reflectors are rescaled by
+  powers of two (exact), Cayley and exp switch to the real Schur form of
+  ``A`` where ``I + A`` is ill conditioned or ``||A||`` large, and
+  ``orthogonality_error`` works from singular values of ``W`` rescaled by
+  a power of two (``inf`` when the distance itself overflows). Where a
+  value is not representable (``exp`` of ``A`` with an eigenvalue beyond
+  1.8e308, a Riemannian step ``lr * G`` that overflows) a ``ValueError``
+  names the function.
+
 Gradients of complex quantities follow ``dL/dRe + 1j dL/dIm`` with
 ``L = Re sum(conj(dW) * W)`` (see :mod:`lowdisp.testing`). Maps whose
 manifold needs its own update (FullUnitary) provide
