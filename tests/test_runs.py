@@ -184,3 +184,12 @@ def test_a_corrupted_checkpoint_is_a_checkpoint_error(tmp_path):
     p.write_bytes(b"PK\x03\x04 not really a zip")
     with pytest.raises(CheckpointError):
         lnn.weight_matrices(p)
+
+
+def test_a_plain_npz_of_matrices_is_a_source(tmp_path):
+    p = tmp_path / "weights.npz"
+    np.savez(p, **{"rnn.cell.W": np.eye(3), "readout.b": np.zeros(3)})
+    got = lnn.weight_matrices(p)
+    assert list(got) == ["rnn.cell.W"]
+    with pytest.raises(ValueError, match=r"valid names: rnn\.cell\.W"):
+        lnn.weight_matrices(p, names="readout.b")

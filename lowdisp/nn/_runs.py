@@ -144,6 +144,25 @@ def _read_snapshot(path: str, names: Any = None, where: str = "weight_matrices")
     return int(meta["step"]), arrays, meta
 
 
+def _plain_matrices(path: str, names: Any, where: str) -> dict | None:
+    """The matrices of a plain ``.npz`` of named arrays (a run's ``weights.npz``), or None
+    when the file is a checkpoint (it has ``meta`` or ``params/...``) or unreadable."""
+    try:
+        with open(path, "rb") as f, np.load(f, allow_pickle=False) as z:
+            keys = list(z.files)
+            if "meta" in keys or any(k.startswith("params/") for k in keys):
+                return None
+            available = [k for k in keys if z[k].ndim == 2]
+            chosen = _select(available, names, where)
+            return {k: z[k] for k in chosen}
+    except (ValueError, TypeError) as exc:
+        if str(exc).startswith(where):
+            raise
+        return None
+    except Exception:
+        return None
+
+
 def _trainer_from_checkpoint(path: str, where: str) -> Any:
     """The trainer rebuilt from a checkpoint (its model, step)."""
     from lowdisp.nn import _checkpoint
@@ -178,7 +197,8 @@ def weight_matrices(source: Any, *, names: Any = None) -> dict[str, Any]:
         A model (e.g. from :func:`build_model`), a :class:`Trainer` (its
         model), a checkpoint file (``.npz`` written by :func:`save`; the
         model is rebuilt from the specification inside), a snapshot file
-        written by :class:`Snapshots`, or a run folder written by
+        written by :class:`Snapshots`, a plain ``.npz`` of named matrices
+        (a run's ``weights.npz``: its 2-D arrays), or a run folder written by
         ``lowdisp train`` (its ``checkpoint.npz``; without one, its latest
         snapshot).
     names : str or sequence of str, optional
@@ -250,6 +270,9 @@ def weight_matrices(source: Any, *, names: Any = None) -> dict[str, Any]:
         raise CheckpointError(f"{where}: no such file or folder: {path!r}")
     if _SNAPSHOT_RE.match(os.path.basename(path)) or _is_snapshot_file(path):
         return _read_snapshot(path, names, where)[1]
+    plain = _plain_matrices(path, names, where)
+    if plain is not None:
+        return plain
     return weight_matrices(_trainer_from_checkpoint(path, where).model, names=names)
 
 
