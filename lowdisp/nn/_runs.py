@@ -408,7 +408,7 @@ class Snapshots(Callback):
 # ---------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class RunAnalysis:
     """Spectral measures of one weight matrix along a run (see :func:`analyze_run`).
 
@@ -449,6 +449,8 @@ class RunAnalysis:
     >>> res = _example_analysis()
     >>> res.steps.tolist(), res.sigma_min.shape
     ([0, 3, 6], (3, 20, 20))
+    >>> res  # doctest: +ELLIPSIS
+    RunAnalysis(run_dir='...', param='rnn.cell.W', n=8, steps=[0, 3, 6], ...)
     """
 
     run_dir: str
@@ -470,6 +472,15 @@ class RunAnalysis:
     eps: np.ndarray
     notes: tuple = field(default=())
     elapsed: float = 0.0
+
+    def __repr__(self) -> str:
+        n = self.eigenvalues.shape[1] if self.eigenvalues.ndim == 2 else 0
+        return (
+            f"RunAnalysis(run_dir={self.run_dir!r}, param={self.param!r}, n={n}, "
+            f"steps={self.steps.tolist()}, pseudospectra_steps="
+            f"{self.pseudospectra_steps.tolist()}, grid={len(self.re)}x{len(self.im)}, "
+            f"eps={[float(f'{e:.3g}') for e in self.eps]})"
+        )
 
     # -- text and JSON ---------------------------------------------------------
     def to_dict(self) -> dict:
