@@ -60,10 +60,11 @@ _HINT = (
     "some -1 entries first: ScaledCayley(n, n_neg=...) with n_neg >= the multiplicity of -1."
 )
 
-#: Below this reciprocal condition number of I + A, the LU solve loses
-#: orthogonality (about 5e-17 / rcond, measured); a skew A then takes the
-#: spectral path, which is orthogonal to rounding whatever ||A||.
-_RCOND_SPECTRAL = 2.0**-8
+#: Below this reciprocal condition number (gecon, 1-norm) of I + A, the LU
+#: solve loses orthogonality (measured: ||W^T W - I|| ~ 6e-17 / rcond for
+#: n = 31..255, so <= ~6e-14 here); a skew A then takes the spectral path,
+#: orthogonal to ~n eps whatever ||A|| but ~8x slower than LU at n = 128.
+_RCOND_SPECTRAL = 2.0**-10
 
 #: max|a_ij| above which a skew A goes straight to the spectral path (no LU).
 _HUGE = 2.0**40
@@ -215,10 +216,10 @@ def cayley(A: Any, D: Any = None) -> np.ndarray:
     skew ``A``; -1 is never reached, which is why scoRNN multiplies by ``D``.
 
     Scale safety: the LU solve loses orthogonality in proportion to the
-    condition number of ``I + A`` (``||W^T W - I|| ~ 5e-17 ||A||`` when ``A``
+    condition number of ``I + A`` (``||W^T W - I|| ~ 6e-17 / rcond``, ``~ 5e-17 ||A||`` when ``A``
     has a zero eigenvalue, e.g. odd ``n``). An exactly skew-symmetric
     (skew-Hermitian) ``A`` whose ``I + A`` has reciprocal condition number
-    below ``2^-8``, or with ``max |a_ij| > 2^40``, is therefore transformed
+    below ``2^-10``, or with ``max |a_ij| > 2^40``, is therefore transformed
     through its spectral decomposition instead (real Schur form, or the
     Hermitian eigenproblem of ``iA``, on ``A`` rescaled by a power of two):
     each block ``[[0, b], [-b, 0]]`` becomes the rotation by ``2 arctan(b)``,
