@@ -1065,10 +1065,14 @@ def analyze_run(
 @functools.lru_cache(maxsize=1)
 def _example_analysis() -> RunAnalysis:
     """A tiny analysed run for the examples (scaled-Cayley cell, 8 units, 6 steps)."""
+    import atexit
+    import shutil
+
     from lowdisp.nn._tasks import copy_memory
     from lowdisp.nn._trainer import make_trainer
 
     d = tempfile.mkdtemp(prefix="lowdisp-example-run-")
+    atexit.register(shutil.rmtree, d, True)
     tr = make_trainer(
         copy_memory(5),
         "scaled_cayley",
