@@ -176,3 +176,22 @@ def test_without_snapshots_the_final_weights_are_analysed(tmp_path):
     assert any("no snapshots" in n for n in res.notes)
     W = lnn.recurrent_matrix(tr.model).astype(float)
     assert res.spectral_norm[0] == pytest.approx(np.linalg.norm(W, 2), rel=1e-9)
+
+
+def test_lstm_gate_blocks(tmp_path):
+    tr = lnn.make_trainer(
+        lnn.copy_memory(3),
+        "lstm",
+        hidden=4,
+        batch_size=4,
+        rng=0,
+        callbacks=[lnn.Snapshots(tmp_path / "snapshots", every=2)],
+    )
+    tr.fit(2, progress=False)
+    with pytest.raises(ValueError, match=r"stacks the gates .* rnn\.cell\.W_h:f"):
+        lnn.analyze_run(tmp_path, npts=6, powers=2)
+    with pytest.raises(ValueError, match="no gate 'x'"):
+        lnn.analyze_run(tmp_path, param="rnn.cell.W_h:x", npts=6, powers=2)
+    res = lnn.analyze_run(tmp_path, param="rnn.cell.W_h:f", npts=6, powers=2)
+    W_f = tr.model.params()["rnn.cell.W_h"][4:8].astype(float)
+    assert res.spectral_norm[-1] == pytest.approx(np.linalg.norm(W_f, 2), rel=1e-9)

@@ -807,6 +807,35 @@ def _readable_scale(ax: Any, values: np.ndarray, *, log: bool = True) -> None:
     ax.ticklabel_format(axis="y", useOffset=False)
 
 
+#: gate names of stacked recurrent matrices: LSTM (i, f, g, o), GRU (r, z, n)
+_GATES = {4: ("i", "f", "g", "o"), 3: ("r", "z", "n")}
+
+
+def _split_gate(param: str) -> tuple[str, str | None]:
+    """``"rnn.cell.W_h:f"`` -> ``("rnn.cell.W_h", "f")``."""
+    if not isinstance(param, str):
+        raise TypeError(f"analyze_run: param must be a string; got {type(param).__name__}")
+    base, sep, gate = param.partition(":")
+    return base, (gate if sep else None)
+
+
+def _gate_block(M: np.ndarray, base: str, gate: str | None, where: str) -> np.ndarray:
+    """The ``gate`` block ``(n, n)`` of a stacked ``(k n, n)`` gate matrix (or ``M``)."""
+    if gate is None:
+        return M
+    n = M.shape[1] if M.ndim == 2 else 0
+    blocks = _GATES.get(M.shape[0] // n) if n and M.shape[0] % n == 0 else None
+    if not blocks:
+        raise ValueError(f"{where}: {base} (shape {M.shape}) does not stack gates; drop ':{gate}'")
+    if gate not in blocks:
+        raise ValueError(
+            f"{where}: no gate {gate!r} in {base}; valid: "
+            f"{', '.join(f'{base}:{g}' for g in blocks)}"
+        )
+    i = blocks.index(gate)
+    return M[i * n : (i + 1) * n]
+
+
 def _auto_eps(sigma: np.ndarray) -> np.ndarray:
     """Shared ε levels: decades (or half decades) spanning the bulk of all grids."""
     pos = sigma[np.isfinite(sigma) & (sigma > 0)]
@@ -859,7 +888,9 @@ def analyze_run(
         by :class:`Snapshots`.
     param : str, optional
         The matrix, e.g. ``"rnn.cell.W"`` (default: the recurrent matrix).
-        Must be square.
+        Must be square; for the stacked gate matrices of LSTM/GRU cells name
+        one gate block, e.g. ``"rnn.cell.W_h:f"`` (LSTM gates ``i, f, g, o``,
+        GRU gates ``r, z, n``, in PyTorch's order).
     eps : float or sequence of float, optional
         The ε levels of the pseudospectra plots (default: decades spanning
         the computed σ_min, shared by all snapshots).
@@ -946,11 +977,12 @@ def analyze_run(
                         f"{', '.join(names)}"
                     )
                 param = square[0]
-        _select(names, param, where)
+        base, gate = _split_gate(param)
+        _select(names, base, where)
         for step, path in files:
-            _, arrays, _ = _read_snapshot(path, [param], where)
+            _, arrays, _ = _read_snapshot(path, [base], where)
             steps.append(step)
-            mats.append(arrays[param])
+            mats.append(_gate_block(arrays[base], base, gate, where))
     else:
         ckpt = os.path.join(root, "checkpoint.npz")
         if not os.path.isfile(ckpt):
@@ -968,7 +1000,8 @@ def analyze_run(
                     f"{where}: the model has no recurrent matrix; choose one (param=, or --param "
                     f"of lowdisp analyze)"
                 )
-        W = weight_matrices(model, names=param)[param]
+        base, gate = _split_gate(param)
+        W = _gate_block(weight_matrices(model, names=base)[base], base, gate, where)
         step = int(trainer.step_count)
         steps.append(step)
         mats.append(W)
@@ -978,9 +1011,17 @@ def analyze_run(
         )
     A0 = mats[0]
     if A0.ndim != 2 or A0.shape[0] != A0.shape[1]:
+        blocks = _GATES.get(A0.shape[0] // A0.shape[1]) if A0.ndim == 2 else None
+        if blocks and A0.shape[0] % A0.shape[1] == 0:
+            hint = (
+                f"; {param} stacks the gates of an LSTM/GRU cell, choose one block: "
+                f"{', '.join(f'{param}:{g}' for g in blocks)}"
+            )
+        else:
+            hint = "; choose a square matrix"
         raise ValueError(
-            f"{where}: {param} is not square (shape {A0.shape}); choose a square matrix "
-            f"(param=, or --param of lowdisp analyze)"
+            f"{where}: {param} is not square (shape {A0.shape}){hint} (param=, or --param "
+            f"of lowdisp analyze)"
         )
     As = [np.asarray(M, dtype=np.complex128 if np.iscomplexobj(M) else np.float64) for M in mats]
     S = len(As)
