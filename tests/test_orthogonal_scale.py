@@ -512,3 +512,12 @@ def test_reflector_gradients_scale_inversely(n, seed, s):
     g0 = ru.vjp(ru.forward(th)[1], G)
     gc = ru.vjp(ru.forward(tc)[1], G)
     close(gc[3 * n :], g0[3 * n :])
+
+
+@given(n=st.integers(2, 6), seed=st.integers(0, 2**16), s=in_range)
+def test_cayley_of_a_rounded_skew_matrix(n, seed, s):
+    """Q L Q^T of a skew L is skew only to rounding: still orthogonal, at any scale."""
+    rng = np.random.default_rng(seed)
+    Q = haar(n, rng=rng)
+    A = Q @ scaled(skew(rng, n), s) @ Q.T
+    assert ortho_err(cayley(A)) <= TOL

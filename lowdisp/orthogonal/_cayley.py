@@ -45,16 +45,6 @@ def _singular(where: str, rcond: float, hint: str) -> np.linalg.LinAlgError:
     )
 
 
-def _lu(M: np.ndarray, where: str, hint: str) -> tuple[np.ndarray, np.ndarray]:
-    """LU factors of ``M``; a singular or numerically singular ``M`` raises LinAlgError."""
-    n = M.shape[0]
-    lu, rcond = _lu_rcond(M)
-    eps = np.finfo(lu[0].real.dtype).eps
-    if n and not rcond > n * eps:
-        raise _singular(where, rcond, hint)
-    return lu
-
-
 _HINT = (
     "For the inverse map of an orthogonal W with eigenvalue -1 scale by D = diag(+-1) with "
     "some -1 entries first: ScaledCayley(n, n_neg=...) with n_neg >= the multiplicity of -1."
@@ -70,9 +60,21 @@ _RCOND_SPECTRAL = 2.0**-10
 _HUGE = 2.0**40
 
 
-def _is_skew(A: np.ndarray) -> bool:
-    """Whether ``A`` is exactly skew-symmetric (skew-Hermitian for complex ``A``)."""
-    return bool(np.array_equal(A, -A.conj().T))
+def _skew_part(A: np.ndarray) -> np.ndarray | None:
+    """``A`` if skew-symmetric (skew-Hermitian) to rounding, as its exact skew part; else None.
+
+    "To rounding": ``max |A + A^H| <= 100 eps max |A|`` (e.g. ``Q L Q^T`` of a
+    skew ``L``); such an ``A`` is replaced by ``(A - A^H) / 2``, a change
+    below the rounding of ``A`` itself.
+    """
+    if np.array_equal(A, -A.conj().T):
+        return A
+    amax = float(max_abs(A))
+    e = int(pow2_exponent(amax))
+    As = ldexp(A, -e)
+    if float(max_abs(As + As.conj().T)) > 100 * np.finfo(A.dtype).eps:
+        return None
+    return ldexp(0.5 * (As - As.conj().T), e)
 
 
 class _Resolvent:
@@ -151,18 +153,22 @@ def _cayley_core(
 ) -> tuple[np.ndarray, _Resolvent]:
     """``W = (I + A)^{-1} (I - A) diag(d)`` and the resolvent for the VJP.
 
-    ``skew`` says whether ``A`` is known to be exactly skew (None: test it
-    when needed). A skew ``A`` takes the LU path while ``I + A`` is well
-    conditioned and the spectral path otherwise (never "singular": -1 is not
-    an eigenvalue of a skew matrix); any other ``A`` always takes the LU
-    path, and a numerically singular ``I + A`` raises ``LinAlgError``.
+    ``skew=True`` says that ``A`` is exactly skew (otherwise it is tested,
+    to rounding, when needed). A skew ``A`` takes the LU path while
+    ``I + A`` is well conditioned and the spectral path otherwise (never
+    "singular": -1 is not an eigenvalue of a skew matrix); any other ``A``
+    always takes the LU path, and a numerically singular ``I + A`` raises
+    ``LinAlgError``.
     """
     n = A.shape[0]
     if n == 0:
         return np.zeros((0, 0), dtype=A.dtype), _Resolvent(Q=np.zeros((0, 0)), K=np.zeros((0, 0)))
     amax = float(max_abs(A))
-    if amax > _HUGE and (skew if skew is not None else _is_skew(A)):
-        W, res = _cayley_spectral(A)
+    S: np.ndarray | None = None
+    if amax > _HUGE:
+        S = A if skew else _skew_part(A)
+    if S is not None:
+        W, res = _cayley_spectral(S)
     else:
         # (I + A)^{-1}(I - A) = (2^-e I + 2^-e A)^{-1}(2^-e I - 2^-e A): for a huge
         # (non-skew) A the rescaled pair keeps the LU and its 1-norm finite
@@ -172,8 +178,8 @@ def _cayley_core(
         lu, rcond = _lu_rcond(eye + As)
         if rcond > _RCOND_SPECTRAL:
             W, res = lu_solve(lu, eye - As), _Resolvent(lu=lu, scale=e)
-        elif skew if skew is not None else _is_skew(A):
-            W, res = _cayley_spectral(A)
+        elif (S := A if skew else _skew_part(A)) is not None:
+            W, res = _cayley_spectral(S)
         elif not rcond > n * np.finfo(lu[0].real.dtype).eps:
             raise _singular(where, rcond, _HINT)
         else:
@@ -216,9 +222,11 @@ def cayley(A: Any, D: Any = None) -> np.ndarray:
     skew ``A``; -1 is never reached, which is why scoRNN multiplies by ``D``.
 
     Scale safety: the LU solve loses orthogonality in proportion to the
-    condition number of ``I + A`` (``||W^T W - I|| ~ 6e-17 / rcond``, ``~ 5e-17 ||A||`` when ``A``
-    has a zero eigenvalue, e.g. odd ``n``). An exactly skew-symmetric
-    (skew-Hermitian) ``A`` whose ``I + A`` has reciprocal condition number
+    condition number of ``I + A`` (``||W^T W - I|| ~ 6e-17 / rcond``; for
+    ``A`` with a zero eigenvalue, e.g. odd ``n``, ``~ 5e-17 ||A||``). A
+    skew-symmetric (skew-Hermitian) ``A`` (exactly, or to rounding:
+    ``max |A + A^H| <= 100 eps max |A|``, then its skew part is used) whose
+    ``I + A`` has reciprocal condition number
     below ``2^-10``, or with ``max |a_ij| > 2^40``, is therefore transformed
     through its spectral decomposition instead (real Schur form, or the
     Hermitian eigenproblem of ``iA``, on ``A`` rescaled by a power of two):
