@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import re
+
 import matplotlib
 import numpy as np
 import pytest
 
 from lowdisp.cli import main
+from lowdisp.exceptions import UsageError
 from lowdisp.spectral import (
     plot_numerical_range,
     plot_pseudospectra,
@@ -49,6 +52,19 @@ def test_plot_bad_input():
         plot_transient(np.eye(2))
 
 
+@pytest.fixture(autouse=True)
+def _command_module(monkeypatch):
+    """Route ``lowdisp pseudospectra`` to the module that also reads checkpoints and run
+    folders (a no-op once lowdisp.cli.COMMANDS names it)."""
+    import lowdisp.cli as cli
+
+    monkeypatch.setitem(
+        cli.COMMANDS,
+        "pseudospectra",
+        ("lowdisp._pseudospectra_cli", cli.COMMANDS["pseudospectra"][1]),
+    )
+
+
 def _run(capsys, *argv):
     code = main(["pseudospectra", *map(str, argv)])
     out = capsys.readouterr()
@@ -58,7 +74,7 @@ def _run(capsys, *argv):
 def test_cli_npy_npz_txt(tmp_path, capsys):
     A = oracles.grcar(16)
     np.save(tmp_path / "a.npy", A)
-    code, out, _ = _run(capsys, tmp_path / "a.npy", "--npts", 20)
+    code, out, _ = _run(capsys, tmp_path / "a.npy", "--npts", 20, "--measures", "all")
     assert code == 0
     png = tmp_path / "a_pseudospectra.png"
     assert png.is_file() and png.stat().st_size > 1000
@@ -103,3 +119,166 @@ def test_cli_bad_input(tmp_path, capsys):
     np.save(tmp_path / "nan.npy", np.array([[np.nan]]))
     code, _, err = _run(capsys, tmp_path / "nan.npy")
     assert code == 2 and "must be finite" in err
+
+
+# --------------------------------------------------------------------------
+# issue 9: measures, progress, ρ ≈ 1, flat transients, checkpoints and run folders
+# --------------------------------------------------------------------------
+
+
+def _orthogonal_f32(n: int = 40) -> np.ndarray:
+    from scipy.stats import ortho_group
+
+    return ortho_group.rvs(n, random_state=7).astype(np.float32)
+
+
+def test_cli_default_measures_and_timing_lines(tmp_path, capsys):
+    from lowdisp.spectral._cli import DEFAULT_MEASURES
+
+    assert DEFAULT_MEASURES == ("basic", "grid", "radius")
+    A = oracles.grcar(30)
+    np.save(tmp_path / "g.npy", A)
+    code, out, err = _run(capsys, tmp_path / "g.npy", "--npts", 12)
+    assert code == 0
+    assert "pseudospectral radius" in out and "spectral norm" in out
+    assert "α_ε" not in out and "Kreiss constant (discrete)" not in out
+    for label in ("norm, spectrum", "grid 12 x 12", "pseudospectral radius"):
+        assert f"pseudospectra: {label}" in err  # one line per measure with its time
+    (tmp_path / "g_pseudospectra.png").unlink()
+    code, out, err = _run(capsys, tmp_path / "g.npy", "--measures", "kreiss", "--no-progress")
+    assert code == 0 and "Kreiss constant (discrete)" in out and "spectral norm" not in out
+    assert err == ""
+    assert not (tmp_path / "g_pseudospectra.png").exists()  # no grid, no plot
+    assert (tmp_path / "g_pseudospectra.txt").is_file()
+
+
+def test_cli_help_shows_the_defaults(capsys):
+    with pytest.raises(SystemExit):
+        main(["pseudospectra", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    for piece in (
+        "default: basic,grid,radius",
+        "all",
+        "numradius",
+        "abscissa",
+        "kreiss",
+        "--param",
+        "rnn.cell.W",
+        "default: 1e-2·‖A‖₂",
+        "default: 0",
+        "30000/n",
+    ):
+        assert piece in text
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--measures", "grid,spectrum"], "unknown measure 'spectrum'"),
+        (["--measures", ","], "--measures is empty"),
+        (["--out", "nodir/x.png"], "does not exist"),
+        (["--out", "x.jpg"], "must name a .png"),
+        (["--npts", "1"], "--npts"),
+        (["--eps", "-1"], "--eps"),
+        (["--param", "rnn.cell.W"], "--param applies to checkpoints"),
+    ],
+)
+def test_cli_user_errors_are_usage_errors(tmp_path, capsys, monkeypatch, argv, message):
+    from lowdisp._pseudospectra_cli import resolve
+    from lowdisp.spectral._cli import parse_measures
+
+    monkeypatch.chdir(tmp_path)
+    np.save(tmp_path / "m.npy", np.diag([0.5, 0.2]))
+    code, out, err = _run(capsys, "m.npy", *argv)
+    assert code == 2 and out == ""
+    assert err.startswith("lowdisp: error: ") and err.count("\n") == 1 and message in err
+    with pytest.raises(UsageError, match="unknown measure"):
+        parse_measures("grid,nope")
+    with pytest.raises(UsageError, match="no such file or folder"):
+        resolve(tmp_path / "missing.npy")
+
+
+def test_float32_orthogonal_rho_is_reported_meaningfully(tmp_path, capsys):
+    W = _orthogonal_f32()
+    rho = float(np.abs(np.linalg.eigvals(W.astype(np.float64))).max())
+    assert rho != 1.0
+    np.save(tmp_path / "w.npy", W)
+    code, out, _ = _run(capsys, tmp_path / "w.npy", "--measures", "basic,kreiss", "--no-progress")
+    assert code == 0
+    assert not re.search(r"\binf\b", out)  # never "inf ≤ sup_k ‖A^k‖ ≤ e·n·K = inf"
+    assert "float32 ulp" in out and "float64 from float32 entries" in out
+    sign = "+" if rho > 1 else "-"
+    assert f"ρ(A) = 1 {sign} {abs(rho - 1):.2g}" in out
+    if rho > 1:
+        assert "K = ∞ for this matrix" in out and "grows without bound" in out
+
+
+def test_power_statement_cases():
+    from lowdisp.spectral._cli import power_statement
+
+    s = power_statement(1 + 8.7e-8, np.float32)
+    assert s.startswith("ρ(A) = 1 + 8.7e-08, within 1 float32 ulp of 1") and "infinite" in s
+    assert "within 3 float64 ulps" in power_statement(1 + 6e-16, np.float64)
+    assert "neutrally stable" in power_statement(1 - 1e-7, np.float32)
+    assert "grow without bound" in power_statement(1.5, np.float64)
+    assert "< 1: powers decay" in power_statement(0.9, np.float64)
+    assert "1 exactly" in power_statement(1.0, np.float64)
+
+
+def test_plot_transient_ticks_of_a_flat_curve_are_readable():
+    import matplotlib.pyplot as plt
+
+    ax = plot_transient(_orthogonal_f32(), 30, rng=0)
+    ax.figure.canvas.draw()
+    labels = [t.get_text() for t in ax.get_yticklabels() if t.get_text()]
+    assert len(labels) >= 3 and len(set(labels)) == len(labels)
+    assert "1" in labels and any(lab.startswith("1 + ") for lab in labels)
+    assert not any("10^" in lab for lab in labels)
+    lo, hi = ax.get_ylim()
+    assert 0.999 < lo < 1 < hi < 1.001
+    # a decaying curve keeps its log axis
+    assert plot_transient(np.array([[0.9, 2.0], [0.0, 0.5]]), 40, rng=0).get_yscale() == "log"
+    plt.close("all")
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    import lowdisp.nn as lnn
+
+    d = tmp_path_factory.mktemp("run")
+    tr = lnn.train(lnn.adding(8), "tanh", hidden=6, steps=2, progress=False, rng=0)
+    lnn.save(d / "checkpoint.npz", tr)
+    return d, lnn.weight_matrices(tr)
+
+
+def test_cli_checkpoint_and_run_folder(tiny_run, tmp_path, capsys):
+    run_dir, mats = tiny_run
+    W = np.asarray(mats["rnn.cell.W"])
+    code, out, _ = _run(capsys, run_dir, "--npts", 8, "--measures", "basic,grid")
+    assert code == 0 and "rnn.cell.W" in out
+    assert (run_dir / "pseudospectra_rnn_cell_W.png").is_file()
+    assert f"{np.linalg.norm(W, 2):.6f}"[:6] in out
+    code, out, _ = _run(
+        capsys, run_dir / "checkpoint.npz", "--measures", "basic", "--out", tmp_path / "w.png"
+    )
+    assert code == 0 and (tmp_path / "w.txt").is_file()
+    code, _, err = _run(capsys, run_dir, "--param", "readout.W", "--measures", "basic")
+    assert code == 2 and "not square" in err
+    code, _, err = _run(capsys, run_dir, "--param", "nope", "--measures", "basic")
+    assert code == 2 and "valid --param: rnn.cell.W, rnn.cell.U, readout.W" in err
+    code, _, err = _run(capsys, run_dir / "checkpoint.npz", "--key", "W")
+    assert code == 2 and "--param, not --key" in err
+
+
+def test_choose_lists_the_names_when_ambiguous():
+    from lowdisp._pseudospectra_cli import _choose
+
+    mats = {"a.W": np.eye(3), "b.W": np.eye(4), "c": np.ones((2, 3))}
+    with pytest.raises(
+        UsageError, match=r"2 square weight matrices; choose one with --param: a\.W, b\.W"
+    ):
+        _choose(mats, None, "x")
+    assert _choose({"rnn.cell.W": np.eye(2), "x": np.eye(3)}, None, "x")[0] == "rnn.cell.W"
+    assert _choose({"x": np.eye(3), "y": np.ones((1, 3))}, None, "x")[0] == "x"
+    with pytest.raises(UsageError, match="no square weight matrix"):
+        _choose({"y": np.ones((1, 3))}, None, "x")

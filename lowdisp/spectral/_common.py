@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import numbers
+import threading
 from typing import Any
 
 import numpy as np
@@ -86,15 +88,39 @@ def check_eps(eps: Any, *, where: str) -> float:
     return v
 
 
+#: the last Schur form computed: (key, T, Z); see complex_schur
+_SCHUR_CACHE: list[Any] = []
+_SCHUR_LOCK = threading.Lock()
+
+
+def _schur_key(A: np.ndarray) -> tuple[Any, ...]:
+    digest = hashlib.blake2b(np.ascontiguousarray(A).view(np.uint8), digest_size=16).digest()
+    return (A.shape, A.dtype.str, digest)
+
+
 def complex_schur(A: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Complex Schur form ``A = Z T Z^H``; returns ``(T, Z)`` with T upper triangular."""
+    """Complex Schur form ``A = Z T Z^H``; returns ``(T, Z)`` with T upper triangular.
+
+    The last result is kept (keyed by a hash of A's bytes, read-only arrays),
+    so the routines of one analysis (departure, grid, criss-cross, Kreiss)
+    share one O(n³) factorization; hashing costs O(n²).
+    """
+    key = _schur_key(A)
+    with _SCHUR_LOCK:
+        if _SCHUR_CACHE and _SCHUR_CACHE[0] == key:
+            return _SCHUR_CACHE[1], _SCHUR_CACHE[2]
     if A.dtype.kind == "f":
         # real Schur (cheaper), then its complex triangularization
         T, Z = sla.schur(A, output="real")
         T, Z = sla.rsf2csf(T, Z)
     else:
         T, Z = sla.schur(A, output="complex")
-    return np.ascontiguousarray(np.triu(T)), Z
+    T = np.ascontiguousarray(np.triu(T))
+    T.flags.writeable = False
+    Z.flags.writeable = False
+    with _SCHUR_LOCK:
+        _SCHUR_CACHE[:] = [key, T, Z]
+    return T, Z
 
 
 def safe_norm(x: np.ndarray) -> float:

@@ -20,7 +20,8 @@ def _axes(ax: Any) -> Any:
         return ax
     import matplotlib.pyplot as plt
 
-    _, ax = plt.subplots(figsize=(6, 5))
+    # constrained layout keeps long tick labels and colorbars inside the figure
+    _, ax = plt.subplots(figsize=(6, 5), layout="constrained")
     return ax
 
 
@@ -190,8 +191,39 @@ def plot_numerical_range(
     return ax
 
 
+#: curves whose max/min is below this are drawn on a linear axis (a log axis
+#: would label every tick 1×10^0)
+_FLAT = 2.0
+
+
+def _flat_axis(ax: Any, lo: float, hi: float) -> None:
+    """A linear y axis labelled relative to a round centre: ``1``, ``1 + 5e-08``, ..."""
+    from matplotlib.ticker import FuncFormatter, MaxNLocator
+
+    mid = 0.5 * (lo + hi)
+    c = 1.0 if abs(mid - 1.0) < 0.5 else float(f"{mid:.2g}")
+    span = max(hi - lo, 1e-15 * max(abs(c), 1e-300))
+    ax.set_yscale("linear")
+    ax.set_ylim(lo - 0.08 * span, hi + 0.08 * span)
+    ax.yaxis.set_major_locator(MaxNLocator(nbins=6))
+
+    def label(v: float, _pos: Any = None) -> str:
+        d = v - c
+        if abs(d) <= 1e-3 * span:
+            return f"{c:g}"
+        return f"{c:g} {'+' if d > 0 else '−'} {abs(d):.3g}"
+
+    ax.yaxis.set_major_formatter(FuncFormatter(label))
+    ax.yaxis.set_minor_formatter(FuncFormatter(lambda v, p=None: ""))
+
+
 def plot_transient(A: Any, steps: int | None = None, *, ax: Any = None, rng: Any = None) -> Any:
     """Semilog plot of ‖A^k‖₂ with the resolvent lower bounds and the Kreiss bounds.
+
+    A nearly flat curve (max/min < 2, e.g. an orthogonal matrix, whose norms
+    are 1 to rounding) is drawn on a linear axis with ticks labelled relative
+    to a round centre (``1 + 5e-08``) instead of a log axis whose ticks would
+    all read ``1×10^0``.
 
     Parameters
     ----------
@@ -235,6 +267,13 @@ def plot_transient(A: Any, steps: int | None = None, *, ax: Any = None, rng: Any
         ax.axhline(K.transient_upper_bound, color="C7", ls=":", label="e·n·K")
     ax.set_xlabel("k")
     ax.set_ylabel("‖A^k‖₂")
+    vals = [tg.norms, tg.lower_bounds]
+    if np.isfinite(K.value):
+        vals.append(np.array([K.value, K.transient_upper_bound]))
+    data = np.concatenate(vals)
+    data = data[np.isfinite(data) & (data > 0)]
+    if data.size and data.max() < _FLAT * data.min():
+        _flat_axis(ax, float(data.min()), float(data.max()))
     ax.set_title("transient growth")
     ax.legend(loc="best", fontsize="small")
     return ax

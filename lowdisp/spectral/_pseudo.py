@@ -465,6 +465,7 @@ def _grid_lanczos(
     rng: np.random.Generator,
     warm: bool = False,
     groups: int | None = None,
+    progress: Any = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """σ_min on the grid re × rows·i, in batches of several rows.
 
@@ -513,7 +514,94 @@ def _grid_lanczos(
                 its[j, c0 : c0 + m] = r.iterations[part]
                 under[j, c0 : c0 + m] = r.underflow[part]
                 uncon[j, c0 : c0 + m] = r.unconverged[part]
+            if progress is not None:
+                progress(zz.size)
     return S, its, under, uncon
+
+
+#: row tiles of a grid (fixed, so results do not depend on the thread count)
+_TILES = 4
+
+
+def _grid_tiles(
+    T: np.ndarray,
+    re: np.ndarray,
+    rows: np.ndarray,
+    *,
+    tol: float,
+    maxiter: int,
+    rng: np.random.Generator,
+    warm: bool,
+    workers: int,
+    progress: Any,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """_grid_lanczos over ``_TILES`` row tiles, run on ``workers`` threads.
+
+    Each tile has its own random stream (spawned from ``rng``), so the result
+    is the same for any number of workers; the kernels and BLAS release the
+    GIL, and BLAS stays pinned to one thread.
+    """
+    ny = rows.size
+    k = min(_TILES, max(1, ny // 4))
+    cuts = np.linspace(0, ny, k + 1).astype(np.intp)
+    gens = rng.spawn(k)
+
+    def tile(i: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        return _grid_lanczos(
+            T,
+            re,
+            rows[cuts[i] : cuts[i + 1]],
+            tol=tol,
+            maxiter=maxiter,
+            rng=gens[i],
+            warm=warm,
+            progress=progress,
+        )
+
+    if workers <= 1 or k == 1:
+        parts = [tile(i) for i in range(k)]
+    else:
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(max_workers=min(workers, k)) as pool:
+            parts = list(pool.map(tile, range(k)))
+    return (
+        np.concatenate([p[0] for p in parts]),
+        np.concatenate([p[1] for p in parts]),
+        np.concatenate([p[2] for p in parts]),
+        np.concatenate([p[3] for p in parts]),
+    )
+
+
+class _Bar:
+    """A thread-safe progress counter: a tqdm bar on stderr, or a user callback."""
+
+    def __init__(self, progress: Any, total: int) -> None:
+        import threading
+
+        self.lock = threading.Lock()
+        self.bar = None
+        self.callback = None
+        self.done = 0
+        self.total = total
+        if callable(progress):
+            self.callback = progress
+        elif progress:
+            from tqdm.auto import tqdm
+
+            self.bar = tqdm(total=total, desc="pseudospectra grid", unit="pt", leave=False)
+
+    def __call__(self, k: int) -> None:
+        with self.lock:
+            self.done += k
+            if self.bar is not None:
+                self.bar.update(k)
+            if self.callback is not None:
+                self.callback(self.done, self.total)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
 
 
 def _mirror_rows(im: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -568,6 +656,8 @@ def pseudospectra(
     maxiter: int | None = None,
     warm_start: bool = False,
     rng: Any = None,
+    workers: int | None = None,
+    progress: Any = False,
 ) -> Pseudospectra:
     r"""ε-pseudospectra of a square matrix: σ_min(zI − A) on a grid.
 
@@ -601,6 +691,13 @@ def pseudospectra(
         can leave an error of up to ~20·tol; see Notes. Default False.
     rng : optional
         Seed of the random start vectors.
+    workers : int, optional
+        Threads over the grid's row tiles (default: the number of CPUs, at
+        most 4); BLAS is pinned to one thread. The result does not depend on
+        it (each tile has its own random stream spawned from ``rng``).
+    progress : bool or callable
+        ``True``: a tqdm bar on stderr over the grid points; a callable is
+        called as ``progress(done, total)`` after each batch. Default False.
 
     Returns
     -------
@@ -675,6 +772,16 @@ def pseudospectra(
     maxiter = 300 if maxiter is None else check_int(maxiter, "maxiter", where=where, low=1)
     gen = as_rng(rng)
     warm = check_flag(warm_start, "warm_start", where=where)
+    if workers is None:
+        import os
+
+        nworkers = max(1, min(4, os.cpu_count() or 1))
+    else:
+        nworkers = check_int(workers, "workers", where=where, low=1)
+    if not (callable(progress) or isinstance(progress, bool | np.bool_)):
+        raise TypeError(
+            f"{where}: progress must be True, False or a callable(done, total); got {progress!r}"
+        )
     n = M.shape[0]
     real = M.dtype.kind == "f"
     # entries near 1e-300 or 1e300: compute on M / s (s a power of two) and scale back
@@ -718,9 +825,21 @@ def pseudospectra(
                 rows, inv = _mirror_rows(im_)
             else:
                 rows, inv = im_, np.arange(im_.size)
-            S, _its, under, uncon = _grid_lanczos(
-                T, re_, rows, tol=tol, maxiter=maxiter, rng=gen, warm=warm
-            )
+            bar = _Bar(progress, rows.size * re_.size)
+            try:
+                S, _its, under, uncon = _grid_tiles(
+                    T,
+                    re_,
+                    rows,
+                    tol=tol,
+                    maxiter=maxiter,
+                    rng=gen,
+                    warm=warm,
+                    workers=nworkers,
+                    progress=bar,
+                )
+            finally:
+                bar.close()
             S, under, uncon = S[inv], under[inv], uncon[inv]
     _report(under, uncon, where=where, maxiter=maxiter)
     if s != 1.0:
