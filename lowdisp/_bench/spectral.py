@@ -22,11 +22,26 @@ time** (the primary metric on a shared machine) and wall time, medians over
    matvecs: time, products, the peak of Python-tracked memory
    (``tracemalloc``) against the 8n² bytes a dense copy would take; reference
    value from ARPACK ``svds`` at tol 0.
+4. Issue 9, ``lowdisp pseudospectra`` at moderate n (``--cc-sizes``, default
+   256 512 1024 1500; a Gaussian N(0, 1/n) matrix, ε = 1e-2‖A‖₂): the
+   pseudospectral radius and abscissa and the numerical radius, today's
+   implementation against the one it replaced (kept below as ``_legacy_*``:
+   a QZ circular search, eigenvalue-based radial/horizontal searches with a
+   dense SVD test per candidate, and 128 dense ``eigvalsh`` angles with
+   bounded scalar refinement). The legacy path runs up to ``--old-max``
+   (default 512); above, its cost is bounded below by the measured time of
+   two 2n × 2n complex eigenproblems (it needed at least two iterations with
+   at least one each, besides a QZ per iteration for the radius), shown as
+   "≥".
+   The last columns time the command's default measures (:func:`lowdisp.
+   spectral._cli.compute`: basic, grid, radius). Medians of ``--repeat``
+   below n = 1024, single runs above.
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import time
 import tracemalloc
 from collections.abc import Callable
@@ -52,6 +67,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--results", default=None, help="directory for the results file")
     parser.add_argument("--no-save", action="store_true", help="print only")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--cc-sizes",
+        type=int,
+        nargs="+",
+        default=[256, 512, 1024, 1500],
+        help="orders of the criss-cross / numerical-radius table (256 512 1024 1500)",
+    )
+    parser.add_argument(
+        "--old-max", type=int, default=512, help="largest n at which the legacy path runs (512)"
+    )
 
 
 def _grcar(n: int) -> np.ndarray:
@@ -236,8 +261,241 @@ def _ldr_table(args: argparse.Namespace, rng: np.random.Generator) -> str:
     )
 
 
+# ---------------------------------------------------------------------------
+# 4. criss-cross and numerical radius: today's code against the legacy path
+# ---------------------------------------------------------------------------
+
+
+def _legacy_svals(A: np.ndarray, z: complex) -> np.ndarray:
+    return sla.svdvals(z * np.eye(A.shape[0]) - A)
+
+
+def _legacy_near(values: np.ndarray, dist: np.ndarray, tol: float) -> np.ndarray:
+    if values.size == 0:
+        return values
+    keep = dist <= tol
+    if not keep.any():
+        keep = dist <= dist.min() * (1 + 1e-6) + tol
+    return values[keep]
+
+
+def _legacy_max_real_crossing(K, M, point, eps, scale):
+    lam = sla.eigvals(K, overwrite_a=True, check_finite=False)
+    lam = lam[np.isfinite(lam)]
+    cand = np.sort(lam.real[np.abs(lam.imag) <= 1e-4 * scale])[::-1]
+    slack = eps * 1e-6 + 1e-13 * scale
+    for t in cand:
+        if _legacy_svals(M, point(t))[-1] <= eps + slack:
+            return float(t)
+    return None
+
+
+def _legacy_polish(A, z, eps, direction):
+    n = A.shape[0]
+    best, best_f = z, abs(_legacy_svals(A, z)[-1] - eps)
+    for _ in range(3):
+        U, sv, Vh = sla.svd(best * np.eye(n) - A)
+        f = sv[-1] - eps
+        g = float(np.real(np.conj(U[:, -1]) @ (direction * Vh[-1].conj())))
+        if g == 0 or not np.isfinite(g):
+            break
+        cand = best - (f / g) * direction
+        fc = abs(_legacy_svals(A, cand)[-1] - eps)
+        if fc < best_f:
+            best, best_f = cand, fc
+        else:
+            break
+    return best
+
+
+def _legacy_mids(M, t, point, eps, periodic):
+    if t.size == 0:
+        return []
+    if t.size == 1:
+        return [float(t[0])]
+    pairs = list(itertools.pairwise(t))
+    if periodic:
+        pairs.append((t[-1], t[0] + 2 * np.pi))
+    mids = [0.5 * (a + b) for a, b in pairs]
+    mids = [float(m) for m in mids if _legacy_svals(M, point(m))[-1] < eps]
+    return mids or [float(v) for v in t]
+
+
+def _legacy_sv_test(A, z, eps):
+    s = _legacy_svals(A, z)
+    return s.size == 1 or abs(s[-1] - eps) <= abs(s[-2] - eps)
+
+
+def _legacy_radius(A: np.ndarray, eps: float, maxiter: int = 50) -> float:
+    """The pseudospectral radius as computed before issue 9 (QZ circular search)."""
+    M = A.astype(np.complex128)
+    n = M.shape[0]
+    I, Z = np.eye(n), np.zeros((n, n))
+    lam = sla.eigvals(M)
+    scale = max(float(np.linalg.norm(M, 1)), eps)
+    k = int(np.argmax(np.abs(lam)))
+    r_best, z_best = float(abs(lam[k])), complex(lam[k])
+    thetas = [float(np.angle(lam[k]))]
+    for it in range(1, maxiter + 1):
+        improved = False
+        for th in thetas:
+            e = np.exp(1j * th)
+            K = np.block([[M / e, -eps * I], [-eps * I, e * M.conj().T]])
+            r = _legacy_max_real_crossing(K, M, lambda t, e=e: t * e, eps, scale)
+            if r is not None and r > r_best + 1e-14 * max(1.0, r_best):
+                r_best, z_best, improved = r, r * e, True
+        if not improved and it > 1:
+            break
+        F = np.block([[-eps * I, M], [r_best * I, Z]])
+        G = np.block([[Z, r_best * I], [M.conj().T, -eps * I]])
+        with np.errstate(all="ignore"):
+            lc = sla.eigvals(F, G, overwrite_a=True, check_finite=False)
+        lc = lc[np.isfinite(lc)]
+        ang = np.sort(np.mod(_legacy_near(np.angle(lc), np.abs(np.abs(lc) - 1), 1e-8), 2 * np.pi))
+        ang = np.array([a for a in ang if _legacy_sv_test(M, r_best * np.exp(1j * a), eps)])
+        rb = r_best
+        thetas = _legacy_mids(M, ang, lambda a, rb=rb: rb * np.exp(1j * a), eps, True)
+        if not thetas:
+            break
+    u = z_best / abs(z_best) if z_best != 0 else 1.0 + 0j
+    return float(abs(_legacy_polish(M, z_best, eps, u)))
+
+
+def _legacy_abscissa(A: np.ndarray, eps: float, maxiter: int = 50) -> float:
+    """The pseudospectral abscissa as computed before issue 9."""
+    M = A.astype(np.complex128)
+    n = M.shape[0]
+    I = np.eye(n)
+    lam = sla.eigvals(M)
+    scale = max(float(np.linalg.norm(M, 1)), eps)
+    k = int(np.argmax(lam.real))
+    x_best, z_best = float(lam[k].real), complex(lam[k])
+    ys = [float(lam[k].imag)]
+    for it in range(1, maxiter + 1):
+        improved = False
+        for y in ys:
+            C = M - 1j * y * I
+            K = np.block([[C, -eps * I], [-eps * I, C.conj().T]])
+            x = _legacy_max_real_crossing(K, M, lambda t, y=y: complex(t, y), eps, scale)
+            if x is not None and x > x_best + 1e-14 * max(1.0, abs(x_best)):
+                x_best, z_best, improved = x, complex(x, y), True
+        if not improved and it > 1:
+            break
+        B = M - x_best * I
+        H = np.block([[B, -eps * I], [eps * I, -B.conj().T]])
+        lh = sla.eigvals(H, overwrite_a=True, check_finite=False)
+        cand = np.sort(_legacy_near(lh.imag, np.abs(lh.real), 1e-8 * scale))
+        cand = np.array([y for y in cand if _legacy_sv_test(M, complex(x_best, y), eps)])
+        xb = x_best
+        ys = _legacy_mids(M, cand, lambda y, xb=xb: complex(xb, y), eps, False)
+        if not ys:
+            break
+    return float(_legacy_polish(M, z_best, eps, 1.0 + 0j).real)
+
+
+def _legacy_numerical_radius(A: np.ndarray, npts: int = 128) -> float:
+    """The numerical radius as computed before issue 9 (dense eigvalsh per angle)."""
+    from scipy.optimize import minimize_scalar
+
+    def lmax(t: float) -> float:
+        e = np.exp(1j * t)
+        return float(np.linalg.eigvalsh(0.5 * (e * A + np.conj(e) * A.conj().T))[-1])
+
+    theta = 2 * np.pi * np.arange(npts) / npts
+    f = np.array([lmax(t) for t in theta])
+    best, h = float(f.max()), 2 * np.pi / npts
+    peaks = np.flatnonzero((f >= np.roll(f, 1)) & (f >= np.roll(f, -1)))
+    for p in peaks[np.argsort(f[peaks])[::-1][:3]]:
+        res = minimize_scalar(
+            lambda t: -lmax(t),
+            bounds=(theta[p] - h, theta[p] + h),
+            method="bounded",
+            options={"xatol": 1e-14},
+        )
+        best = max(best, -float(res.fun))
+    return best
+
+
+def _legacy_step_bound(A: np.ndarray, eps: float) -> float:
+    """A measured lower bound on the legacy criss-cross: two of its 2n x 2n eigenproblems.
+
+    Each legacy iteration ran at least one 2n x 2n complex eigenproblem (the
+    radial/horizontal search) besides its global step (a QZ for the radius,
+    slower still), and it ran at least two iterations.
+    """
+    n = A.shape[0]
+    M = A.astype(np.complex128)
+    I = np.eye(n)
+    t0 = time.perf_counter()
+    sla.eigvals(np.block([[M, -eps * I], [-eps * I, M.conj().T]]), overwrite_a=True)
+    return 2 * (time.perf_counter() - t0)
+
+
+def _crisscross_table(args: argparse.Namespace) -> str:
+    from lowdisp.spectral import (
+        numerical_radius,
+        pseudospectral_abscissa,
+        pseudospectral_radius,
+        spectral_norm,
+    )
+    from lowdisp.spectral._cli import DEFAULT_MEASURES, compute
+
+    rows = []
+    for n in args.cc_sizes:
+        A = np.random.default_rng(args.seed).standard_normal((n, n)) / np.sqrt(n)
+        eps = 1e-2 * spectral_norm(A, rng=0).value
+        rep = args.repeat if n < 1024 else 1
+        bound = _legacy_step_bound(A, eps) if n > args.old_max else 0.0
+        for name, new, old in (
+            (
+                "pseudospectral radius",
+                lambda A=A, e=eps: pseudospectral_radius(A, e, rng=0).value,
+                lambda A=A, e=eps: _legacy_radius(A, e),
+            ),
+            (
+                "pseudospectral abscissa",
+                lambda A=A, e=eps: pseudospectral_abscissa(A, e, rng=0).value,
+                lambda A=A, e=eps: _legacy_abscissa(A, e),
+            ),
+            (
+                "numerical radius",
+                lambda A=A: numerical_radius(A, rng=0),
+                lambda A=A: _legacy_numerical_radius(A),
+            ),
+        ):
+            c, w, v = _cpu(new, rep)
+            if n <= args.old_max:
+                _oc, ow, ov = _cpu(old, 1 if n > 256 else rep)
+                rows.append(
+                    [n, name, w, c, f"{ow:.4g}", f"{ow / w:.1f}x", f"{abs(v - ov) / abs(ov):.1e}"]
+                )
+            elif name != "numerical radius":
+                rows.append([n, name, w, c, f">= {bound:.4g}", f">= {bound / w:.1f}x", "-"])
+            else:
+                rows.append([n, name, w, c, "-", "-", "-"])
+        c, w, r = _cpu(lambda A=A: compute(A, measures=DEFAULT_MEASURES, rng=0), 1)
+        rows.append(
+            [
+                n,
+                f"command default ({','.join(DEFAULT_MEASURES)})",
+                w,
+                c,
+                "-",
+                "-",
+                f"grid {r.grid.re.size}^2",
+            ]
+        )
+    return (
+        "lowdisp pseudospectra at moderate n (issue 9): Gaussian N(0,1/n), eps = 1e-2 ||A||_2; "
+        f"legacy path run up to n = {args.old_max}, above it '>=' two 2n x 2n eigenproblems\n"
+        + format_table(
+            ["n", "measure", "wall s", "CPU s", "legacy wall s", "speed-up", "rel diff"], rows
+        )
+    )
+
+
 def run(args: argparse.Namespace) -> int:
-    """Run the three tables, print them and save them under benchmarks/results/."""
+    """Run the four tables, print them and save them under benchmarks/results/."""
     from lowdisp._config import blas_threads
 
     if args.quick:
@@ -246,6 +504,9 @@ def run(args: argparse.Namespace) -> int:
         args.ldr_n = min(args.ldr_n, 20_000)
         args.repeat = 1
         args.svd_points = min(args.svd_points, 30)
+        args.cc_sizes = [min(args.cc_sizes)] if args.cc_sizes else []
+        args.cc_sizes = [min(s, 128) for s in args.cc_sizes]
+        args.old_max = min(args.old_max, 128)
     rng = np.random.default_rng(args.seed)
     with blas_threads(1):
         parts = [
@@ -254,6 +515,8 @@ def run(args: argparse.Namespace) -> int:
             _norm_table(args, rng),
             _ldr_table(args, rng),
         ]
+        if args.cc_sizes:
+            parts.append(_crisscross_table(args))
     text = "\n\n".join(parts)
     print(text)
     if not args.no_save:
