@@ -205,15 +205,46 @@ class _Plan:
     Hi: np.ndarray  # Im Tᴴ
     Hs: np.ndarray
     floor: float
+    T: np.ndarray  # the complex factor itself (single-point solves use LAPACK on it)
+
+
+#: the last plan, kept while its (read-only, cached) Schur factor is the same object
+_PLAN_CACHE: list[Any] = []
 
 
 def _plan(T: np.ndarray) -> _Plan:
+    if not T.flags.writeable and _PLAN_CACHE and _PLAN_CACHE[0] is T:
+        return _PLAN_CACHE[1]  # type: ignore[no-any-return]
     Tr = np.ascontiguousarray(T.real)
     Ti = np.ascontiguousarray(T.imag)
     Hr = np.ascontiguousarray(Tr.T)
     Hi = np.ascontiguousarray(-Ti.T)
     floor = np.finfo(float).eps * max(float(np.abs(T).max()), np.finfo(float).tiny)
-    return _Plan(Tr, Ti, Tr + Ti, Hr, Hi, Hr + Hi, floor)
+    plan = _Plan(Tr, Ti, Tr + Ti, Hr, Hi, Hr + Hi, floor, T)
+    if not T.flags.writeable:  # the shared Schur factor: the next caller reuses the plan
+        _PLAN_CACHE[:] = [T, plan]
+    return plan
+
+
+def _solve_normal_one(Tz: np.ndarray, q: np.ndarray) -> np.ndarray:
+    """(T − zI)⁻¹(T − zI)⁻ᴴ q for one shift: two LAPACK triangular solves (BLAS-2).
+
+    For a single point this beats the blocked multi-shift path, whose many
+    small GEMMs are all overhead when there is one right-hand side.
+    """
+    trtrs = _trtrs()
+    y, info = trtrs(Tz, q, lower=0, trans=2)
+    if info == 0:
+        y, info = trtrs(Tz, y, lower=0, trans=0)
+    if info != 0:  # pragma: no cover - zero pivots are floored before
+        y = np.full_like(q, np.nan)
+    return y  # type: ignore[no-any-return]
+
+
+def _trtrs() -> Any:
+    import scipy.linalg as sla
+
+    return sla.get_lapack_funcs("trtrs", dtype=np.complex128)
 
 
 def _sub_3m(
@@ -339,6 +370,13 @@ def _inverse_lanczos(
     q /= np.linalg.norm(q, axis=0)
     q_old = np.zeros_like(q)
     b_old = np.zeros(P)
+    Tz = None
+    if P == 1:  # one shift: LAPACK solves on T − zI (zero pivots floored as in the kernels)
+        Tz = np.array(plan.T, dtype=np.complex128, order="F")
+        idx = np.arange(n)
+        d = Tz[idx, idx] - z[0]
+        d[d == 0] = plan.floor
+        Tz[idx, idx] = d
     # Lanczos vectors of step l with the points they belong to (act only shrinks)
     Qs: list[tuple[np.ndarray, np.ndarray]] = []
     al = np.zeros((P, maxiter))
@@ -353,7 +391,7 @@ def _inverse_lanczos(
     for l in range(maxiter):
         Pa = act.size
         with np.errstate(all="ignore"):
-            w = _solve_normal(plan, zr, zi, q)
+            w = _solve_normal(plan, zr, zi, q) if Tz is None else _solve_normal_one(Tz, q)
             lanczos_recurrence(w, q, q_old, b_old, a[:Pa], b[:Pa])
         Qs.append((q, act))
         al[:Pa, l] = a[:Pa]
