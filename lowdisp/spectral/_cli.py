@@ -136,7 +136,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--progress",
         action=argparse.BooleanOptionalAction,
         default=True,
-        help="grid progress bar and one timing line per measure on stderr (default: on)",
+        help="grid progress bar and a start and a timing line per measure on stderr (default: on)",
     )
     parser.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
 
@@ -319,8 +319,8 @@ def compute(
     progress : bool
         A tqdm bar over the grid points (stderr).
     log : callable, optional
-        Called with one line per finished measure (its time), e.g. ``print``
-        to stderr.
+        Called with one line when a measure starts and one when it ends (with
+        its time), e.g. ``print`` to stderr.
     name : str, optional
         What the matrix is (a parameter name), for the first line.
 
@@ -349,6 +349,7 @@ def compute(
     say = log if log is not None else (lambda _line: None)
 
     def timed(key: str, label: str, fn: Any) -> Any:
+        say(f"pseudospectra: {label} ...")
         t0 = time.perf_counter()
         out = fn()
         dt = time.perf_counter() - t0
