@@ -94,7 +94,7 @@ _SCHUR_LOCK = threading.Lock()
 
 
 def _schur_key(A: np.ndarray) -> tuple[Any, ...]:
-    digest = hashlib.blake2b(np.ascontiguousarray(A).view(np.uint8), digest_size=16).digest()
+    digest = hashlib.blake2b(np.ascontiguousarray(A).data, digest_size=16).digest()
     return (A.shape, A.dtype.str, digest)
 
 

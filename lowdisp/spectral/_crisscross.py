@@ -212,17 +212,17 @@ def _climb(
             dt = math.copysign(step, d)
             step *= 4
         dt = math.copysign(min(abs(dt), 0.25 * t_scale), dt)
-        accepted = False
+        found: tuple[float, complex] | None = None
         for _h in range(30):
             b = _boundary(sv, geo, eps, t + dt, s, s_hi)
             if b is not None and b[0] >= s - 1e-15 * max(1.0, abs(s)):
-                accepted = True
+                found = b
                 break
             dt *= 0.5
-        if not accepted:
+        if found is None:
             break
         t_prev, d_prev = t, d
-        t, (s_new, c) = t + dt, b
+        t, (s_new, c) = t + dt, found
         d = _slope(geo, t, s_new, c)
         done = abs(dt) <= 1e-11 * t_scale or s_new - s <= 1e-15 * max(1.0, abs(s))
         s = s_new
@@ -356,20 +356,16 @@ def _search(
     it = 0
     for _ in range(maxiter):
         it += 1
+        sb = s_best
         if kind == "abscissa":
-            cand = _line_crossings(M, s_best, eps, scale)
-            xb = s_best
-            mids = _midpoints(sv, cand, lambda y, xb=xb: complex(xb, y), eps, periodic=False)
+            cand = _line_crossings(M, sb, eps, scale)
         else:
-            cand = _circle_crossings(M, s_best, eps)
-            rb = s_best
-            mids = _midpoints(
-                sv,
-                cand,
-                lambda a, rb=rb: rb * complex(math.cos(a), math.sin(a)),
-                eps,
-                periodic=True,
-            )
+            cand = _circle_crossings(M, sb, eps)
+
+        def on_level(t: float, sb: float = sb) -> complex:
+            return geo.point(t, sb)
+
+        mids = _midpoints(sv, cand, on_level, eps, periodic=kind == "radius")
         improved = False
         for t in mids:
             tt, ss = _climb(sv, geo, eps, t, s_best, s_hi, t_scale)

@@ -214,7 +214,7 @@ _PLAN_CACHE: list[Any] = []
 
 def _plan(T: np.ndarray) -> _Plan:
     if not T.flags.writeable and _PLAN_CACHE and _PLAN_CACHE[0] is T:
-        return _PLAN_CACHE[1]  # type: ignore[no-any-return]
+        return _PLAN_CACHE[1]
     Tr = np.ascontiguousarray(T.real)
     Ti = np.ascontiguousarray(T.imag)
     Hr = np.ascontiguousarray(Tr.T)
@@ -238,7 +238,7 @@ def _solve_normal_one(Tz: np.ndarray, q: np.ndarray) -> np.ndarray:
         y, info = trtrs(Tz, y, lower=0, trans=0)
     if info != 0:  # pragma: no cover - zero pivots are floored before
         y = np.full_like(q, np.nan)
-    return y  # type: ignore[no-any-return]
+    return y
 
 
 def _trtrs() -> Any:
@@ -370,7 +370,7 @@ def _inverse_lanczos(
     q /= np.linalg.norm(q, axis=0)
     q_old = np.zeros_like(q)
     b_old = np.zeros(P)
-    Tz = None
+    Tz: np.ndarray | None = None
     if P == 1:  # one shift: LAPACK solves on T − zI (zero pivots floored as in the kernels)
         Tz = np.array(plan.T, dtype=np.complex128, order="F")
         idx = np.arange(n)
@@ -434,7 +434,7 @@ def _inverse_lanczos(
         Pn = act.size
         q_old = q
         b_old = be[:Pn, l].copy()
-        q = w / b_old
+        q = np.asarray(w / b_old, dtype=np.complex128)
     # Ritz vectors y_p = Σ_k coef[p, k] q_k(p): one pass over the stored steps
     vecs = np.zeros((n, P), dtype=np.complex128)
     for k, (Qk, actk) in enumerate(Qs):
