@@ -42,7 +42,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "lowdisp.nn._analyze_cli",
         "spectra, non-normality and pseudospectra of a run's weights along training",
     ),
-    "pseudospectra": ("lowdisp.spectral._cli", "plot epsilon-pseudospectra of a stored matrix"),
+    "pseudospectra": (
+        "lowdisp._pseudospectra_cli",
+        "epsilon-pseudospectra of a matrix file, a checkpoint or a run folder",
+    ),
     "bench": ("lowdisp._bench", "run a benchmark suite and print medians and ratios"),
     "info": ("lowdisp.cli", "print versions, the BLAS in use and thread counts"),
 }
