@@ -77,12 +77,7 @@ def _build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, (modname, help_text) in COMMANDS.items():
-        p = sub.add_parser(
-            name,
-            help=help_text,
-            description=help_text,
-            formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-        )
+        p = sub.add_parser(name, help=help_text, description=help_text)
         p.set_defaults(_module=modname)
         if _argv_command == name:
             mod = importlib.import_module(modname)

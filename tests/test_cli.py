@@ -155,11 +155,13 @@ def test_force_replaces_the_run(capsys, tiny_run):
     (tiny_run / "notes.txt").write_text("mine")
     (tiny_run / "analysis").mkdir()
     (tiny_run / "analysis" / "report.txt").write_text("stale")
+    (tiny_run / "pseudospectra_rnn_cell_W.png").write_text("stale")
     assert main(["train", *TINY, "--steps", "3", "--out", str(tiny_run), "--force", *QUIET]) == 0
     summary = json.loads((tiny_run / "summary.json").read_text())
     assert summary["steps"] == 3
     assert (tiny_run / "notes.txt").read_text() == "mine"  # only the run's own files go
     assert not (tiny_run / "analysis").exists()
+    assert not (tiny_run / "pseudospectra_rnn_cell_W.png").exists()
 
 
 def test_demo_out_existing_file_is_one_line(capsys, tmp_path):

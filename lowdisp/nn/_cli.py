@@ -36,6 +36,7 @@ copy(length=25, ...
 from __future__ import annotations
 
 import argparse
+import glob
 import json
 import math
 import os
@@ -335,8 +336,15 @@ def run(args: argparse.Namespace) -> int:
                 f"--resume {out}, overwrite it with --force, or choose another --out"
             )
         trainer = _build(settings, ckpt)
-        if held:  # --force: remove the old run's files (and its analysis) only
-            stale = [*held, "analysis/"] if os.path.isdir(os.path.join(out, "analysis")) else held
+        if held:  # --force: remove the old run's files (and what was derived from it) only
+            stale = list(held)
+            if os.path.isdir(os.path.join(out, "analysis")):
+                stale.append("analysis/")
+            stale += [
+                os.path.basename(f)
+                for f in glob.glob(os.path.join(glob.escape(out), "pseudospectra_*"))
+                if f.endswith((".png", ".txt"))
+            ]
             for name in stale:
                 p = os.path.join(out, name.rstrip("/"))
                 shutil.rmtree(p) if os.path.isdir(p) else os.unlink(p)
