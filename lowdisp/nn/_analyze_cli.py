@@ -71,6 +71,16 @@ def _int_at_least(low: int):
     return convert
 
 
+def _positive_tol(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number in (0, 1); got {text!r}") from None
+    if not 0 < value < 1:
+        raise argparse.ArgumentTypeError(f"must be a number in (0, 1); got {text!r}")
+    return value
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Arguments of ``lowdisp analyze``."""
     parser.formatter_class = argparse.ArgumentDefaultsHelpFormatter
@@ -89,6 +99,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add("--eps", type=_eps, default=None, help="ε levels, e.g. 1e-3,1e-2; if not given, automatic")
     add("--powers", type=_int_at_least(1), default=50, help="largest k of ‖A^k‖₂")
     add("--seed", type=int, default=0, help="seed of the Lanczos start vectors")
+    add(
+        "--tol",
+        type=_positive_tol,
+        default=1e-6,
+        help="relative accuracy of the pseudospectra grid (1e-3: about 2.4x faster)",
+    )
     add(
         "--progress",
         action=argparse.BooleanOptionalAction,
@@ -115,6 +131,7 @@ def run(args: argparse.Namespace) -> int:
             at=args.at,
             powers=args.powers,
             rng=args.seed,
+            tol=args.tol,
             progress=sys.stderr.isatty() if args.progress is None else args.progress,
         )
     except CheckpointError:
