@@ -300,3 +300,36 @@ def test_a_run_being_trained_by_a_live_process_is_not_resumed_or_replaced(tmp_pa
         sleeper.wait()
     # once that process is gone, the run resumes
     assert main(["train", "--resume", str(run), "--steps", "3", *QUIET]) == 0
+
+
+@pytest.mark.slow
+def test_sigterm_is_an_interrupt_too(tmp_path):
+    run = tmp_path / "run"
+    cmd = [
+        sys.executable,
+        "-m",
+        "lowdisp",
+        "train",
+        *TINY,
+        "--checkpoint-every",
+        "20",
+        "--steps",
+        "1000000",
+        "--out",
+        str(run),
+        *QUIET,
+    ]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.time() + 60
+        while not (run / "checkpoint.npz").exists() and time.time() < deadline:
+            time.sleep(0.02)
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == 130, err
+    step = json.loads((run / "run.json").read_text())["step"]
+    assert f"interrupted at step {step}; resume with: lowdisp train --resume {run}" in out
+    assert json.loads((run / "run.json").read_text())["status"] == "interrupted"
+    assert lnn.read_checkpoint(run / "checkpoint.npz").step == step
