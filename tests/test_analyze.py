@@ -147,7 +147,14 @@ def test_cli_analyze_writes_and_prints_every_file(snap_run, tmp_path, capsys):
 
 
 def test_cli_analyze_user_errors_are_one_line(snap_run, tmp_path, capsys):
+    (tmp_path / "afile").write_text("x")
+    broken = tmp_path / "broken"
+    (broken / "snapshots").mkdir(parents=True)
+    (broken / "snapshots" / "step_000000.npz").write_bytes(b"PK\x03\x04 damaged")
     cases = [
+        (["analyze", str(snap_run), "--out", str(tmp_path / "afile")], "is a file"),
+        (["analyze", str(broken)], "step_000000.npz"),
+        (["analyze", str(snap_run), "--tol", "0"], "--tol"),
         (["analyze", str(tmp_path / "nope")], "no such run folder"),
         (["analyze", str(snap_run), "--param", "W"], "valid names"),
         (["analyze", str(snap_run), "--at", "3"], "available steps"),
