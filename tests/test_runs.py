@@ -179,6 +179,22 @@ def test_checkpoint_and_run_folder_sources_rebuild_the_model(tmp_path, cell):
         lnn.weight_matrices(tmp_path, names="nope")
 
 
+def test_checkpoint_of_an_array_task_run_gives_its_weights(tmp_path):
+    # the trainer cannot be rebuilt from the file alone (its data is not saved),
+    # but the model can: weight_matrices and analyze need only the model
+    rng = np.random.default_rng(0)
+    task = lnn.array_task(rng.standard_normal((12, 4, 3)), rng.integers(0, 2, 12))
+    ck = tmp_path / "checkpoint.npz"
+    tr = lnn.make_trainer(task, "tanh", hidden=5, batch_size=4, rng=0, checkpoint=ck)
+    tr.fit(2, progress=False)
+    with pytest.raises(CheckpointError, match="task="):
+        lnn.load(ck)
+    live = lnn.weight_matrices(tr)
+    got = lnn.weight_matrices(ck)
+    assert list(got) == list(live)
+    assert all(np.array_equal(got[k], live[k]) for k in live)
+
+
 def test_a_corrupted_checkpoint_is_a_checkpoint_error(tmp_path):
     p = tmp_path / "checkpoint.npz"
     p.write_bytes(b"PK\x03\x04 not really a zip")

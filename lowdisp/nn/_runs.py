@@ -163,17 +163,42 @@ def _plain_matrices(path: str, names: Any, where: str) -> dict | None:
         return None
 
 
-def _trainer_from_checkpoint(path: str, where: str) -> Any:
-    """The trainer rebuilt from a checkpoint (its model, step)."""
-    from lowdisp.nn import _checkpoint
+def _model_from_checkpoint(path: str, where: str) -> tuple[Any, int]:
+    """The model of a checkpoint, rebuilt from its specification, and its step.
 
-    obj = _checkpoint.load(path)
-    if getattr(obj, "model", None) is None:
+    Only the model is rebuilt (not the task, loss or optimizer), so checkpoints
+    of runs on array tasks or with function schedules give their weights too.
+    """
+    from lowdisp.nn._checkpoint import read_checkpoint
+    from lowdisp.nn._spec import SpecError, build_layer, not_rebuildable
+
+    ck = read_checkpoint(path)
+    spec = ck.spec.get("model") if isinstance(ck.spec, dict) else None
+    opaque = not_rebuildable(spec) if spec is not None else []
+    if spec is None or opaque:
+        what = ", ".join(p or "model" for p, _ in opaque) or "the model"
         raise CheckpointError(
-            f"{where}: {path!r} holds no model specification (written by an older lowdisp); "
-            f"rebuild the model and pass it, or the trainer, instead"
+            f"{where}: {path!r} cannot rebuild {what} from its specification (a custom "
+            f"layer); build the model, load the checkpoint into it and pass the model instead"
         )
-    return obj
+    try:
+        model = build_layer(spec, "model")
+    except SpecError as exc:
+        raise CheckpointError(f"{where}: {path!r}: {exc}") from exc
+    live = model.params()
+    if set(live) != set(ck.params):
+        raise CheckpointError(
+            f"{where}: {path!r} does not match its own model specification: parameters "
+            f"{sorted(ck.params)} in the file, {sorted(live)} in the model"
+        )
+    for k, v in ck.params.items():
+        if live[k].shape != v.shape or live[k].dtype != v.dtype:
+            raise CheckpointError(
+                f"{where}: {path!r}: {k} is {v.dtype}{v.shape} in the file, "
+                f"{live[k].dtype}{live[k].shape} in the model its specification builds"
+            )
+        live[k][...] = v
+    return model, int(ck.step)
 
 
 def _snapshot_files(directory: str) -> list[tuple[int, str]]:
@@ -258,7 +283,7 @@ def weight_matrices(source: Any, *, names: Any = None) -> dict[str, Any]:
     if os.path.isdir(path):
         ckpt = os.path.join(path, "checkpoint.npz")
         if os.path.isfile(ckpt):
-            return weight_matrices(_trainer_from_checkpoint(ckpt, where).model, names=names)
+            return weight_matrices(_model_from_checkpoint(ckpt, where)[0], names=names)
         snaps = _snapshot_files(os.path.join(path, "snapshots"))
         if snaps:
             return _read_snapshot(snaps[-1][1], names, where)[1]
@@ -273,7 +298,7 @@ def weight_matrices(source: Any, *, names: Any = None) -> dict[str, Any]:
     plain = _plain_matrices(path, names, where)
     if plain is not None:
         return plain
-    return weight_matrices(_trainer_from_checkpoint(path, where).model, names=names)
+    return weight_matrices(_model_from_checkpoint(path, where)[0], names=names)
 
 
 def _recurrent_names(model: Any) -> list[str]:
@@ -995,8 +1020,7 @@ def analyze_run(
                 f"{where}: {root!r} holds no snapshots (snapshots/step_*.npz) and no "
                 f"checkpoint.npz; train with --snapshot-every N (or lnn.Snapshots)"
             )
-        trainer = _trainer_from_checkpoint(ckpt, where)
-        model = trainer.model
+        model, ck_step = _model_from_checkpoint(ckpt, where)
         if param is None:
             rec = _recurrent_names(model)
             param = rec[0] if rec else None
@@ -1007,7 +1031,7 @@ def analyze_run(
                 )
         base, gate = _split_gate(param)
         W = _gate_block(weight_matrices(model, names=base)[base], base, gate, where)
-        step = int(trainer.step_count)
+        step = ck_step
         steps.append(step)
         mats.append(W)
         notes.append(
