@@ -18,14 +18,23 @@ from lowdisp._config import result_dtype
 
 __all__ = [
     "as_array",
+    "as_plain_ndarray",
     "as_rng",
+    "check_bool",
     "check_finite",
     "check_int",
     "check_option",
     "check_positive",
+    "check_real",
     "check_shape",
     "check_square",
+    "column_exponents",
+    "ldexp",
     "lookup",
+    "max_abs",
+    "pow2_exponent",
+    "pow2_scale",
+    "safe_exponent",
 ]
 
 T = TypeVar("T")
@@ -33,6 +42,32 @@ T = TypeVar("T")
 
 def _prefix(where: str | None) -> str:
     return f"{where}: " if where else ""
+
+
+def as_plain_ndarray(x: Any, name: str, *, where: str | None = None) -> Any:
+    """``x`` unchanged unless it is an ndarray subclass: then a plain ndarray view.
+
+    - ndarray subclasses (``np.matrix``, ``np.memmap``, ...) become plain
+      arrays with :func:`numpy.asarray` (``np.matrix`` would otherwise turn
+      ``*`` into a matrix product and keep every slice two-dimensional);
+    - masked arrays are refused (as SciPy does): a mask has no meaning for a
+      matrix map, and ``np.asarray`` would silently expose the masked values
+      (a NaN under a mask would pass the finiteness check). Fill them
+      explicitly with ``np.ma.filled(x, value)`` first.
+
+    Raises
+    ------
+    ValueError
+        For a masked array (``numpy.ma.MaskedArray``).
+    """
+    if isinstance(x, np.ma.MaskedArray):
+        raise ValueError(
+            f"{_prefix(where)}{name} is a masked array; masked arrays are not supported. "
+            f"Pass np.ma.filled({name}, fill_value) (or {name}.data) explicitly"
+        )
+    if isinstance(x, np.ndarray) and type(x) is not np.ndarray:
+        return np.asarray(x)
+    return x
 
 
 def as_array(
@@ -71,8 +106,18 @@ def as_array(
     Returns
     -------
     ndarray
+        A plain ndarray (never a subclass).
+
+    Raises
+    ------
+    ValueError
+        For a masked array (see :func:`as_plain_ndarray`), a wrong number of
+        dimensions or non-finite entries.
+    TypeError
+        For input that is not numeric.
     """
     p = _prefix(where)
+    x = as_plain_ndarray(x, name, where=where)
     if isinstance(x, np.ndarray):
         arr = x
     else:
@@ -172,14 +217,142 @@ def lookup(registry: Mapping[str, T], value: Any, name: str, *, where: str | Non
     return registry[value]
 
 
-def as_rng(rng: Any = None) -> np.random.Generator:
-    """Normalise ``rng`` with :func:`numpy.random.default_rng` (a Generator passes through)."""
+def as_rng(rng: Any = None, *, where: str | None = None) -> np.random.Generator:
+    """Normalise ``rng`` with :func:`numpy.random.default_rng` (a Generator passes through).
+
+    ``where`` names the calling function in the error message. Booleans and
+    floats are refused (``default_rng(True)`` would silently seed with 1).
+    """
     if isinstance(rng, np.random.Generator):
         return rng
-    try:
-        return np.random.default_rng(rng)
-    except (TypeError, ValueError) as exc:
-        raise TypeError(
-            f"rng must be None, an int seed, a SeedSequence, a BitGenerator or a "
-            f"Generator; got {rng!r}"
-        ) from exc
+    bad = isinstance(rng, bool | np.bool_ | float | np.floating | complex)
+    if not bad:
+        try:
+            return np.random.default_rng(rng)
+        except (TypeError, ValueError):
+            bad = True
+    raise TypeError(
+        f"{_prefix(where)}rng must be None, an int seed, a SeedSequence, a BitGenerator "
+        f"or a Generator; got {rng!r}"
+    )
+
+
+def check_bool(value: Any, name: str, *, where: str | None = None) -> bool:
+    """A True/False option: ``bool`` or ``numpy.bool_`` only, returned as ``bool``.
+
+    A string such as ``"no"`` (truthy), ``0``/``1`` or ``None`` is refused
+    with a ``TypeError`` naming the function and the argument.
+    """
+    if not isinstance(value, bool | np.bool_):
+        raise TypeError(f"{_prefix(where)}{name} must be True or False; got {value!r}")
+    return bool(value)
+
+
+def check_real(
+    value: Any,
+    name: str,
+    *,
+    where: str | None = None,
+    finite: bool = True,
+    low: float | None = None,
+    high: float | None = None,
+    low_open: bool = False,
+    high_open: bool = False,
+    allow_complex: bool = False,
+) -> Any:
+    """Check a scalar option: a real number (not bool), finite, in ``[low, high]``.
+
+    ``low_open``/``high_open`` make the bounds strict. With
+    ``allow_complex=True`` a complex number passes too (bounds then do not
+    apply) and a ``complex`` is returned when its imaginary part is nonzero.
+    Returns a Python ``float`` (or ``complex``).
+    """
+    p = _prefix(where)
+    if isinstance(value, np.ndarray) and value.ndim == 0:
+        value = value[()]
+    ok_types: tuple[type, ...] = (numbers.Complex,) if allow_complex else (numbers.Real,)
+    if isinstance(value, bool | np.bool_) or not isinstance(value, ok_types):
+        kind = "a real or complex number" if allow_complex else "a real number"
+        raise TypeError(f"{p}{name} must be {kind}; got {value!r}")
+    if allow_complex and isinstance(value, numbers.Complex) and not isinstance(value, numbers.Real):
+        z = complex(value)
+        if finite and not (np.isfinite(z.real) and np.isfinite(z.imag)):
+            raise ValueError(f"{p}{name} must be finite; got {value!r}")
+        if z.imag != 0:
+            return z
+        value = z.real
+    v = float(value)
+    if np.isnan(v) or (finite and not np.isfinite(v)):
+        raise ValueError(f"{p}{name} must be finite; got {value!r}")
+    below = low is not None and (v <= low if low_open else v < low)
+    above = high is not None and (v >= high if high_open else v > high)
+    if below or above:
+        lo = "(-inf" if low is None else ("(" if low_open else "[") + repr(low)
+        hi = "inf)" if high is None else repr(high) + (")" if high_open else "]")
+        raise ValueError(f"{p}{name} must be in {lo}, {hi}; got {value!r}")
+    return v
+
+
+# --- exact power-of-two rescaling -------------------------------------------------
+# Scaling by 2**e is exact in binary floating point (barring underflow to
+# subnormals), so a computation done on X * 2**-e and scaled back gives the same
+# rounding as on X while keeping every intermediate (norms, Gram matrices,
+# LAPACK's internal scaling, squared distances) far from overflow and underflow.
+
+
+def safe_exponent(dtype: Any) -> int:
+    """|exponent| of ``max|x|`` below which no rescaling is needed in ``dtype``.
+
+    Squares of such numbers, and sums of up to ``2**40`` of them, stay far
+    inside the normal range: 200 for double, 20 for single precision.
+    """
+    return 20 if np.finfo(dtype).bits <= 32 else 200
+
+
+def max_abs(X: np.ndarray, axis: int | None = None) -> np.ndarray:
+    """``max(|Re x|, |Im x|)`` (no overflow of ``|x|`` for huge complex entries).
+
+    0 for an empty ``X`` (an array of zeros of the reduced shape with ``axis``).
+    """
+    X = np.asarray(X)
+    if X.size == 0:
+        shape = () if axis is None else tuple(s for i, s in enumerate(X.shape) if i != axis)
+        return np.zeros(shape)
+    if np.iscomplexobj(X):
+        return np.maximum(np.abs(X.real).max(axis=axis), np.abs(X.imag).max(axis=axis))
+    return np.abs(X).max(axis=axis)
+
+
+def pow2_exponent(m: float | np.ndarray) -> np.ndarray:
+    """Exponent ``e`` with ``m = f 2**e``, ``0.5 <= f < 1`` (0 for ``m == 0``)."""
+    return np.frexp(np.asarray(m, dtype=np.float64))[1].astype(np.int64)
+
+
+def ldexp(X: np.ndarray, e: int | np.ndarray) -> np.ndarray:
+    """``X * 2**e`` exactly (complex-safe; ``e`` broadcasts against ``X``; dtype kept)."""
+    X = np.asarray(X)
+    if np.iscomplexobj(X):
+        out = np.empty(np.broadcast_shapes(X.shape, np.shape(e)), dtype=X.dtype)
+        out.real = np.ldexp(X.real, e)
+        out.imag = np.ldexp(X.imag, e)
+        return out
+    return np.ldexp(X, e).astype(X.dtype, copy=False)
+
+
+def column_exponents(V: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-column max-abs entries of ``V`` and their power-of-two exponents."""
+    cmax = max_abs(V, axis=0)
+    return cmax, pow2_exponent(cmax)
+
+
+def pow2_scale(big: float, *, low: float = 1e-100, high: float = 1e100) -> float:
+    """1.0 when ``low <= big <= high`` (or ``big`` is 0 or not finite), else ``2**e``
+    with ``big = f 2**e``, ``0.5 <= f < 1``.
+
+    Dividing by the result is exact and brings ``big`` into ``[0.5, 1)``;
+    the thresholds keep moderate inputs bit-for-bit unchanged.
+    """
+    big = float(big)
+    if big == 0.0 or not np.isfinite(big) or low <= big <= high:
+        return 1.0
+    return float(np.ldexp(1.0, int(np.frexp(big)[1])))

@@ -92,3 +92,87 @@ def test_blas_threads_limits_scipy_blas_too():
         pools = [p for p in threadpool_info() if p.get("user_api") == "blas"]
         assert pools
         assert all(p["num_threads"] == 1 for p in pools), pools
+
+
+@pytest.mark.filterwarnings("ignore::PendingDeprecationWarning")
+def test_as_array_converts_subclasses_and_refuses_masked():
+    m = np.matrix(np.ones((3, 2)))
+    a = _validation.as_array(m, "G", where="f")
+    assert type(a) is np.ndarray and a.shape == (3, 2)
+    assert type(_validation.as_plain_ndarray(m, "G")) is np.ndarray
+    assert _validation.as_plain_ndarray([1, 2], "x") == [1, 2]
+    x = np.ma.masked_array([1.0, np.nan], mask=[False, True])
+    with pytest.raises(ValueError, match=r"f: G is a masked array.*np\.ma\.filled\(G"):
+        _validation.as_array(x, "G", where="f")
+
+
+@pytest.mark.parametrize("bad", ["no", "yes", 0, 1, None, 1.0, [True]])
+def test_check_bool_refuses_non_bools(bad):
+    with pytest.raises(TypeError, match=r"f: flag must be True or False; got"):
+        _validation.check_bool(bad, "flag", where="f")
+
+
+def test_check_bool_accepts_bools():
+    assert _validation.check_bool(True, "flag") is True
+    assert _validation.check_bool(np.False_, "flag") is False
+
+
+def test_check_real():
+    assert _validation.check_real(2, "x") == 2.0
+    assert _validation.check_real(np.float32(0.5), "x", low=0, high=1) == 0.5
+    assert _validation.check_real(np.array(3.0), "x") == 3.0
+    for bad in (True, "1", [1.0], None, 1j):
+        with pytest.raises(TypeError, match=r"f: x must be a real number"):
+            _validation.check_real(bad, "x", where="f")
+    for bad in (np.nan, np.inf):
+        with pytest.raises(ValueError, match=r"f: x must be finite"):
+            _validation.check_real(bad, "x", where="f")
+    assert _validation.check_real(np.inf, "x", finite=False) == np.inf
+    with pytest.raises(ValueError, match=r"f: x must be finite"):
+        _validation.check_real(np.nan, "x", where="f", finite=False)
+    with pytest.raises(ValueError, match=r"x must be in \(0, inf\); got 0"):
+        _validation.check_real(0, "x", low=0, low_open=True)
+    with pytest.raises(ValueError, match=r"x must be in \[-1, 1\]; got 2"):
+        _validation.check_real(2, "x", low=-1, high=1)
+    assert _validation.check_real(1 + 2j, "x", allow_complex=True) == 1 + 2j
+    assert _validation.check_real(3 + 0j, "x", allow_complex=True) == 3.0
+    with pytest.raises(ValueError, match="must be finite"):
+        _validation.check_real(complex(np.nan, 0), "x", allow_complex=True)
+
+
+def test_as_rng_names_the_caller():
+    with pytest.raises(TypeError, match=r"^f: rng must be"):
+        _validation.as_rng("seed", where="f")
+    for bad in (True, 1.5, -1, [0.5]):
+        with pytest.raises(TypeError, match="rng must be"):
+            _validation.as_rng(bad)
+    assert _validation.as_rng(None) is not None
+    assert isinstance(_validation.as_rng(np.random.PCG64(1)), np.random.Generator)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.complex64, np.complex128])
+def test_power_of_two_helpers_are_exact(dtype):
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((4, 3)).astype(dtype)
+    if np.dtype(dtype).kind == "c":
+        X = X + 1j * rng.standard_normal((4, 3)).astype(dtype)
+    e = int(_validation.pow2_exponent(float(_validation.max_abs(X))))
+    Y = _validation.ldexp(X, -e)
+    assert Y.dtype == X.dtype
+    assert 0.5 <= float(_validation.max_abs(Y)) < 1
+    np.testing.assert_array_equal(_validation.ldexp(Y, e), X)
+    cmax, ce = _validation.column_exponents(X)
+    assert cmax.shape == ce.shape == (3,)
+    assert _validation.max_abs(np.zeros((0, 3)), axis=0).shape == (3,)
+    assert float(_validation.max_abs(np.zeros(0))) == 0.0
+    assert _validation.safe_exponent(dtype) in (20, 200)
+
+
+def test_pow2_scale():
+    assert _validation.pow2_scale(3.0) == 1.0
+    assert _validation.pow2_scale(0.0) == 1.0
+    assert _validation.pow2_scale(np.inf) == 1.0
+    s = _validation.pow2_scale(1e200)
+    assert 0.5 <= 1e200 / s < 1 and np.frexp(s)[0] == 0.5
+    assert 0.5 <= 1e-200 / _validation.pow2_scale(1e-200) < 1
+    assert _validation.pow2_scale(1e120, high=1e150) == 1.0

@@ -13,10 +13,17 @@ import numpy as np
 import scipy.linalg as sla
 
 from lowdisp._config import default_tolerance
-from lowdisp._validation import as_rng, check_int, check_positive, check_shape
+from lowdisp._validation import (
+    as_array,
+    as_rng,
+    check_int,
+    check_positive,
+    check_shape,
+    ldexp,
+    max_abs,
+    pow2_exponent,
+)
 from lowdisp.exceptions import NotOnManifoldError
-from lowdisp.orthogonal._inputs import as_array
-from lowdisp.orthogonal._scaling import ldexp, max_abs, pow2_exponent
 
 __all__ = ["eigenphases", "orthogonality_error"]
 

@@ -9,19 +9,12 @@ import numpy as np
 import scipy.linalg as sla
 
 from lowdisp._config import result_dtype
-from lowdisp._validation import check_int
+from lowdisp._validation import as_array, check_int, ldexp, max_abs, pow2_exponent, safe_exponent
 from lowdisp.exceptions import NotOnManifoldError
 from lowdisp.orthogonal._base import _SkewParam
 from lowdisp.orthogonal._init import cayley_init
-from lowdisp.orthogonal._inputs import as_array
 from lowdisp.orthogonal._lapack import lu_solve
-from lowdisp.orthogonal._scaling import (
-    ldexp,
-    max_abs,
-    pow2_exponent,
-    safe_exponent,
-    skew_schur,
-)
+from lowdisp.orthogonal._scaling import skew_schur
 
 __all__ = ["ScaledCayley", "cayley"]
 

@@ -7,12 +7,11 @@ from typing import Any
 import numpy as np
 import scipy.linalg as sla
 
-from lowdisp._validation import check_option, check_shape
+from lowdisp._validation import as_array, check_option, check_shape, ldexp, max_abs, pow2_exponent
 from lowdisp.exceptions import NotOnManifoldError
 from lowdisp.orthogonal._base import _SkewParam, orthogonal_schur
 from lowdisp.orthogonal._init import henaff
-from lowdisp.orthogonal._inputs import as_array
-from lowdisp.orthogonal._scaling import ldexp, max_abs, pow2_exponent, skew_schur
+from lowdisp.orthogonal._scaling import skew_schur
 
 __all__ = ["ExpMap", "expm_skew", "expm_skew_vjp"]
 

@@ -8,12 +8,19 @@ from typing import Any
 import numpy as np
 
 from lowdisp._config import result_dtype
-from lowdisp._validation import as_rng, check_int
+from lowdisp._validation import (
+    as_array,
+    as_rng,
+    check_bool,
+    check_int,
+    column_exponents,
+    ldexp,
+    max_abs,
+    safe_exponent,
+)
 from lowdisp.exceptions import NotOnManifoldError, RankError
-from lowdisp.orthogonal._base import _Param, check_flag, check_real_dtype, orthogonal_schur
-from lowdisp.orthogonal._inputs import as_array
+from lowdisp.orthogonal._base import _Param, check_real_dtype, orthogonal_schur
 from lowdisp.orthogonal._lapack import tri_solve
-from lowdisp.orthogonal._scaling import column_exponents, ldexp, max_abs, safe_exponent
 
 __all__ = [
     "Householder",
@@ -294,7 +301,7 @@ def householder_product(V: Any, tau: Any = None) -> np.ndarray:
 
 def _flag(value: Any, where: str) -> bool:
     """``adjoint`` must be a bool (a string such as ``"yes"`` or ``"no"`` would be truthy)."""
-    return check_flag(value, "adjoint", where=where)
+    return check_bool(value, "adjoint", where=where)
 
 
 def householder_apply(V: Any, X: Any, *, tau: Any = None, adjoint: bool = False) -> np.ndarray:

@@ -6,8 +6,8 @@ from typing import Any
 
 import numpy as np
 
-from lowdisp._validation import as_rng, check_int
-from lowdisp.orthogonal._base import check_flag, check_real_dtype
+from lowdisp._validation import as_rng, check_bool, check_int
+from lowdisp.orthogonal._base import check_real_dtype
 
 __all__ = ["cayley_init", "haar", "henaff", "identity", "torus"]
 
@@ -70,7 +70,7 @@ def henaff(n: int, *, rng: Any = None, skew: bool = False, dtype: Any = np.float
     True
     """
     n = check_int(n, "n", where="henaff", low=1)
-    skew = check_flag(skew, "skew", where="henaff")
+    skew = check_bool(skew, "skew", where="henaff")
     dt = check_real_dtype(dtype, "henaff")
     a = as_rng(rng).uniform(-np.pi, np.pi, n // 2)
     out = _blocks(a, n) if skew else _rotations(np.cos(a), np.sin(a), n)
@@ -116,7 +116,7 @@ def cayley_init(
     True
     """
     n = check_int(n, "n", where="cayley_init", low=1)
-    skew = check_flag(skew, "skew", where="cayley_init")
+    skew = check_bool(skew, "skew", where="cayley_init")
     dt = check_real_dtype(dtype, "cayley_init")
     t = as_rng(rng).uniform(0.0, np.pi / 2, n // 2)
     s = -np.sqrt((1.0 - np.cos(t)) / (1.0 + np.cos(t)))
@@ -159,7 +159,7 @@ def haar(n: int, *, rng: Any = None, complex: bool = False, dtype: Any = None) -
     True
     """
     n = check_int(n, "n", where="haar", low=1)
-    complex = check_flag(complex, "complex", where="haar")
+    complex = check_bool(complex, "complex", where="haar")
     gen = as_rng(rng)
     Z = gen.standard_normal((n, n))
     if complex:

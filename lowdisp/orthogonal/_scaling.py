@@ -1,9 +1,8 @@
-"""Exact power-of-two rescaling and the real Schur form of skew matrices (private).
+"""The real Schur form of skew matrices, computed on a power-of-two rescaled copy (private).
 
-Scaling by ``2**e`` is exact in binary floating point (barring underflow to
-subnormals), so a computation done on ``X * 2**-e`` and scaled back gives
-the same rounding as on ``X`` while keeping every intermediate (norms, Gram
-matrices, LAPACK's internal scaling) far from overflow and underflow.
+The generic exact power-of-two helpers (``max_abs``, ``pow2_exponent``,
+``ldexp``, ``safe_exponent``, ``column_exponents``) live in
+:mod:`lowdisp._validation`, shared by every subpackage.
 """
 
 from __future__ import annotations
@@ -11,54 +10,9 @@ from __future__ import annotations
 import numpy as np
 import scipy.linalg as sla
 
-__all__ = [
-    "column_exponents",
-    "ldexp",
-    "max_abs",
-    "pow2_exponent",
-    "safe_exponent",
-    "skew_schur",
-]
+from lowdisp._validation import max_abs, pow2_exponent
 
-
-def safe_exponent(dtype: np.dtype) -> int:
-    """|exponent| of ``max|x|`` below which no rescaling is needed in ``dtype``.
-
-    Squares of such numbers, and sums of up to ``2**40`` of them, stay far
-    inside the normal range: 200 for double, 20 for single precision.
-    """
-    return 20 if np.finfo(dtype).bits <= 32 else 200
-
-
-def max_abs(X: np.ndarray, axis: int | None = None) -> np.ndarray:
-    """``max(|Re x|, |Im x|)`` (no overflow of ``|x|`` for huge complex entries)."""
-    if X.size == 0:
-        shape = () if axis is None else tuple(s for i, s in enumerate(X.shape) if i != axis)
-        return np.zeros(shape)
-    if np.iscomplexobj(X):
-        return np.maximum(np.abs(X.real).max(axis=axis), np.abs(X.imag).max(axis=axis))
-    return np.abs(X).max(axis=axis)
-
-
-def pow2_exponent(m: float | np.ndarray) -> np.ndarray:
-    """Exponent ``e`` with ``m = f 2**e``, ``0.5 <= f < 1`` (0 for ``m == 0``)."""
-    return np.frexp(np.asarray(m, dtype=np.float64))[1].astype(np.int64)
-
-
-def ldexp(X: np.ndarray, e: int | np.ndarray) -> np.ndarray:
-    """``X * 2**e`` exactly (complex-safe; ``e`` broadcasts against ``X``)."""
-    if np.iscomplexobj(X):
-        out = np.empty_like(X)
-        out.real = np.ldexp(X.real, e)
-        out.imag = np.ldexp(X.imag, e)
-        return out
-    return np.ldexp(X, e).astype(X.dtype, copy=False)
-
-
-def column_exponents(V: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per-column max-abs entries of ``V`` and their power-of-two exponents."""
-    cmax = max_abs(V, axis=0)
-    return cmax, pow2_exponent(cmax)
+__all__ = ["skew_schur"]
 
 
 def skew_schur(A: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from lowdisp._validation import as_rng, check_int, check_positive
+from lowdisp._validation import as_array, as_rng, check_int, check_positive
 from lowdisp.exceptions import NotOnManifoldError, RankError
 from lowdisp.orthogonal._base import _Param, check_real_dtype
 from lowdisp.orthogonal._householder import (
@@ -17,7 +17,6 @@ from lowdisp.orthogonal._householder import (
     _plan,
     reflectors_for,
 )
-from lowdisp.orthogonal._inputs import as_array
 
 __all__ = ["SVDParam"]
 

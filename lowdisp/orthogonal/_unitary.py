@@ -7,14 +7,24 @@ from typing import Any
 import numpy as np
 import scipy.fft as sfft
 
-from lowdisp._validation import as_rng, check_int, check_positive, check_shape
+from lowdisp._validation import (
+    as_array,
+    as_plain_ndarray,
+    as_rng,
+    check_bool,
+    check_int,
+    check_positive,
+    check_shape,
+    ldexp,
+    max_abs,
+    pow2_exponent,
+    safe_exponent,
+)
 from lowdisp.exceptions import NotOnManifoldError
-from lowdisp.orthogonal._base import _Param, check_flag
+from lowdisp.orthogonal._base import _Param
 from lowdisp.orthogonal._cayley import _HUGE, _RCOND_SPECTRAL, _cayley_spectral, _lu_rcond
 from lowdisp.orthogonal._init import haar
-from lowdisp.orthogonal._inputs import as_array, as_plain_ndarray
 from lowdisp.orthogonal._lapack import lu_solve
-from lowdisp.orthogonal._scaling import ldexp, max_abs, pow2_exponent, safe_exponent
 
 __all__ = ["FullOrthogonal", "FullUnitary", "RestrictedUnitary"]
 
@@ -76,7 +86,7 @@ class FullUnitary(_Param):
 
     def __init__(self, n: int, *, real: bool = False) -> None:
         self.n = self.m = check_int(n, "n", where=type(self).__name__, low=1)
-        self.real = check_flag(real, "real", where=type(self).__name__)
+        self.real = check_bool(real, "real", where=type(self).__name__)
         self.dtype = self.theta_dtype = np.dtype(np.float64 if self.real else np.complex128)
         self.theta_shape = (self.n, self.n)
 
