@@ -9,18 +9,35 @@ in place, so the layer always sees the current values.
 
 The public ``forward`` validates its input; containers call the private
 ``_forward`` of their children, which does not (validate at the door, compute
-inside).
+inside). :class:`Sequential` checks that each child's input has the number of
+features that child expects and names the child (its path) when it does not.
+
+Input contract of every layer: any array_like of real numbers (``np.matrix``
+and other ndarray subclasses are converted to plain arrays; masked arrays are
+refused, fill them explicitly), cast to the layer's ``dtype`` (a float32
+layer computes and returns float32). A batch of zero rows is valid: ``forward``
+returns a ``(0, ..., out)`` result and ``backward`` zero parameter gradients.
+The recurrent layer is the exception: it needs at least one time step and one
+sequence (see :class:`lowdisp.nn.RNN`).
 """
 
 from __future__ import annotations
 
+import itertools
 import sys
 from collections.abc import Iterable, Mapping
 from typing import Any
 
 import numpy as np
 
-from lowdisp._validation import as_rng, check_int, check_option, check_positive
+from lowdisp._validation import (
+    as_plain_ndarray,
+    as_rng,
+    check_bool,
+    check_int,
+    check_option,
+    check_real,
+)
 
 __all__ = [
     "Activation",
@@ -51,28 +68,45 @@ def _check_dtype(dtype: Any, where: str) -> np.dtype:
     return dt
 
 
-def _as_input(x: Any, where: str, dtype: np.dtype, *, last: int | None, ndim=None) -> np.ndarray:
+def _as_input(
+    x: Any,
+    where: str,
+    dtype: np.dtype,
+    *,
+    last: int | None,
+    ndim=None,
+    name: str = "x",
+    finite: bool = True,
+) -> np.ndarray:
     """Validate a float input whose last axis has size ``last`` and cast it to ``dtype``."""
-    arr = np.asarray(x) if not isinstance(x, np.ndarray) else x
+    x = as_plain_ndarray(x, name, where=where)
+    try:
+        arr = np.asarray(x) if not isinstance(x, np.ndarray) else x
+    except (TypeError, ValueError) as exc:
+        raise TypeError(f"{where}: {name} must be array_like; got {type(x).__name__}") from exc
     if arr.dtype == object or arr.dtype.kind not in "biuf":
-        raise TypeError(f"{where}: x must hold real numbers; got dtype {arr.dtype}")
+        raise TypeError(f"{where}: {name} must hold real numbers; got dtype {arr.dtype}")
     if ndim is not None and arr.ndim not in ndim:
         want = " or ".join(str(d) for d in ndim)
-        raise ValueError(f"{where}: x must have {want} dimensions; got shape {arr.shape}")
+        raise ValueError(f"{where}: {name} must have {want} dimensions; got shape {arr.shape}")
     if arr.ndim == 0:
-        raise ValueError(f"{where}: x must have at least 1 dimension; got a scalar")
+        raise ValueError(f"{where}: {name} must have at least 1 dimension; got a scalar")
     if last is not None and arr.shape[-1] != last:
         raise ValueError(
-            f"{where}: x must have {last} features on its last axis; got shape {arr.shape}"
+            f"{where}: {name} must have {last} features on its last axis; got shape {arr.shape}"
         )
     arr = arr.astype(dtype, copy=False)
-    if arr.size and not np.isfinite(arr).all():
-        raise ValueError(f"{where}: x must be finite; got NaN/Inf entries")
+    if finite and arr.size and not np.isfinite(arr).all():
+        raise ValueError(f"{where}: {name} must be finite; got NaN/Inf entries")
     return arr
 
 
 def _as_tokens(x: Any, where: str, vocab: int) -> np.ndarray:
-    arr = np.asarray(x)
+    x = as_plain_ndarray(x, "x", where=where)
+    try:
+        arr = np.asarray(x)
+    except (TypeError, ValueError) as exc:
+        raise TypeError(f"{where}: x must be array_like; got {type(x).__name__}") from exc
     if arr.dtype.kind not in "iu":
         raise TypeError(f"{where}: x must hold integer token ids; got dtype {arr.dtype}")
     if arr.size and (arr.min() < 0 or arr.max() >= vocab):
@@ -80,6 +114,16 @@ def _as_tokens(x: Any, where: str, vocab: int) -> np.ndarray:
             f"{where}: token ids must be in [0, {vocab - 1}]; got range [{arr.min()}, {arr.max()}]"
         )
     return arr.astype(np.intp, copy=False)
+
+
+def _as_grad(dy: Any, where: str, dtype: np.dtype, shape: tuple[int, ...]) -> np.ndarray:
+    """Validate an output cotangent ``dy``: real numbers of exactly ``shape``, cast to ``dtype``."""
+    arr = _as_input(dy, where, dtype, last=None, name="dy", finite=False)
+    if arr.shape != tuple(shape):
+        raise ValueError(
+            f"{where}: dy must have the shape of the forward output {tuple(shape)}; got {arr.shape}"
+        )
+    return arr
 
 
 class Workspace:
@@ -176,6 +220,7 @@ class Layer:
 
     def forward(self, x: Any, *, train: bool = True, rng: Any = None) -> tuple[Any, Any]:
         """Validate ``x`` and return ``(y, cache)``."""
+        train = check_bool(train, "train", where=f"{type(self).__name__}.forward")
         return self._forward(self.validate(x), train, rng)
 
     def _forward(self, x: Any, train: bool, rng: Any) -> tuple[Any, Any]:
@@ -262,8 +307,9 @@ class Dense(Layer):
         where = "Dense"
         self.in_features = check_int(in_features, "in_features", where=where, low=1)
         self.out_features = check_int(out_features, "out_features", where=where, low=1)
+        bias = check_bool(bias, "bias", where=where)
         self.dtype = _check_dtype(dtype, where)
-        gen = as_rng(rng)
+        gen = as_rng(rng, where=where)
         lim = np.sqrt(6.0 / (self.in_features + self.out_features))
         self._params = {
             "W": gen.uniform(-lim, lim, (self.out_features, self.in_features)).astype(self.dtype)
@@ -297,6 +343,7 @@ class Dense(Layer):
         return y.reshape(*x.shape[:-1], self.out_features), x
 
     def backward(self, cache: np.ndarray, dy: np.ndarray) -> tuple[np.ndarray, dict]:
+        dy = _as_grad(dy, "Dense.backward", self.dtype, (*cache.shape[:-1], self.out_features))
         return self._backward(cache, dy, False)
 
     def _backward(self, cache: np.ndarray, dy: Any, factored: bool) -> tuple[Any, dict]:
@@ -364,7 +411,7 @@ class Embedding(Layer):
         self.vocab = check_int(vocab, "vocab", where="Embedding", low=1)
         self.dim = check_int(dim, "dim", where="Embedding", low=1)
         self.dtype = _check_dtype(dtype, "Embedding")
-        gen = as_rng(rng)
+        gen = as_rng(rng, where="Embedding")
         self._params = {
             "E": (gen.standard_normal((self.vocab, self.dim)) / np.sqrt(self.dim)).astype(
                 self.dtype
@@ -379,7 +426,8 @@ class Embedding(Layer):
 
     def backward(self, cache: np.ndarray, dy: np.ndarray) -> tuple[None, dict]:
         x = cache
-        dy2 = np.asarray(dy, dtype=self.dtype).reshape(-1, self.dim)
+        dy2 = _as_grad(dy, "Embedding.backward", self.dtype, (*x.shape, self.dim))
+        dy2 = dy2.reshape(-1, self.dim)
         return None, {"E": onehot_transpose_matmul(x.reshape(-1), self.vocab, dy2)}
 
     def get_config(self) -> dict[str, Any]:
@@ -421,9 +469,11 @@ class OneHot(Layer):
         return _as_tokens(x, "OneHot", self.vocab)
 
     def _forward(self, x: np.ndarray, train: bool, rng: Any) -> tuple[np.ndarray, Any]:
-        return np.eye(self.vocab, dtype=self.dtype)[x], None
+        return np.eye(self.vocab, dtype=self.dtype)[x], x.shape
 
     def backward(self, cache: Any, dy: np.ndarray) -> tuple[None, dict]:
+        if cache is not None:
+            _as_grad(dy, "OneHot.backward", self.dtype, (*cache, self.vocab))
         return None, {}
 
     def get_config(self) -> dict[str, Any]:
@@ -466,7 +516,7 @@ class Activation(Layer):
 
     def backward(self, cache: Any, dy: np.ndarray) -> tuple[np.ndarray, dict]:
         x, y = cache
-        dy = np.asarray(dy, dtype=self.dtype)
+        dy = _as_grad(dy, f"{type(self).__name__}.backward", self.dtype, y.shape)
         if self.kind == "tanh":
             dx = dy * (1 - y * y)
         elif self.kind == "relu":
@@ -582,14 +632,15 @@ class ModReLU(Layer):
         rng: Any = None,
     ) -> None:
         self.features = check_int(features, "features", where="ModReLU", low=1)
-        self.complex_pairs = bool(complex_pairs)
+        self.complex_pairs = check_bool(complex_pairs, "complex_pairs", where="ModReLU")
         if self.complex_pairs and self.features % 2:
             raise ValueError(
                 f"ModReLU: complex_pairs needs an even number of features; got {features}"
             )
         self.dtype = _check_dtype(dtype, "ModReLU")
         nb = self.features // 2 if self.complex_pairs else self.features
-        self._params = {"b": as_rng(rng).uniform(-0.01, 0.01, nb).astype(self.dtype)}
+        gen = as_rng(rng, where="ModReLU")
+        self._params = {"b": gen.uniform(-0.01, 0.01, nb).astype(self.dtype)}
 
     def validate(self, x: Any) -> np.ndarray:
         return _as_input(x, "ModReLU", self.dtype, last=self.features)
@@ -604,7 +655,7 @@ class ModReLU(Layer):
         from lowdisp.nn._rnn import modrelu_backward
 
         x, aux = cache
-        dy = np.asarray(dy, dtype=self.dtype)
+        dy = _as_grad(dy, "ModReLU.backward", self.dtype, x.shape)
         dx, db = modrelu_backward(x, aux, dy, self.complex_pairs, self._params["b"])
         return dx, {"b": db}
 
@@ -642,22 +693,21 @@ class Dropout(Layer):
     """
 
     def __init__(self, p: float, *, dtype: Any = np.float32) -> None:
-        self.p = check_positive(p, "p", where="Dropout", strict=False)
-        if self.p >= 1:
-            raise ValueError(f"Dropout: p must be in [0, 1); got {p}")
+        self.p = check_real(p, "p", where="Dropout", low=0, high=1, high_open=True)
         self.dtype = _check_dtype(dtype, "Dropout")
 
     def _forward(self, x: np.ndarray, train: bool, rng: Any) -> tuple[np.ndarray, Any]:
         if not train or self.p == 0:
-            return x, None
-        keep = as_rng(rng).random(x.shape) >= self.p
+            return x, x.shape
+        keep = as_rng(rng, where="Dropout.forward").random(x.shape) >= self.p
         scale = np.asarray(1.0 / (1.0 - self.p), dtype=self.dtype)
         mask = keep.astype(self.dtype) * scale
         return x * mask, mask
 
     def backward(self, cache: Any, dy: np.ndarray) -> tuple[np.ndarray, dict]:
-        dy = np.asarray(dy, dtype=self.dtype)
-        return (dy if cache is None else dy * cache), {}
+        shape = cache if isinstance(cache, tuple) else cache.shape
+        dy = _as_grad(dy, "Dropout.backward", self.dtype, shape)
+        return (dy if isinstance(cache, tuple) else dy * cache), {}
 
     def get_config(self) -> dict[str, Any]:
         return {"class": type(self).__name__, "p": self.p, "dtype": self.dtype.name}
@@ -711,6 +761,13 @@ class Sequential(Layer):
                 raise ValueError(f"Sequential: layer names must be non-empty, no '.'; got {name!r}")
         self.layers: dict[str, Layer] = dict(items)
         self.dtype = items[0][1].dtype
+        for (prev, a), (name, b) in itertools.pairwise(items):
+            out, want = _out_features(a), _in_features(b)
+            if out is not None and want is not None and out != want:
+                raise ValueError(
+                    f"Sequential: layer {name!r} ({b!r}) expects {want} input features, but "
+                    f"layer {prev!r} ({a!r}) before it outputs {out}"
+                )
 
     def __getitem__(self, name: str) -> Layer:
         return self.layers[name]
@@ -734,11 +791,19 @@ class Sequential(Layer):
         return out
 
     def validate(self, x: Any) -> Any:
-        return next(iter(self.layers.values())).validate(x)
+        name, first = next(iter(self.layers.items()))
+        try:
+            return first.validate(x)
+        except (TypeError, ValueError) as exc:
+            if type(exc) not in (TypeError, ValueError):
+                raise
+            raise type(exc)(f"Sequential: input of layer {name!r}: {exc}") from exc
 
     def _forward(self, x: Any, train: bool, rng: Any) -> tuple[Any, Any]:
         caches = []
-        for layer in self.layers.values():
+        for i, (name, layer) in enumerate(self.layers.items()):
+            if i:
+                _check_between(layer, x, name)
             x, c = layer._forward(x, train, rng)
             caches.append(c)
         return x, caches
@@ -773,3 +838,60 @@ class Sequential(Layer):
     def __repr__(self) -> str:
         inner = ", ".join(f"{k}={v!r}" for k, v in self.layers.items())
         return f"Sequential({inner})"
+
+
+# ---------------------------------------------------------------------------
+# Feature sizes between the layers of a Sequential
+# ---------------------------------------------------------------------------
+
+
+def _in_features(layer: Layer) -> int | None:
+    """Size of the last axis a layer expects on float input (``None``: any or unknown)."""
+    if isinstance(layer, Sequential):
+        return _in_features(next(iter(layer.layers.values())))
+    if isinstance(layer, Dense):
+        return layer.in_features
+    if isinstance(layer, ModReLU):
+        return layer.features
+    cell = getattr(layer, "cell", None)
+    if cell is not None and isinstance(getattr(cell, "input_size", None), int):
+        return int(cell.input_size)
+    return None
+
+
+def _out_features(layer: Layer) -> int | None:
+    """Size of a layer's output last axis when it does not depend on the input."""
+    if isinstance(layer, Sequential):
+        size = None
+        for child in layer.layers.values():
+            out = _out_features(child)
+            if out is not None:
+                size = out
+            elif not isinstance(child, Activation | Dropout):
+                size = None
+        return size
+    if isinstance(layer, Dense):
+        return layer.out_features
+    if isinstance(layer, ModReLU):
+        return layer.features
+    if isinstance(layer, Embedding):
+        return layer.dim
+    if isinstance(layer, OneHot):
+        return layer.vocab
+    cell = getattr(layer, "cell", None)
+    if cell is not None and isinstance(getattr(cell, "state_size", None), int):
+        return int(cell.state_size)
+    return None
+
+
+def _check_between(layer: Layer, x: Any, name: str) -> None:
+    """Inside a Sequential: the input ``x`` of ``layer`` has the features it expects."""
+    want = _in_features(layer)
+    shape = getattr(x, "shape", None)
+    if want is None or shape is None or getattr(x, "dtype", None) is None:
+        return
+    if x.dtype.kind == "f" and (len(shape) == 0 or shape[-1] != want):
+        raise ValueError(
+            f"Sequential: layer {name!r} ({layer!r}) expects {want} input features on the "
+            f"last axis, but the layer before it outputs shape {shape}"
+        )

@@ -3,6 +3,13 @@
 Every loss has ``forward(pred, target, mask=None) -> (value, cache)``,
 ``backward(cache, dloss=1.0) -> dpred`` and ``__call__`` returning
 ``(value, dpred)`` in one go (what the Trainer uses).
+
+Input contract: ``pred`` is a float32 or float64 array (the gradient keeps its
+dtype; ``np.matrix`` becomes a plain array, masked arrays are refused: use
+``mask=``); the target has exactly the shape of ``pred`` (class ids: the shape
+of ``pred`` without its class axis), never reshaped. An empty batch has no
+mean: ``reduction="mean"`` refuses it with a ``ValueError``, ``"sum"``
+returns 0.0 and a zero gradient.
 """
 
 from __future__ import annotations
@@ -11,29 +18,55 @@ from typing import Any
 
 import numpy as np
 
-from lowdisp._validation import check_option
+from lowdisp._validation import as_plain_ndarray, check_option, check_real
 
 __all__ = ["MSE", "Loss", "SigmoidBinaryCrossEntropy", "SoftmaxCrossEntropy", "make_loss"]
 
 _REDUCTIONS = ("mean", "sum")
 
 
+def _plain(x: Any, name: str, where: str) -> np.ndarray:
+    x = as_plain_ndarray(x, name, where=where)
+    try:
+        return np.asarray(x)
+    except (TypeError, ValueError) as exc:
+        raise TypeError(f"{where}: {name} must be array_like; got {type(x).__name__}") from exc
+
+
 def _pred(pred: Any, where: str) -> np.ndarray:
-    arr = np.asarray(pred)
-    if arr.dtype.kind != "f":
+    arr = _plain(pred, "pred", where)
+    if arr.dtype not in (np.float32, np.float64):
         raise TypeError(f"{where}: pred must be a float32/float64 array; got dtype {arr.dtype}")
     if arr.ndim == 0:
         raise ValueError(f"{where}: pred must have at least 1 dimension; got a scalar")
     return arr
 
 
+def _real_target(target: Any, shape: tuple[int, ...], dtype: np.dtype, where: str) -> np.ndarray:
+    """A real target of exactly ``shape`` (never reshaped), cast to ``dtype``."""
+    t = _plain(target, "target", where)
+    if t.dtype == object or t.dtype.kind not in "biuf":
+        raise TypeError(f"{where}: target must hold real numbers; got dtype {t.dtype}")
+    if t.shape != shape:
+        raise ValueError(
+            f"{where}: target must have the shape of pred {shape}; got {t.shape} "
+            f"(a target is never reshaped or broadcast)"
+        )
+    return t.astype(dtype, copy=False)
+
+
 def _mask(mask: Any, shape: tuple[int, ...], dtype: np.dtype, where: str) -> np.ndarray | None:
     if mask is None:
         return None
-    m = np.asarray(mask)
+    m = _plain(mask, "mask", where)
+    if m.dtype == object or m.dtype.kind not in "biuf":
+        raise TypeError(f"{where}: mask must hold real numbers or booleans; got dtype {m.dtype}")
     if m.shape != shape:
         raise ValueError(f"{where}: mask must have shape {shape}; got {m.shape}")
-    return m.astype(dtype)
+    m = m.astype(dtype)
+    if m.size and (not np.isfinite(m).all() or m.min() < 0):
+        raise ValueError(f"{where}: mask must hold finite weights >= 0")
+    return m
 
 
 def _row_max(z2: np.ndarray) -> np.ndarray:
@@ -72,6 +105,12 @@ class Loss:
             ws = self._ws = Workspace()
         return ws
 
+    @staticmethod
+    def _dloss(dloss: Any, where: str) -> float:
+        if isinstance(dloss, float) and dloss == 1.0:
+            return dloss
+        return check_real(dloss, "dloss", where=where)
+
     def __call__(self, pred: Any, target: Any, mask: Any = None) -> tuple[float, np.ndarray]:
         value, cache = self.forward(pred, target, mask)
         return value, self.backward(cache)
@@ -84,6 +123,13 @@ class Loss:
 
     def _scale(self, per: np.ndarray, m: np.ndarray | None) -> tuple[float, np.ndarray | float]:
         """Reduce per-element losses; returns (value, weight array or scalar for the gradient)."""
+        if per.size == 0:
+            if self.reduction == "mean":
+                raise ValueError(
+                    f"{type(self).__name__}: empty batch (no elements): the mean loss is "
+                    f"undefined; got {per.shape} per-element losses"
+                )
+            return 0.0, 0.0
         if m is not None:
             per = per * m
             count = max(float(m.sum()), 1.0)
@@ -134,7 +180,9 @@ class SoftmaxCrossEntropy(Loss):
     def forward(self, pred: Any, target: Any, mask: Any = None) -> tuple[float, Any]:
         where = "SoftmaxCrossEntropy"
         z = _pred(pred, where)
-        y = np.asarray(target)
+        if z.shape[-1] == 0:
+            raise ValueError(f"{where}: pred must have at least one class; got shape {z.shape}")
+        y = _plain(target, "target", where)
         if y.dtype.kind not in "iu":
             raise TypeError(f"{where}: target must hold integer class ids; got dtype {y.dtype}")
         if y.shape != z.shape[:-1]:
@@ -161,6 +209,7 @@ class SoftmaxCrossEntropy(Loss):
         return value, (e, s, y2, rows, w, z.shape)
 
     def backward(self, cache: Any, dloss: float = 1.0) -> np.ndarray:
+        dloss = self._dloss(dloss, "SoftmaxCrossEntropy.backward")
         e, s, y2, rows, w, shape = cache
         g = np.divide(e, s[:, None], out=self._workspace().get("g", e.shape, e.dtype))
         g[rows, y2] -= 1
@@ -187,18 +236,14 @@ class MSE(Loss):
     def forward(self, pred: Any, target: Any, mask: Any = None) -> tuple[float, Any]:
         where = "MSE"
         p = _pred(pred, where)
-        t = np.asarray(target, dtype=p.dtype)
-        if t.shape != p.shape:
-            if t.size == p.size:
-                t = t.reshape(p.shape)
-            else:
-                raise ValueError(f"{where}: target must have shape {p.shape}; got {t.shape}")
+        t = _real_target(target, p.shape, p.dtype, where)
         m = _mask(mask, p.shape, p.dtype, where)
         r = p - t
         value, w = self._scale(r * r, m)
         return value, (r, w)
 
     def backward(self, cache: Any, dloss: float = 1.0) -> np.ndarray:
+        dloss = self._dloss(dloss, "MSE.backward")
         r, w = cache
         return (2 * dloss) * r * w
 
@@ -222,9 +267,9 @@ class SigmoidBinaryCrossEntropy(Loss):
     def forward(self, pred: Any, target: Any, mask: Any = None) -> tuple[float, Any]:
         where = "SigmoidBinaryCrossEntropy"
         z = _pred(pred, where)
-        y = np.asarray(target, dtype=z.dtype)
-        if y.shape != z.shape:
-            raise ValueError(f"{where}: target must have shape {z.shape}; got {y.shape}")
+        y = _real_target(target, z.shape, z.dtype, where)
+        if y.size and not np.isfinite(y).all():
+            raise ValueError(f"{where}: target must be finite")
         if y.size and (y.min() < 0 or y.max() > 1):
             raise ValueError(f"{where}: targets must be in [0, 1]")
         m = _mask(mask, z.shape, z.dtype, where)
@@ -235,6 +280,7 @@ class SigmoidBinaryCrossEntropy(Loss):
     def backward(self, cache: Any, dloss: float = 1.0) -> np.ndarray:
         from scipy.special import expit
 
+        dloss = self._dloss(dloss, "SigmoidBinaryCrossEntropy.backward")
         z, y, w = cache
         return dloss * (expit(z) - y) * w
 
@@ -256,4 +302,7 @@ def make_loss(name: str, **kw: Any) -> Loss:
     MSE(reduction='mean')
     """
     check_option(name, "loss", LOSSES, where="make_loss")
+    bad = set(kw) - {"reduction"}
+    if bad:
+        raise TypeError(f"make_loss: unknown keyword(s) {sorted(bad)}; valid: 'reduction'")
     return LOSSES[name](**kw)

@@ -16,12 +16,12 @@ from __future__ import annotations
 
 import fnmatch
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
-from lowdisp._validation import check_int, check_positive
+from lowdisp._validation import check_bool, check_int, check_positive, check_real
 
 __all__ = [
     "SGD",
@@ -47,6 +47,8 @@ def global_norm(grads: Mapping[str, np.ndarray]) -> float:
     >>> global_norm({"a": np.array([3.0]), "b": np.array([4.0])})
     5.0
     """
+    if not isinstance(grads, Mapping):
+        raise TypeError(f"global_norm: grads must be a dict of arrays; got {type(grads).__name__}")
     total = 0.0
     for g in grads.values():
         total += float(np.vdot(g, g).real)
@@ -67,6 +69,10 @@ def clip_grad_norm(grads: dict[str, np.ndarray], max_norm: float) -> float:
     (5.0, array([0.6, 0.8]))
     """
     max_norm = check_positive(max_norm, "max_norm", where="clip_grad_norm")
+    if not isinstance(grads, Mapping):
+        raise TypeError(
+            f"clip_grad_norm: grads must be a dict of arrays; got {type(grads).__name__}"
+        )
     norm = global_norm(grads)
     if norm > max_norm:
         scale = max_norm / (norm + 1e-12)
@@ -212,8 +218,12 @@ def exponential_schedule(rate: float, every: int = 1) -> Callable[[int], float]:
 def step_schedule(milestones: list[int], gamma: float = 0.1) -> Callable[[int], float]:
     """Multiplier ``gamma ** (number of milestones <= step)``.
 
-    ``gamma`` is taken as given (not validated), so a test can drive
-    training to a non-finite update with ``gamma=float("nan")``.
+    Parameters
+    ----------
+    milestones : sequence of int
+        Steps (>= 0) at which the multiplier is multiplied by ``gamma``.
+    gamma : float
+        Finite and > 0.
 
     Returns
     -------
@@ -228,8 +238,14 @@ def step_schedule(milestones: list[int], gamma: float = 0.1) -> Callable[[int], 
     >>> step_schedule([20, 10], 0.5)
     step_schedule(milestones=[10, 20], gamma=0.5)
     """
-    ms = sorted(int(m) for m in milestones)
-    return _Step(ms, float(gamma))
+    where = "step_schedule"
+    if isinstance(milestones, str | bytes) or not isinstance(milestones, Iterable):
+        raise TypeError(f"{where}: milestones must be a sequence of integers; got {milestones!r}")
+    ms = sorted(
+        check_int(m, f"milestones[{i}]", where=where, low=0) for i, m in enumerate(milestones)
+    )
+    gamma = check_real(gamma, "gamma", where=where, low=0, low_open=True)
+    return _Step(ms, gamma)
 
 
 def cosine_schedule(total: int, *, warmup: int = 0, floor: float = 0.0) -> Callable[[int], float]:
@@ -251,7 +267,7 @@ def cosine_schedule(total: int, *, warmup: int = 0, floor: float = 0.0) -> Calla
     where = "cosine_schedule"
     total = check_int(total, "total", where=where, low=0)
     warmup = check_int(warmup, "warmup", where=where, low=0)
-    floor = check_positive(floor, "floor", where=where, strict=False)
+    floor = check_real(floor, "floor", where=where, low=0, high=1)
     return _Cosine(total, warmup, floor)
 
 
@@ -322,7 +338,23 @@ class Optimizer:
             None if clip_norm is None else check_positive(clip_norm, "clip_norm", where=where)
         )
         self.groups: dict[str, dict[str, float]] = {}
+        if groups is not None and not isinstance(groups, Mapping):
+            raise TypeError(
+                f"{where}: groups must be a dict {{pattern: {{'lr': ..., 'weight_decay': ...}}}}; "
+                f"got {type(groups).__name__}"
+            )
+        if schedule is not None and not callable(schedule):
+            raise TypeError(
+                f"{where}: schedule must be None or a callable step -> multiplier; got {schedule!r}"
+            )
         for pat, over in (groups or {}).items():
+            if not isinstance(pat, str):
+                raise TypeError(f"{where}: groups keys must be str patterns; got {pat!r}")
+            if not isinstance(over, Mapping):
+                raise TypeError(
+                    f"{where}: groups[{pat!r}] must be a dict with 'lr' and/or 'weight_decay'; "
+                    f"got {type(over).__name__}"
+                )
             bad = set(over) - {"lr", "weight_decay"}
             if bad:
                 raise ValueError(
@@ -472,9 +504,10 @@ class SGD(Optimizer):
         self.momentum = check_positive(momentum, "momentum", where="SGD", strict=False)
         if self.momentum >= 1:
             raise ValueError(f"SGD: momentum must be in [0, 1); got {momentum}")
+        nesterov = check_bool(nesterov, "nesterov", where="SGD")
         if nesterov and not self.momentum:
             raise ValueError("SGD: nesterov=True needs momentum > 0")
-        self.nesterov = bool(nesterov)
+        self.nesterov = nesterov
 
     def _config(self) -> dict[str, Any]:
         return {"momentum": self.momentum, "nesterov": self.nesterov}
@@ -582,12 +615,13 @@ class Adam(Optimizer):
         **kw: Any,
     ) -> None:
         super().__init__(lr, **kw)
-        b1, b2 = betas
-        for name, b in (("betas[0]", b1), ("betas[1]", b2)):
-            check_positive(b, name, where="Adam", strict=False)
-            if b >= 1:
-                raise ValueError(f"Adam: {name} must be in [0, 1); got {b}")
-        self.betas = (float(b1), float(b2))
+        if isinstance(betas, str | bytes) or not isinstance(betas, Sequence) or len(betas) != 2:
+            raise TypeError(f"Adam: betas must be a pair (beta1, beta2); got {betas!r}")
+        b1, b2 = (
+            check_real(b, f"betas[{i}]", where="Adam", low=0, high=1, high_open=True)
+            for i, b in enumerate(betas)
+        )
+        self.betas = (b1, b2)
         self.eps = check_positive(eps, "eps", where="Adam", strict=False)
 
     def _config(self) -> dict[str, Any]:

@@ -20,14 +20,24 @@ once per forward pass and ``dL/dW`` is pulled back once through the map's ``vjp`
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 
-from lowdisp._validation import as_rng, check_int, check_option, lookup
+from lowdisp._validation import (
+    as_plain_ndarray,
+    as_rng,
+    check_bool,
+    check_int,
+    check_option,
+    check_real,
+    lookup,
+)
 from lowdisp.nn._layers import (
     Layer,
     Workspace,
+    _as_grad,
     _as_input,
     _as_tokens,
     _check_dtype,
@@ -318,15 +328,34 @@ class _Cell:
         raise NotImplementedError
 
     def validate(self, x: Any) -> np.ndarray:
-        arr = np.asarray(x)
         name = type(self).__name__
-        if arr.dtype.kind in "iu":
+        x = as_plain_ndarray(x, "x", where=name)
+        arr = np.asarray(x) if isinstance(x, np.ndarray) else x
+        if isinstance(arr, np.ndarray) and arr.dtype.kind in "iu":
             if arr.ndim != 2:
                 raise ValueError(
                     f"{name}: token input must have shape (time, batch); got {arr.shape}"
                 )
-            return _as_tokens(arr, name, self.input_size)
-        return _as_input(arr, name, self.dtype, last=self.input_size, ndim=(3,))
+            out = _as_tokens(arr, name, self.input_size)
+        else:
+            out = _as_input(arr, name, self.dtype, last=self.input_size, ndim=(3,))
+        if out.shape[0] == 0 or out.shape[1] == 0:
+            what = "time step (T = 0)" if out.shape[0] == 0 else "sequence (batch size 0)"
+            raise ValueError(
+                f"{name}: x must hold at least one {what}; got shape {out.shape} "
+                f"(a recurrent layer has no output for an empty sequence or batch)"
+            )
+        return out
+
+    def _check_h0(self, h0: Any, x: np.ndarray) -> np.ndarray | None:
+        if h0 is None:
+            return None
+        where = f"{type(self).__name__}.forward_sequence"
+        h = _as_input(h0, where, self.dtype, last=None, name="h0")
+        want = (x.shape[1], self.state_size)
+        if h.shape != want:
+            raise ValueError(f"{where}: h0 must have shape {want}; got {h.shape}")
+        return h
 
     def _project(
         self, x: np.ndarray, Wx: np.ndarray, b: np.ndarray | None, out: np.ndarray | None = None
@@ -483,7 +512,20 @@ class RNNCell(_Cell):
         self.input_size = check_int(input_size, "input_size", where=where, low=1)
         self.hidden_size = check_int(hidden_size, "hidden_size", where=where, low=1)
         self.dtype = _check_dtype(dtype, where)
-        gen = as_rng(rng)
+        gen = as_rng(rng, where=where)
+        if recurrent_options is not None and not isinstance(recurrent_options, Mapping):
+            raise TypeError(
+                f"{where}: recurrent_options must be a dict of keyword arguments of the map; "
+                f"got {type(recurrent_options).__name__}"
+            )
+        if recurrent_options is not None and not all(isinstance(k, str) for k in recurrent_options):
+            raise TypeError(f"{where}: recurrent_options keys must be strings")
+        if recurrent_init is not None and not isinstance(recurrent_init, str):
+            raise TypeError(
+                f"{where}: recurrent_init must be None or a name; got {recurrent_init!r}"
+            )
+        if activation is not None and not isinstance(activation, str):
+            raise TypeError(f"{where}: activation must be None or a name; got {activation!r}")
         self.weight = _make_weight(
             recurrent,
             self.hidden_size,
@@ -578,9 +620,11 @@ class RNNCell(_Cell):
         """Run the whole sequence: ``x`` ``(T, B, input_size)`` or tokens ``(T, B)``.
 
         Returns ``H`` ``(T, B, state_size)`` (a view of the cache's buffer;
-        copy it before modifying) and the cache.
+        copy it before modifying) and the cache. ``x`` needs at least one
+        time step and one sequence (``ValueError`` otherwise).
         """
-        return self._forward_sequence(self.validate(x), h0)
+        x = self.validate(x)
+        return self._forward_sequence(x, self._check_h0(h0, x))
 
     def _forward_sequence(self, x: np.ndarray, h0: np.ndarray | None) -> tuple[np.ndarray, Any]:
         p = self._params
@@ -787,7 +831,8 @@ class LSTMCell(_Cell):
         self.hidden_size = n = check_int(hidden_size, "hidden_size", where=where, low=1)
         self.state_size = n
         self.dtype = _check_dtype(dtype, where)
-        gen = as_rng(rng)
+        forget_bias = check_real(forget_bias, "forget_bias", where=where)
+        gen = as_rng(rng, where=where)
         lim = 1.0 / np.sqrt(n)
         self._params = {
             "W_x": gen.uniform(-lim, lim, (4 * n, self.input_size)).astype(self.dtype),
@@ -808,7 +853,8 @@ class LSTMCell(_Cell):
 
     def forward_sequence(self, x: Any, h0=None, *, train: bool = True):
         """Run the whole sequence; see :meth:`RNNCell.forward_sequence`."""
-        return self._forward_sequence(self.validate(x), h0)
+        x = self.validate(x)
+        return self._forward_sequence(x, self._check_h0(h0, x))
 
     def _forward_sequence(self, x: np.ndarray, h0) -> tuple[np.ndarray, Any]:
         p = self._params
@@ -933,7 +979,7 @@ class GRUCell(_Cell):
         self.hidden_size = n = check_int(hidden_size, "hidden_size", where=where, low=1)
         self.state_size = n
         self.dtype = _check_dtype(dtype, where)
-        gen = as_rng(rng)
+        gen = as_rng(rng, where=where)
         lim = 1.0 / np.sqrt(n)
         self._params = {
             "W_x": gen.uniform(-lim, lim, (3 * n, self.input_size)).astype(self.dtype),
@@ -952,7 +998,8 @@ class GRUCell(_Cell):
 
     def forward_sequence(self, x: Any, h0=None, *, train: bool = True):
         """Run the whole sequence; see :meth:`RNNCell.forward_sequence`."""
-        return self._forward_sequence(self.validate(x), h0)
+        x = self.validate(x)
+        return self._forward_sequence(x, self._check_h0(h0, x))
 
     def _forward_sequence(self, x: np.ndarray, h0) -> tuple[np.ndarray, Any]:
         p = self._params
@@ -1129,7 +1176,9 @@ class RNN(Layer):
 
     Notes
     -----
-    Input: ``(T, B, input_size)`` floats or ``(T, B)`` integer tokens.
+    Input: ``(T, B, input_size)`` floats or ``(T, B)`` integer tokens, with
+    ``T >= 1`` and ``B >= 1``: an empty sequence or batch is refused with a
+    ``ValueError`` (there is no last state to return, and no work to do).
     Parameters are the cell's, keyed ``"cell.<name>"``.
 
     Examples
@@ -1150,7 +1199,7 @@ class RNN(Layer):
                 f"RNN: cell must be an RNNCell, LSTMCell or GRUCell; got {type(cell).__name__}"
             )
         self.cell = cell
-        self.return_sequences = bool(return_sequences)
+        self.return_sequences = check_bool(return_sequences, "return_sequences", where="RNN")
         self.dtype = cell.dtype
 
     def params(self) -> dict[str, np.ndarray]:
@@ -1174,7 +1223,11 @@ class RNN(Layer):
             if not (self.return_sequences and isinstance(self.cell, RNNCell)):
                 dy = dy.materialize()
         else:
-            dy = np.asarray(dy, dtype=self.dtype)
+            T, B = cache[0].shape[:2]
+            N = self.cell.state_size
+            dy = _as_grad(
+                dy, "RNN.backward", self.dtype, (T, B, N) if self.return_sequences else (B, N)
+            )
         if self.return_sequences:
             dX, g = self.cell.backward_sequence(cache, dy)
         else:

