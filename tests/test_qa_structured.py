@@ -90,16 +90,24 @@ def test_product_rejects_non_ldr_operands():
         ld.product(np.eye(3), T)
 
 
-@pytest.mark.parametrize("dtype", [np.float32, np.complex64, np.int64, "U3"])
+@pytest.mark.parametrize("dtype", [np.int64, "U3", "foo", None, np.float16])
 def test_random_ldr_rejects_dtypes_it_cannot_honour(dtype):
-    # float32 used to come back silently as float64
-    with pytest.raises(TypeError, match="random_ldr: dtype must be float64 or complex128"):
+    with pytest.raises(TypeError, match="random_ldr: dtype must be one of float32, float64"):
         ld.random_ldr("toeplitz_like", 5, 2, rng=0, dtype=dtype)
 
 
-def test_random_ldr_honours_double_dtypes():
+def test_random_ldr_honours_every_supported_dtype():
+    # float32 used to be refused (and before that came back silently as float64)
     assert ld.random_ldr("cauchy_like", 5, 2, rng=0, dtype=np.complex128).dtype == np.complex128
     assert ld.random_ldr("tridiagonal", 5, 2, rng=0).dtype == np.float64
+    for kind in ld.structured._families.RANDOM_KINDS:
+        for dt in (np.float32, np.complex64):
+            M = ld.random_ldr(kind, 5, 2, rng=0, dtype=dt)
+            assert M.dtype == dt, (kind, dt)
+            M64 = ld.random_ldr(
+                kind, 5, 2, rng=0, dtype=np.dtype(dt).str.replace("4", "8").replace("c8", "c16")
+            )
+            np.testing.assert_allclose(M.toarray(), M64.toarray(), rtol=1e-3, atol=1e-3)
 
 
 def test_compress_tridiagonal_refuses_sizes_its_dense_solve_cannot_handle():

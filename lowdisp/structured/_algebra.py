@@ -9,7 +9,15 @@ import numpy as np
 from scipy.sparse.linalg import LinearOperator
 
 from lowdisp._config import result_dtype
-from lowdisp._validation import as_array, check_int, check_option, check_positive
+from lowdisp._validation import (
+    as_array,
+    check_int,
+    check_option,
+    check_positive,
+    ldexp,
+    max_abs,
+    pow2_exponent,
+)
 from lowdisp.exceptions import LowdispError, SingularOperatorError
 from lowdisp.structured._ldr import KINDS, LDRMatrix
 from lowdisp.structured._ldr import _dtype as _ldr_dtype
@@ -33,6 +41,12 @@ def _dense(M: Any, name: str, where: str) -> np.ndarray:
     if isinstance(M, LinearOperator):
         return M @ np.eye(M.shape[1], dtype=M.dtype)
     return as_array(M, name, where=where, ndim=2)
+
+
+def _pow2(M: np.ndarray) -> int:
+    """Exponent e with ``max|M| = f 2**e``, ``0.5 <= f < 1`` (0 for a zero or empty M)."""
+    m = float(max_abs(M)) if M.size else 0.0
+    return int(pow2_exponent(m)) if m > 0 and np.isfinite(m) else 0
 
 
 def _check_ops(M: np.ndarray, A: Any, B: Any, where: str) -> None:
@@ -75,13 +89,17 @@ def displacement(M: Any, A: DisplacementOperator, B: DisplacementOperator, *, ki
     Md = _dense(M, "M", w)
     _check_ops(Md, A, B, w)
     dt = _ldr_dtype(Md, Md, A, B)
-    Md = Md.astype(dt, copy=False)
+    e = _pow2(Md)
+    D = _displacement_core(ldexp(Md.astype(dt, copy=False), -e), A, B, kind)
+    with np.errstate(over="ignore", under="ignore"):
+        return ldexp(D.astype(dt, copy=False), e)
+
+
+def _displacement_core(Md: np.ndarray, A: Any, B: Any, kind: str) -> np.ndarray:
     AM = A._apply(Md)
     if kind == "sylvester":
-        D = AM - np.conj(B._apply_adjoint(np.conj(Md).T)).T
-    else:
-        D = Md - np.conj(B._apply_adjoint(np.conj(AM).T)).T
-    return D.astype(dt, copy=False)
+        return AM - np.conj(B._apply_adjoint(np.conj(Md).T)).T
+    return Md - np.conj(B._apply_adjoint(np.conj(AM).T)).T
 
 
 def _default_rtol(dtype: np.dtype) -> float:
@@ -119,12 +137,15 @@ def displacement_rank(
     >>> ld.displacement_rank(np.linalg.inv(T), ld.Shift(8, -1.0), ld.Shift(8, 1.0))
     2
     """
-    D = displacement(M, A, B, kind=kind)
-    tol = (
-        _default_rtol(D.dtype)
-        if rtol is None
-        else check_positive(rtol, "rtol", where="displacement_rank", strict=False)
-    )
+    w = "displacement_rank"
+    check_option(kind, "kind", KINDS, where=w)
+    tol_in = None if rtol is None else check_positive(rtol, "rtol", where=w, strict=False)
+    Md = _dense(M, "M", w)
+    _check_ops(Md, A, B, w)
+    dt = _ldr_dtype(Md, Md, A, B)
+    # scale-invariant: the rank of D(2**-e M) = 2**-e D(M), computed without overflow
+    D = _displacement_core(ldexp(Md.astype(dt, copy=False), -_pow2(Md)), A, B, kind)
+    tol = _default_rtol(D.dtype) if tol_in is None else tol_in
     s = np.linalg.svd(D, compute_uv=False)
     if s.size == 0 or s[0] == 0:
         return 0
@@ -223,7 +244,12 @@ def compress(
     rtol = check_positive(rtol, "rtol", where=w, strict=False)
     Md = _dense(M, "M", w)
     _check_ops(Md, A, B, w)
-    D = displacement(Md, A, B, kind=kind)
+    if rank is not None:
+        rank = check_int(rank, "rank", where=w, low=1, high=min(Md.shape))
+    dt = _ldr_dtype(Md, Md, A, B)
+    # exact power-of-two normalization: compress 2**-e M, put 2**e back into G and H
+    e = _pow2(Md)
+    D = _displacement_core(ldexp(Md.astype(dt, copy=False), -e), A, B, kind)
     Bbase: Any = getattr(B, "base", None)
     if isinstance(A, Tridiagonal) and isinstance(Bbase, Tridiagonal):
         D = _tridiagonal_source(D, A, Bbase)
@@ -231,24 +257,32 @@ def compress(
     U, s, Vh = np.linalg.svd(
         D.astype(np.result_type(D, np.float64), copy=False), full_matrices=False
     )
-    if rank is not None:
-        rank = check_int(rank, "rank", where=w, low=1, high=min(Md.shape))
     k = _truncate(s, rank, rtol)
     sq = np.sqrt(s[:k])
-    dt = _ldr_dtype(Md, Md, A, B)
-    G = (U[:, :k] * sq).astype(dt, copy=False)
-    H = (Vh[:k].T * sq).astype(dt, copy=False)
+    eg = e // 2
+    with np.errstate(over="ignore", under="ignore"):
+        G = ldexp((U[:, :k] * sq).astype(dt, copy=False), eg)
+        H = ldexp((Vh[:k].T * sq).astype(dt, copy=False), e - eg)
     return LDRMatrix(A, B, G, H, kind=kind, compression_error=_discarded(s, k), _where=w)
 
 
 def _compress_generators(G: np.ndarray, H: np.ndarray, rtol: float, cap: int):
-    """Pan's generator compression: QR of G and H, SVD of R_G R_H^T, truncate."""
-    Qg, Rg = np.linalg.qr(G)
-    Qh, Rh = np.linalg.qr(H)
+    """Pan's generator compression: QR of G and H, SVD of R_G R_H^T, truncate.
+
+    G and H are normalized by powers of two first (exact), so generators near
+    1e-300 or 1e300 neither overflow nor underflow in ``R_G R_H^T``.
+    """
+    eg, eh = _pow2(G), _pow2(H)
+    Qg, Rg = np.linalg.qr(ldexp(G, -eg))
+    Qh, Rh = np.linalg.qr(ldexp(H, -eh))
     U, s, Vh = np.linalg.svd(Rg @ Rh.T)
     k = min(_truncate(s, None, rtol), cap)
     sq = np.sqrt(s[:k])
-    return Qg @ (U[:, :k] * sq), Qh @ (Vh[:k].T * sq), _discarded(s, k)
+    e = eg + eh
+    with np.errstate(over="ignore", under="ignore"):
+        G1 = ldexp(Qg @ (U[:, :k] * sq), e // 2)
+        H1 = ldexp(Qh @ (Vh[:k].T * sq), e - e // 2)
+    return G1, H1, _discarded(s, k)
 
 
 def recompress(M: LDRMatrix, *, rtol: float = 1e-12) -> LDRMatrix:

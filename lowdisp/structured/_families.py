@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
 
-from lowdisp._validation import as_array, as_rng, check_int, lookup
-from lowdisp.structured._ldr import LDRMatrix
+from lowdisp._validation import as_array, as_rng, check_int, check_option, check_real, lookup
+from lowdisp.structured._ldr import KINDS, LDRMatrix
 from lowdisp.structured._operators import Diagonal, Shift, Subdiagonal, Tridiagonal
 
 __all__ = [
@@ -30,13 +32,32 @@ __all__ = [
 def _gens(G: Any, H: Any, where: str) -> tuple[np.ndarray, np.ndarray]:
     Ga = as_array(G, "G", where=where, ndim=(1, 2))
     Ha = as_array(H, "H", where=where, ndim=(1, 2))
-    return (Ga[:, None] if Ga.ndim == 1 else Ga), (Ha[:, None] if Ha.ndim == 1 else Ha)
+    Ga, Ha = (Ga[:, None] if Ga.ndim == 1 else Ga), (Ha[:, None] if Ha.ndim == 1 else Ha)
+    if Ga.shape[0] == 0 or Ha.shape[0] == 0:
+        raise ValueError(
+            f"{where}: G and H must have at least one row (0 x 0 and empty LDR matrices "
+            f"are not supported); got G.shape={Ga.shape}, H.shape={Ha.shape}"
+        )
+    return Ga, Ha
 
 
-def _shift_pair(kind: str, e: Any, f: Any) -> tuple[complex, complex]:
-    if kind == "sylvester":
-        return (1.0 if e is None else e), (-1.0 if f is None else f)
-    return (0.0 if e is None else e), (0.0 if f is None else f)
+def _corner(value: Any, name: str, where: str) -> complex | float:
+    """A corner of a shift or subdiagonal operator: a finite real or complex scalar."""
+    v = check_real(value, name, where=where, allow_complex=True)
+    return v if isinstance(v, complex) else float(v)
+
+
+def _shift_pair(kind: Any, e: Any, f: Any, where: str) -> tuple[complex, complex]:
+    check_option(kind, "kind", KINDS, where=where)
+    e0, f0 = (1.0, -1.0) if kind == "sylvester" else (0.0, 0.0)
+    e1 = e0 if e is None else _corner(e, "e", where)
+    f1 = f0 if f is None else _corner(f, "f", where)
+    return e1, f1
+
+
+def _check_len(arr: np.ndarray, name: str, want: int, what: str, where: str) -> None:
+    if arr.shape[0] != want:
+        raise ValueError(f"{where}: {name} must have length {what} = {want}; got {arr.shape[0]}")
 
 
 def toeplitz_like(
@@ -87,8 +108,8 @@ def toeplitz_like(
     True
     """
     w = "toeplitz_like"
+    e, f = _shift_pair(kind, e, f, w)
     Ga, Ha = _gens(G, H, w)
-    e, f = _shift_pair(kind, e, f)
     m, n = Ga.shape[0], Ha.shape[0]
     if m != n and not (kind == "stein" and e == 0 and f == 0):
         raise ValueError(
@@ -135,8 +156,8 @@ def hankel_like(
     True
     """
     w = "hankel_like"
+    e, f = _shift_pair(kind, e, f, w)
     Ga, Ha = _gens(G, H, w)
-    e, f = _shift_pair(kind, e, f)
     n = Ga.shape[0]
     if Ha.shape[0] != n:
         raise ValueError(
@@ -180,9 +201,10 @@ def vandermonde_like(nodes: Any, G: Any, H: Any) -> LDRMatrix:
     """
     w = "vandermonde_like"
     v = as_array(nodes, "nodes", where=w, ndim=1)
+    if v.shape[0] == 0:
+        raise ValueError(f"{w}: nodes must be non-empty")
     Ga, Ha = _gens(G, H, w)
-    if v.shape[0] == 0 or Ha.shape[0] == 0:
-        raise ValueError(f"{w}: nodes and H must be non-empty")
+    _check_len(Ga, "G", v.shape[0], "len(nodes)", w)
     return LDRMatrix(Diagonal(v), Shift(Ha.shape[0], 0.0).T, Ga, Ha, kind="stein", _where=w)
 
 
@@ -222,6 +244,8 @@ def cauchy_like(s: Any, t: Any, G: Any, H: Any) -> LDRMatrix:
     if sa.shape[0] == 0 or ta.shape[0] == 0:
         raise ValueError(f"{w}: s and t must be non-empty")
     Ga, Ha = _gens(G, H, w)
+    _check_len(Ga, "G", sa.shape[0], "len(s)", w)
+    _check_len(Ha, "H", ta.shape[0], "len(t)", w)
     return LDRMatrix(Diagonal(sa), Diagonal(ta), Ga, Ha, kind="sylvester", _where=w)
 
 
@@ -263,8 +287,13 @@ def ldr_subdiagonal(
            [0., 0., 0., 1.]])
     """
     w = "ldr_subdiagonal"
+    fa, fb = _corner(fa, "fa", w), _corner(fb, "fb", w)
+    aa = as_array(a, "a", where=w, ndim=1)
+    ba = as_array(b, "b", where=w, ndim=1)
     Ga, Ha = _gens(G, H, w)
-    A, Bp = Subdiagonal(a, fa), Subdiagonal(b, fb)
+    _check_len(aa, "a", Ga.shape[0] - 1, "n - 1 (n = G.shape[0])", w)
+    _check_len(ba, "b", Ha.shape[0] - 1, "n - 1 (n = H.shape[0])", w)
+    A, Bp = Subdiagonal(aa, fa), Subdiagonal(ba, fb)
     return LDRMatrix(A, Bp.T, Ga, Ha, kind="stein", _where=w)
 
 
@@ -272,7 +301,11 @@ def _as_tridiagonal(x: Any, name: str, where: str) -> Tridiagonal:
     if isinstance(x, Tridiagonal):
         return x
     if isinstance(x, tuple | list) and len(x) in (3, 4):
-        return Tridiagonal(*x)
+        try:
+            return Tridiagonal(*x)
+        except (TypeError, ValueError) as exc:  # name the caller's argument
+            msg = str(exc).removeprefix("Tridiagonal: ")
+            raise type(exc)(f"{where}: {name} (lower, main, upper[, f]): {msg}") from exc
     raise TypeError(
         f"{where}: {name} must be a Tridiagonal or a tuple (lower, main, upper[, f]); "
         f"got {type(x).__name__}"
@@ -314,8 +347,10 @@ def ldr_tridiagonal(A: Any, B: Any, G: Any, H: Any) -> LDRMatrix:
     True
     """
     w = "ldr_tridiagonal"
-    Ga, Ha = _gens(G, H, w)
     At, Bt = _as_tridiagonal(A, "A", w), _as_tridiagonal(B, "B", w)
+    Ga, Ha = _gens(G, H, w)
+    _check_len(Ga, "G", At.n, "A.n", w)
+    _check_len(Ha, "H", Bt.n, "B.n", w)
     return LDRMatrix(At, Bt.T, Ga, Ha, kind="stein", _where=w)
 
 
@@ -547,9 +582,10 @@ def vandermonde(x: Any, n: int | None = None) -> LDRMatrix:
     if xa.shape[0] == 0:
         raise ValueError(f"{w}: x must be non-empty")
     cols = xa.shape[0] if n is None else check_int(n, "n", where=w, low=1)
-    H = np.zeros((cols, 1))
+    rdt = np.empty(0, xa.dtype).real.dtype  # float32 nodes give a float32 matrix
+    H = np.zeros((cols, 1), dtype=rdt)
     H[0, 0] = 1.0
-    G = np.ones((xa.shape[0], 1))
+    G = np.ones((xa.shape[0], 1), dtype=rdt)
     return LDRMatrix(Diagonal(xa), Shift(cols, 0.0).T, G, H, kind="stein", _where=w)
 
 
@@ -580,11 +616,12 @@ def cauchy(s: Any, t: Any) -> LDRMatrix:
     ta = as_array(t, "t", where=w, ndim=1)
     if sa.shape[0] == 0 or ta.shape[0] == 0:
         raise ValueError(f"{w}: s and t must be non-empty")
+    rdt = np.empty(0, np.result_type(sa, ta)).real.dtype  # float32 nodes: float32
     return LDRMatrix(
         Diagonal(sa),
         Diagonal(ta),
-        np.ones((sa.shape[0], 1)),
-        np.ones((ta.shape[0], 1)),
+        np.ones((sa.shape[0], 1), dtype=rdt),
+        np.ones((ta.shape[0], 1), dtype=rdt),
         _where=w,
     )
 
@@ -594,10 +631,30 @@ def cauchy(s: Any, t: Any) -> LDRMatrix:
 # --------------------------------------------------------------------------
 
 
+_CAST: list[np.dtype] = []  # the target precision of random_ldr (a stack, re-entrant)
+
+
+@contextlib.contextmanager
+def _cast_to(dt: np.dtype) -> Iterator[None]:
+    _CAST.append(np.dtype(dt))
+    try:
+        yield
+    finally:
+        _CAST.pop()
+
+
+def _c(x: Any) -> Any:
+    """``x`` rounded to random_ldr's target precision (arrays only)."""
+    if not _CAST or not isinstance(x, np.ndarray):
+        return x
+    target = _CAST[-1] if x.dtype.kind == "c" else np.empty(0, _CAST[-1]).real.dtype
+    return x.astype(target)
+
+
 def _rand(rng: np.random.Generator, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
     if np.dtype(dtype).kind == "c":
-        return (rng.standard_normal(shape) + 1j * rng.standard_normal(shape)) / np.sqrt(2)
-    return rng.standard_normal(shape)
+        return _c((rng.standard_normal(shape) + 1j * rng.standard_normal(shape)) / np.sqrt(2))
+    return _c(rng.standard_normal(shape))
 
 
 def _interlaced_nodes(rng, m, n, dtype):
@@ -608,7 +665,7 @@ def _interlaced_nodes(rng, m, n, dtype):
     if np.dtype(dtype).kind == "c":
         s = s + 0.1j * rng.uniform(-1, 1, m)
         t = t + 0.1j * rng.uniform(-1, 1, n)
-    return s, t
+    return _c(s), _c(t)
 
 
 def _r_toeplitz_like(rng, n, r, dt):
@@ -627,7 +684,7 @@ def _r_vandermonde_like(rng, n, r, dt):
     v = rng.uniform(-1, 1, n)
     if np.dtype(dt).kind == "c":
         v = np.exp(2j * np.pi * rng.uniform(0, 1, n)) * rng.uniform(0.5, 1, n)
-    return vandermonde_like(v, _rand(rng, (n, r), dt), _rand(rng, (n, r), dt))
+    return vandermonde_like(_c(v), _rand(rng, (n, r), dt), _rand(rng, (n, r), dt))
 
 
 def _r_cauchy_like(rng, n, r, dt):
@@ -673,7 +730,7 @@ def _r_vandermonde(rng, n, r, dt):
     x = rng.uniform(-1, 1, n)
     if np.dtype(dt).kind == "c":
         x = np.exp(2j * np.pi * rng.uniform(0, 1, n))
-    return vandermonde(x)
+    return vandermonde(_c(x))
 
 
 def _r_cauchy(rng, n, r, dt):
@@ -737,12 +794,17 @@ def random_ldr(
     make = lookup(RANDOM_KINDS, kind, "kind", where=w)
     n = check_int(n, "n", where=w, low=1)
     rank = check_int(rank, "rank", where=w, low=1, high=n)
-    dt = np.dtype(dtype)
-    if dt not in (np.dtype(np.float64), np.dtype(np.complex128)):
-        # single precision used to come back silently as float64
+    valid = (np.float32, np.float64, np.complex64, np.complex128)
+    try:
+        dt = np.dtype(dtype)
+    except TypeError:
+        dt = None
+    if dtype is None or dt is None or dt not in [np.dtype(v) for v in valid]:
         raise TypeError(
-            f"{w}: dtype must be float64 or complex128; got {dt} (for single precision "
-            "build the matrix from float32 generators, e.g. toeplitz_like(G32, H32))"
+            f"{w}: dtype must be one of float32, float64, complex64, complex128; got {dtype!r}"
         )
-    gen = as_rng(rng)
-    return make(gen, n, rank, dt)
+    gen = as_rng(rng, where=w)
+    # draw in double precision (the same matrix for every precision), then round
+    wide = np.dtype(np.complex128 if dt.kind == "c" else np.float64)
+    with _cast_to(dt):
+        return make(gen, n, rank, wide)

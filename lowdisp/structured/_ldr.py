@@ -10,7 +10,14 @@ import numpy as np
 from scipy.sparse.linalg import LinearOperator
 
 from lowdisp._config import result_dtype
-from lowdisp._validation import as_array, check_option
+from lowdisp._validation import (
+    as_array,
+    check_option,
+    ldexp,
+    max_abs,
+    pow2_exponent,
+    safe_exponent,
+)
 from lowdisp.exceptions import RankError, SingularOperatorError
 from lowdisp.structured import _engine as E
 from lowdisp.structured._operators import (
@@ -333,6 +340,41 @@ _SQUARE = (
 )
 
 
+def _nearest_collision(s: np.ndarray, t: np.ndarray, tiny: float) -> tuple[int, int] | None:
+    """``(j, k)`` of the closest pair ``|s_j - t_k| <= tiny * max(|s|, |t|)``, else None.
+
+    The threshold is relative to the node scale (so nodes near 1e-20 or 1e300
+    are judged like nodes near 1). O((m + n) log n) time and O(m + n) memory:
+    sorted ``t`` and ``searchsorted`` for real nodes, a k-d tree on
+    ``(Re, Im)`` for complex ones (the m x n distance matrix is never formed).
+    """
+    scale = max(float(max_abs(s)), float(max_abs(t)))
+    if scale == 0.0:
+        return (0, 0)
+    e = int(pow2_exponent(scale))
+    sn, tn = ldexp(s, -e), ldexp(t, -e)  # exact; |nodes| <= 1, no overflow in |s - t|
+    if sn.dtype.kind != "c" and tn.dtype.kind != "c":
+        order = np.argsort(tn, kind="stable")
+        ts = tn[order]
+        i = np.searchsorted(ts, sn)
+        lo, hi = np.clip(i - 1, 0, ts.size - 1), np.clip(i, 0, ts.size - 1)
+        dlo, dhi = np.abs(sn - ts[lo]), np.abs(sn - ts[hi])
+        near = np.where(dlo <= dhi, lo, hi)
+        gap = np.minimum(dlo, dhi)
+        j = int(np.argmin(gap))
+        k = int(order[near[j]])
+        best = float(gap[j])
+    else:
+        from scipy.spatial import cKDTree
+
+        pts = lambda z: np.column_stack([np.real(z), np.imag(z)]).astype(np.float64)  # noqa: E731
+        dist, idx = cKDTree(pts(tn)).query(pts(sn), k=1)
+        j = int(np.argmin(dist))
+        k = int(idx[j])
+        best = float(np.abs(sn[j] - tn[k]))
+    return (j, k) if best <= tiny else None
+
+
 def _check_invertible(family: type, A: Any, B: Any, kind: str, where: str) -> None:
     """Raise SingularOperatorError when the displacement map of the pair is singular."""
     pre = f"{where}: the displacement map is singular: "
@@ -352,14 +394,13 @@ def _check_invertible(family: type, A: Any, B: Any, kind: str, where: str) -> No
                 "the Stein map M - Z_e M Z_f^T needs e * f != 1"
             )
     elif family is _CauchyFamily:
-        s, t = A.d, B.d
-        gap = np.abs(s[:, None] - t[None, :])
-        scale = max(1.0, float(np.abs(s).max()), float(np.abs(t).max()))
-        if gap.min() <= tiny * scale:
-            j, k = np.unravel_index(int(np.argmin(gap)), gap.shape)
+        hit = _nearest_collision(A.d, B.d, tiny)
+        if hit is not None:
+            j, k = hit
+            s, t = A.d, B.d
             raise SingularOperatorError(
                 f"{pre}the eigenvalues collide: s[{j}] = {s[j].item()!r} equals "
-                f"t[{k}] = {t[k].item()!r}; "
+                f"t[{k}] = {t[k].item()!r} (relative to max(|s|, |t|)); "
                 "the Cauchy (Sylvester) map D(s) M - M D(t) needs s_j != t_k for all j, k"
             )
     elif family is _SubdiagonalFamily:
@@ -370,6 +411,36 @@ def _check_invertible(family: type, A: Any, B: Any, kind: str, where: str) -> No
                 "so eigenvalues of A and B multiply to 1; the Stein map M - A M B needs "
                 "alpha * beta != 1 (change a corner fa or fb)"
             )
+
+
+def _norm_exponent(X: np.ndarray) -> int:
+    """Power-of-two exponent that brings ``max|X|`` near 1, or 0 in the safe range.
+
+    Dividing by ``2**e`` is exact, so the fast paths run on O(1) data
+    (no overflow or underflow inside FFTs, Krylov recurrences or GEMMs) and
+    the result is scaled back; moderate inputs are left untouched.
+    """
+    if X.size == 0:
+        return 0
+    m = float(max_abs(X))
+    if m == 0.0 or not np.isfinite(m):
+        return 0
+    e = int(pow2_exponent(m))
+    return e if abs(e) > safe_exponent(np.empty(0, X.dtype).real.dtype) // 2 else 0
+
+
+def _scale_back(Y: np.ndarray, e: int, where: str) -> np.ndarray:
+    """``Y * 2**e``; an overflow (a result that is not representable) is an error."""
+    if e == 0:
+        return Y
+    with np.errstate(over="ignore", under="ignore"):
+        out = ldexp(Y, e)
+    if not np.isfinite(out).all() and np.isfinite(Y).all():
+        raise OverflowError(
+            f"{where}: the result overflows {Y.dtype} (its entries exceed "
+            f"{np.finfo(Y.dtype).max:.3g}); rescale the operands"
+        )
+    return out
 
 
 def _dtype(G: np.ndarray, H: np.ndarray, *ops: DisplacementOperator) -> np.dtype:
@@ -544,9 +615,20 @@ class LDRMatrix(LinearOperator):
         self._transposed = transposed
         if transposed:
             G0, H0 = (-Ha, Ga) if kind == "sylvester" else (Ha, Ga)
-            self._plan = plan_cls(B.T, A.T, G0, H0, kind)
+            pA, pB = B.T, A.T
         else:
-            self._plan = plan_cls(A, B, Ga, Ha, kind)
+            G0, H0, pA, pB = Ga, Ha, A, B
+        # the plan works on power-of-two normalized data (exact): M = 2**_pexp M_plan
+        eG, eH, eN = _norm_exponent(G0), _norm_exponent(H0), 0
+        if plan_cls is _CauchyFamily:
+            eN = _norm_exponent(np.concatenate([pA.d, pB.d]))
+            if eN:
+                pA, pB = Diagonal(ldexp(pA.d, -eN)), Diagonal(ldexp(pB.d, -eN))
+        self._pe = (eG, eH, eN)
+        self._pexp = eG + eH - eN
+        self._plan = plan_cls(
+            pA, pB, ldexp(G0, -eG) if eG else G0, ldexp(H0, -eH) if eH else H0, kind
+        )
         self.family = self._plan.family
         super().__init__(dtype, (m, n))
 
@@ -558,15 +640,49 @@ class LDRMatrix(LinearOperator):
 
     def _matmat(self, X: np.ndarray) -> np.ndarray:
         X = self._prep(X)
+        if X.shape[1] == 0:
+            return np.zeros((self.shape[0], 0), dtype=X.dtype)
+        ex = _norm_exponent(X)
+        Xn = ldexp(X, -ex) if ex else X
         if self._transposed:
-            return np.conj(self._plan.rmatmat(np.conj(X)))
-        return self._plan.matmat(X)
+            Y = np.conj(self._plan.rmatmat(np.conj(Xn)))
+        else:
+            Y = self._plan.matmat(Xn)
+        return _scale_back(Y, self._pexp + ex, "LDRMatrix.matmat")
 
     def _rmatmat(self, Y: np.ndarray) -> np.ndarray:
         Y = self._prep(Y)
+        if Y.shape[1] == 0:
+            return np.zeros((self.shape[1], 0), dtype=Y.dtype)
+        ey = _norm_exponent(Y)
+        Yn = ldexp(Y, -ey) if ey else Y
         if self._transposed:
-            return np.conj(self._plan.matmat(np.conj(Y)))
-        return self._plan.rmatmat(Y)
+            X = np.conj(self._plan.matmat(np.conj(Yn)))
+        else:
+            X = self._plan.rmatmat(Yn)
+        return _scale_back(X, self._pexp + ey, "LDRMatrix.rmatmat")
+
+    def _plan_vjp(self, X: np.ndarray, dY: np.ndarray) -> dict[str, np.ndarray]:
+        """The plan's vjp (plan orientation) on normalized data, scaled back exactly.
+
+        ``L = 2**S L_n`` with ``S = _pexp + ex + ey``; a block normalized by
+        ``2**e`` gets the factor ``2**(S - e)``.
+        """
+        if X.shape[1] == 0:  # k = 0: zero gradients of the right shapes and dtypes
+            d = dict(
+                self._plan.vjp(
+                    np.zeros((X.shape[0], 1), X.dtype), np.zeros((dY.shape[0], 1), dY.dtype)
+                )
+            )
+            d["X"] = d["X"][:, :0]
+            return d
+        ex, ey = _norm_exponent(X), _norm_exponent(dY)
+        d = dict(self._plan.vjp(ldexp(X, -ex) if ex else X, ldexp(dY, -ey) if ey else dY))
+        S = self._pexp + ex + ey
+        eG, eH, eN = self._pe
+        shifts = {"G": S - eG, "H": S - eH, "X": S - ex, "A": S - eN, "B": S - eN}
+        w = "LDRMatrix.vjp"
+        return {k: _scale_back(np.asarray(v), shifts.get(k, S), w) for k, v in d.items()}
 
     def _matvec(self, x: np.ndarray) -> np.ndarray:
         return self._matmat(np.asarray(x).reshape(-1, 1))[:, 0]
@@ -609,7 +725,7 @@ class LDRMatrix(LinearOperator):
         array([[1., 3.],
                [2., 1.]])
         """
-        M = self._plan.toarray()
+        M = _scale_back(self._plan.toarray(), self._pexp, "LDRMatrix.toarray")
         return np.ascontiguousarray(M.T) if self._transposed else M
 
     def displacement(self) -> np.ndarray:
@@ -677,7 +793,7 @@ class LDRMatrix(LinearOperator):
         """
         Xa, dYa, vec = self._prep_pair(X, dY, "LDRMatrix.vjp")
         if self._transposed:
-            d0 = self._plan.vjp(np.conj(dYa), np.conj(Xa))
+            d0 = self._plan_vjp(np.conj(dYa), np.conj(Xa))
             out = {"G": d0["H"], "H": -d0["G"] if self.kind == "sylvester" else d0["G"]}
             if "B" in d0:
                 out["A"] = d0["B"]
@@ -685,7 +801,7 @@ class LDRMatrix(LinearOperator):
                 out["B"] = d0["A"]
             out["X"] = self._rmatmat(dYa)
         else:
-            out = dict(self._plan.vjp(Xa, dYa))
+            out = self._plan_vjp(Xa, dYa)
         out = {k: v for k, v in out.items() if k in ("G", "H", "X") or self._learnable(k)}
         if vec:
             out["X"] = out["X"][:, 0]

@@ -10,13 +10,15 @@ import scipy.fft as sfft
 import scipy.linalg as sla
 
 from lowdisp._config import result_dtype
-from lowdisp._validation import as_array
+from lowdisp._validation import as_array, ldexp
 from lowdisp.exceptions import SingularOperatorError
 from lowdisp.structured._ldr import (
     LDRMatrix,
     _CauchyFamily,
     _HankelFamily,
     _HankelRightFamily,
+    _norm_exponent,
+    _scale_back,
     _ToeplitzFamily,
     _VandermondeFamily,
 )
@@ -187,7 +189,9 @@ def _fast_solve(M: LDRMatrix, B: np.ndarray, where: str) -> np.ndarray | None:
 
 
 def _dense_solve(M: LDRMatrix, B: np.ndarray, where: str) -> np.ndarray:
-    Md = M.toarray()
+    Md = M._plan.toarray()  # normalized (M = 2**M._pexp Md), in the plan's orientation
+    if M._transposed:
+        Md = np.ascontiguousarray(Md.T)
     n = Md.shape[0]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -269,10 +273,18 @@ def solve(M: LDRMatrix, b: Any) -> np.ndarray:
     vec = ba.ndim == 1
     B = ba[:, None] if vec else ba
     dt = result_dtype(B, M.dtype)
-    x = _fast_solve(M, B, w)
+    if B.shape[1] == 0:
+        x = np.zeros((n, 0), dtype=dt)
+        return x[:, 0] if vec else x
+    # exact power-of-two normalization: M = 2**M._pexp M_plan, b = 2**eb b_n, so
+    # x = 2**(eb - M._pexp) M_plan^{-1} b_n (no overflow or underflow inside GKO/LU)
+    eb = _norm_exponent(B)
+    Bn = ldexp(B, -eb) if eb else B
+    x = _fast_solve(M, Bn, w)
     if x is None:
-        x = _dense_solve(M, B.astype(dt), w)
+        x = _dense_solve(M, Bn.astype(dt), w)
     if dt.kind != "c":
         x = x.real
     x = np.ascontiguousarray(x, dtype=dt)
+    x = _scale_back(x, eb - M._pexp, w)
     return x[:, 0] if vec else x
