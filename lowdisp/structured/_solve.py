@@ -193,16 +193,20 @@ def _dense_solve(M: LDRMatrix, B: np.ndarray, where: str) -> np.ndarray:
     if M._transposed:
         Md = np.ascontiguousarray(Md.T)
     n = Md.shape[0]
+    e = _norm_exponent(Md)  # exact; the L multipliers are O(1) whatever the scale of M
+    if e:
+        Md = ldexp(Md, -e)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         lu, piv = sla.lu_factor(Md, check_finite=False)
     d = np.abs(np.diag(lu))
-    if d.min() <= _tol(n) * max(d.max(), np.abs(lu).max()):
+    if d.min() <= _tol(n) * np.abs(np.triu(lu)).max():  # relative to U, not to L
         raise SingularOperatorError(
             f"{where}: the matrix is singular to working precision (LU pivot "
             f"{int(np.argmin(d))} of {n})"
         )
-    return sla.lu_solve((lu, piv), B, check_finite=False)
+    x = sla.lu_solve((lu, piv), B, check_finite=False)
+    return ldexp(x, -e) if e else x
 
 
 def solve(M: LDRMatrix, b: Any) -> np.ndarray:
