@@ -137,8 +137,11 @@ def save(path: str | os.PathLike[str], trainer: Any) -> str:
     2
     """
     from lowdisp.nn._spec import _json_default
+    from lowdisp.nn._trainer import Trainer
 
-    path = os.fspath(path)
+    path = _as_path(path, "save")
+    if not isinstance(trainer, Trainer):
+        raise TypeError(f"save: trainer must be a lowdisp.nn Trainer; got {type(trainer).__name__}")
     if not path.endswith(".npz"):
         path += ".npz"
     arrays: dict[str, np.ndarray] = {}
@@ -226,7 +229,7 @@ def read_checkpoint(path: str | os.PathLike[str]) -> Checkpoint:
     ...
     lowdisp.exceptions.CheckpointError: read_checkpoint: no checkpoint at 'no/such/file.npz'
     """
-    return _read(os.fspath(path), "read_checkpoint")
+    return _read(_as_path(path, "read_checkpoint"), "read_checkpoint")
 
 
 def load(path: str | os.PathLike[str], trainer: Any = None, *, task: Any = None) -> Any:
@@ -290,8 +293,13 @@ def load(path: str | os.PathLike[str], trainer: Any = None, *, task: Any = None)
     """
     from lowdisp.nn._spec import SpecError, build_trainer, diff_specs, not_rebuildable
     from lowdisp.nn._tasks import Task
+    from lowdisp.nn._trainer import Trainer
 
-    path = os.fspath(path)
+    path = _as_path(path, "load")
+    if trainer is not None and not isinstance(trainer, Trainer):
+        raise TypeError(
+            f"load: trainer must be None or a lowdisp.nn Trainer; got {type(trainer).__name__}"
+        )
     if trainer is not None and task is not None:
         raise TypeError("load: give task= only without trainer= (the trainer has its task)")
     if task is not None and not isinstance(task, Task):
@@ -342,6 +350,16 @@ def load(path: str | os.PathLike[str], trainer: Any = None, *, task: Any = None)
 # ---------------------------------------------------------------------------
 # helpers
 # ---------------------------------------------------------------------------
+
+
+def _as_path(path: Any, where: str) -> str:
+    """``os.fspath(path)`` for a str or PathLike (a ``TypeError`` naming ``where`` otherwise)."""
+    if not isinstance(path, str | os.PathLike):
+        raise TypeError(f"{where}: path must be a str or os.PathLike; got {type(path).__name__}")
+    out = os.fspath(path)
+    if not isinstance(out, str) or not out:
+        raise TypeError(f"{where}: path must be a non-empty str path; got {path!r}")
+    return out
 
 
 def _version() -> str:

@@ -502,7 +502,7 @@ class Activation(Layer):
     KINDS = ("tanh", "relu", "sigmoid")
 
     def __init__(self, kind: str, *, dtype: Any = np.float32) -> None:
-        self.kind = check_option(kind, "activation", self.KINDS, where="Activation")
+        self.kind = check_option(kind, "kind", self.KINDS, where="Activation")
         self.dtype = _check_dtype(dtype, "Activation")
 
     def _forward(self, x: np.ndarray, train: bool, rng: Any) -> tuple[np.ndarray, Any]:

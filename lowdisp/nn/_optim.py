@@ -358,7 +358,8 @@ class Optimizer:
             bad = set(over) - {"lr", "weight_decay"}
             if bad:
                 raise ValueError(
-                    f"{where}: group {pat!r} may set 'lr' and 'weight_decay'; got {sorted(bad)}"
+                    f"{where}: groups[{pat!r}] may set only 'lr' and 'weight_decay'; "
+                    f"got {sorted(bad)}"
                 )
             self.groups[str(pat)] = {
                 k: check_positive(v, f"groups[{pat!r}][{k!r}]", where=where, strict=k == "lr")

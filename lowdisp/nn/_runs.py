@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from lowdisp._validation import check_int
+from lowdisp._validation import as_rng, check_bool, check_int, check_positive
 from lowdisp.exceptions import CheckpointError
 from lowdisp.nn._trainer import Callback
 
@@ -101,6 +101,8 @@ def _model_entries(model: Any) -> list:
 def _select(available: Sequence[str], names: Any, where: str) -> list[str]:
     if names is None:
         return list(available)
+    if not isinstance(names, str | Iterable):
+        raise TypeError(f"{where}: names must be None, a str or a sequence of str; got {names!r}")
     wanted = [names] if isinstance(names, str) else list(names)
     for n in wanted:
         if not isinstance(n, str):
@@ -407,6 +409,12 @@ class Snapshots(Callback):
             raise TypeError(f"Snapshots: directory must be a path; got {type(directory).__name__}")
         self.directory = os.fspath(directory)
         self.every = check_int(every, "every", where="Snapshots", low=1)
+        if names is not None:
+            seq = [names] if isinstance(names, str) else names
+            if not isinstance(seq, Iterable) or not all(isinstance(n, str) for n in seq):
+                raise TypeError(
+                    f"Snapshots: names must be None, a str or a sequence of str; got {names!r}"
+                )
         self.names = names
         self.written: list[str] = []
 
@@ -986,6 +994,26 @@ def analyze_run(
     t0 = time.perf_counter()
     npts = check_int(npts, "npts", where=where, low=2)
     powers = check_int(powers, "powers", where=where, low=1)
+    tol = check_positive(tol, "tol", where=where)
+    progress = check_bool(progress, "progress", where=where)
+    as_rng(rng, where=where)  # refuses a bad seed before any work; the value is passed on
+    if param is not None and not isinstance(param, str):
+        raise TypeError(f"{where}: param must be None or a matrix name (str); got {param!r}")
+    if at is not None:
+        if isinstance(at, str | bytes) or not isinstance(at, Iterable):
+            raise TypeError(f"{where}: at must be None or a sequence of steps; got {at!r}")
+        at = [check_int(s, f"at[{i}]", where=where, low=0) for i, s in enumerate(at)]
+    if eps is not None:
+        try:
+            eps_arr = np.asarray(eps)
+        except (TypeError, ValueError):
+            eps_arr = np.asarray(None)
+        if eps_arr.dtype.kind not in "iuf" or eps_arr.ndim > 1:
+            raise TypeError(
+                f"{where}: eps must be a positive number or a sequence of them; got {eps!r}"
+            )
+    if not isinstance(run_dir, str | os.PathLike):
+        raise TypeError(f"{where}: run_dir must be a path; got {type(run_dir).__name__}")
     root = os.fspath(run_dir)
     if not os.path.isdir(root):
         raise ValueError(f"{where}: no such run folder: {root!r}")
@@ -1057,7 +1085,7 @@ def analyze_run(
     if at is None:
         ps_idx = list(range(S))
     else:
-        wanted = [int(s) for s in at]
+        wanted = list(at)
         bad = [s for s in wanted if s not in steps]
         if bad:
             raise ValueError(f"{where}: no snapshot at steps {bad}; available steps: {steps}")

@@ -539,8 +539,8 @@ def _dataset_options(
         test_fraction,
         "test_fraction",
         where=where,
-        low=0.0,
-        high=1.0,
+        low=0,
+        high=1,
         low_open=True,
         high_open=True,
     )
