@@ -692,3 +692,30 @@ def test_bool_options_accept_only_bools_property(value):
     ):
         with pytest.raises(TypeError, match=rf"^{where}: .* must be True or False"):
             call(value)
+
+
+def test_nested_sequential_and_token_layers_are_named():
+    inner = lnn.Sequential({"fc": lnn.Dense(4, 3), "act": lnn.Tanh()})
+    net = lnn.Sequential({"enc": lnn.Dense(3, 4), "body": inner, "out": lnn.Dense(3, 2)})
+    inner.layers["act"] = lnn.Dense(5, 3)  # a mismatch inside the nested container
+    with pytest.raises(ValueError, match=r"^Sequential: layer 'body\.act' \(Dense\(5, 3\)\)"):
+        net.forward(np.ones((2, 3)))
+    with pytest.raises(ValueError, match=r"^Sequential: layer 'e' \(Embedding\(4, 2\)\) takes"):
+        lnn.Sequential({"a": lnn.Dense(3, 4), "e": lnn.Embedding(4, 2)}).forward(np.ones((2, 3)))
+
+
+def test_make_cell_names_an_unknown_option():
+    with pytest.raises(TypeError, match=r"^make_cell: unknown option\(s\) \['activation'\]"):
+        lnn.make_cell("tanh", 2, 3, activation="relu")
+    with pytest.raises(
+        TypeError, match=r"^make_cell: unknown option\(s\) \['foo'\] for cell 'gru'"
+    ):
+        lnn.make_cell("gru", 2, 3, foo=1)
+
+
+@pytest.mark.parametrize("arg", ["params", "grads", "manifolds"])
+def test_optimizer_step_checks_its_dicts(arg):
+    kw = {"params": {"w": np.ones(2)}, "grads": {"w": np.ones(2)}, "manifolds": None}
+    kw[arg] = [1.0]
+    with pytest.raises(TypeError, match=rf"^SGD\.step: {arg} must be a dict"):
+        lnn.SGD(0.1).step(**kw)

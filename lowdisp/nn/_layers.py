@@ -799,12 +799,15 @@ class Sequential(Layer):
                 raise
             raise type(exc)(f"Sequential: input of layer {name!r}: {exc}") from exc
 
-    def _forward(self, x: Any, train: bool, rng: Any) -> tuple[Any, Any]:
+    def _forward(self, x: Any, train: bool, rng: Any, _prefix: str = "") -> tuple[Any, Any]:
         caches = []
         for i, (name, layer) in enumerate(self.layers.items()):
             if i:
-                _check_between(layer, x, name)
-            x, c = layer._forward(x, train, rng)
+                _check_between(layer, x, _prefix + name)
+            if isinstance(layer, Sequential):
+                x, c = layer._forward(x, train, rng, _prefix=f"{_prefix}{name}.")
+            else:
+                x, c = layer._forward(x, train, rng)
             caches.append(c)
         return x, caches
 
@@ -886,6 +889,13 @@ def _out_features(layer: Layer) -> int | None:
 
 def _check_between(layer: Layer, x: Any, name: str) -> None:
     """Inside a Sequential: the input ``x`` of ``layer`` has the features it expects."""
+    if isinstance(layer, Embedding | OneHot):
+        if getattr(x, "dtype", None) is not None and x.dtype.kind not in "iu":
+            raise ValueError(
+                f"Sequential: layer {name!r} ({layer!r}) takes integer token ids, but the "
+                f"layer before it outputs dtype {x.dtype}"
+            )
+        return
     want = _in_features(layer)
     shape = getattr(x, "shape", None)
     if want is None or shape is None or getattr(x, "dtype", None) is None:

@@ -400,6 +400,12 @@ class Optimizer:
         manifolds : dict of path -> map, optional
             Parameters updated by ``map.riemannian_step``.
         """
+        where = f"{type(self).__name__}.step"
+        for arg, value in (("params", params), ("grads", grads), ("manifolds", manifolds)):
+            if not isinstance(value, Mapping) and not (arg == "manifolds" and value is None):
+                raise TypeError(
+                    f"{where}: {arg} must be a dict of path -> array; got {type(value).__name__}"
+                )
         manifolds = manifolds or {}
         unknown = set(grads) - set(params)
         if unknown:

@@ -1152,6 +1152,20 @@ def make_cell(
                 f"make_cell: {sorted(extra)} apply to the Elman cells (tanh, relu and the "
                 f"orthogonal maps), not to cell {name!r}"
             )
+    if name == "lstm":
+        allowed = {"forget_bias"}
+    elif name == "gru":
+        allowed = set()
+    elif name in ("tanh", "relu"):
+        allowed = {"recurrent", "recurrent_options", "recurrent_init"}
+    else:
+        allowed = {"activation", "recurrent_options", "recurrent_init"}
+    unknown = set(options) - allowed
+    if unknown:
+        valid = ", ".join(sorted(allowed)) or "none"
+        raise TypeError(
+            f"make_cell: unknown option(s) {sorted(unknown)} for cell {name!r}; valid: {valid}"
+        )
     kw = {"dtype": dtype, "rng": rng, **options}
     if name == "tanh":
         return TanhRNNCell(input_size, hidden_size, **kw)

@@ -110,7 +110,7 @@ class Task:
         ((25, 3), (25, 3))
         """
         b = check_int(batch_size, "batch_size", where=f"{self.name}.batch", low=1)
-        return self._sampler(b, as_rng(rng))
+        return self._sampler(b, as_rng(rng, where=f"{self.name}.batch"))
 
     def eval_data(self) -> tuple[np.ndarray, np.ndarray]:
         """The fixed evaluation set ``(x, y)`` (generated once, with the task's eval seed)."""
