@@ -322,6 +322,14 @@ def recompress(M: LDRMatrix, *, rtol: float = 1e-12) -> LDRMatrix:
     return LDRMatrix(M.A, M.B, G1, H1, kind=M.kind, compression_error=err, _where=w)
 
 
+def _both_ldr(M1: Any, M2: Any, where: str, hint: str = "") -> None:
+    for name, M in (("M1", M1), ("M2", M2)):
+        if not isinstance(M, LDRMatrix):
+            raise TypeError(
+                f"{where}: both operands must be LDRMatrix; {name} is {type(M).__name__}{hint}"
+            )
+
+
 def _finish(A, B, G, H, kind, where):
     """Build the result, recompressing when the stacked rank exceeds min(m, n)."""
     if G.shape[1] > min(A.n, B.n):
@@ -353,8 +361,7 @@ def add(M1: LDRMatrix, M2: LDRMatrix) -> LDRMatrix:
     (3, True)
     """
     w = "add"
-    if not (isinstance(M1, LDRMatrix) and isinstance(M2, LDRMatrix)):
-        raise TypeError(f"{w}: both operands must be LDRMatrix")
+    _both_ldr(M1, M2, w)
     if M1.A != M2.A or M1.B != M2.B or M1.kind != M2.kind:
         raise ValueError(
             f"{w}: LDR sums need the same operators and kind; got ({M1.A!r}, {M1.B!r}, "
@@ -439,11 +446,7 @@ def product(M1: LDRMatrix, M2: LDRMatrix) -> Any:
     (3, True)
     """
     w = "product"
-    if not (isinstance(M1, LDRMatrix) and isinstance(M2, LDRMatrix)):
-        raise TypeError(
-            f"{w}: both operands must be LDRMatrix; got {type(M1).__name__} and "
-            f"{type(M2).__name__} (use M @ X to multiply by an array)"
-        )
+    _both_ldr(M1, M2, w, hint=" (use M @ X to multiply by an array)")
     if M1.shape[1] != M2.shape[0]:
         raise ValueError(f"{w}: shapes {M1.shape} and {M2.shape} do not align")
     if M1.kind == "sylvester" and M2.kind == "sylvester" and M1.B == M2.A:

@@ -456,6 +456,15 @@ def _dtype(G: np.ndarray, H: np.ndarray, *ops: DisplacementOperator) -> np.dtype
     return result_dtype(*parts)
 
 
+def _is_scalar(x: Any) -> bool:
+    """A number or a 0-d numeric array (strings and other objects are not scalars)."""
+    if isinstance(x, bool | np.bool_):
+        return False
+    if isinstance(x, numbers.Number):
+        return True
+    return isinstance(x, np.ndarray | np.generic) and x.ndim == 0 and x.dtype.kind in "iufc"
+
+
 class LDRMatrix(LinearOperator):
     r"""A matrix of low displacement rank, stored by its operators and generators.
 
@@ -633,6 +642,26 @@ class LDRMatrix(LinearOperator):
         super().__init__(dtype, (m, n))
 
     # -- products -------------------------------------------------------
+    # One input conversion for every product entry point (issue 10): ndarray
+    # subclasses become plain arrays (np.matrix would otherwise come back as a
+    # matrix), masked arrays are refused (np.asarray would expose the masked
+    # values), non-numeric input is a TypeError naming the method. NaN/Inf in
+    # the operand propagate like in a dense product.
+    def _operand(self, x: Any, method: str, ndim: Any = (1, 2)) -> np.ndarray:
+        return as_array(x, "x", where=f"LDRMatrix.{method}", ndim=ndim, finite=False)
+
+    def matvec(self, x: Any) -> np.ndarray:
+        return super().matvec(self._operand(x, "matvec"))
+
+    def rmatvec(self, x: Any) -> np.ndarray:
+        return super().rmatvec(self._operand(x, "rmatvec"))
+
+    def matmat(self, X: Any) -> np.ndarray:
+        return super().matmat(self._operand(X, "matmat", ndim=2))
+
+    def rmatmat(self, X: Any) -> np.ndarray:
+        return super().rmatmat(self._operand(X, "rmatmat", ndim=2))
+
     def _prep(self, X: np.ndarray) -> np.ndarray:
         X = np.asarray(X)
         dt = result_dtype(X.dtype, self.dtype)
@@ -846,18 +875,22 @@ class LDRMatrix(LinearOperator):
 
         if isinstance(x, LDRMatrix):
             return _algebra.product(self, x)
-        if isinstance(x, numbers.Number) or (np.ndim(x) == 0 and not isinstance(x, LinearOperator)):
+        if _is_scalar(x):
             return _algebra.scale(self, x)
+        if not isinstance(x, LinearOperator):
+            x = self._operand(x, "dot")  # before scipy's np.asarray drops a mask
         return super().dot(x)
 
     def __matmul__(self, other: Any) -> Any:
-        if isinstance(other, numbers.Number) or (
-            np.ndim(other) == 0 and not isinstance(other, LinearOperator)
-        ):  # 0-d arrays too (dot would scale by them)
-            raise ValueError("Scalar operands are not allowed, use '*' instead")
+        if _is_scalar(other):  # 0-d arrays too (dot would scale by them)
+            raise ValueError("LDRMatrix @: Scalar operands are not allowed, use '*' instead")
         return self.dot(other)
 
     def __mul__(self, other: Any) -> Any:
+        if isinstance(other, str | bytes | bool | np.bool_):  # M * "a": a bad scalar
+            from lowdisp.structured import _algebra
+
+            return _algebra.scale(self, other)
         return self.dot(other)
 
     def __rmul__(self, other: Any) -> Any:

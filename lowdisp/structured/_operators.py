@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from lowdisp._config import result_dtype
-from lowdisp._validation import as_array, check_int
+from lowdisp._validation import as_array, check_int, check_real
 
 __all__ = [
     "Diagonal",
@@ -31,9 +31,8 @@ def _corner_parts(f: Any) -> list[Any]:
 
 
 def _scalar(value: Any, name: str, where: str) -> complex | float:
-    arr = as_array(value, name, where=where, ndim=0)
-    v = arr.item()
-    return v
+    """A finite real or complex scalar (bools, strings and sequences are refused)."""
+    return check_real(value, name, where=where, allow_complex=True)
 
 
 class DisplacementOperator:
