@@ -160,6 +160,8 @@ def test_cli_analyze_user_errors_are_one_line(snap_run, tmp_path, capsys):
         (["analyze", str(snap_run), "--at", "3"], "available steps"),
         (["analyze", str(snap_run), "--at", "x"], "--at"),
         (["analyze", str(snap_run), "--npts", "1"], "--npts"),
+        (["analyze", str(snap_run), "--seed", "-1"], "--seed"),
+        (["analyze", str(snap_run), "--eps", "nan"], "eps must be positive and finite"),
     ]
     for argv, needle in cases:
         assert main(argv) == 2, argv

@@ -333,3 +333,20 @@ def test_sigterm_is_an_interrupt_too(tmp_path):
     assert f"interrupted at step {step}; resume with: lowdisp train --resume {run}" in out
     assert json.loads((run / "run.json").read_text())["status"] == "interrupted"
     assert lnn.read_checkpoint(run / "checkpoint.npz").step == step
+
+
+@pytest.mark.parametrize(
+    "flag,value",
+    [("--seed", "-1"), ("--seed", "1.5"), ("--lr", "nan"), ("--hidden", "0"), ("--T", "x")],
+)
+def test_bad_numbers_are_one_line_errors(flag, value, tmp_path, capsys):
+    argv = ["train", *TINY, "--steps", "1", "--out", str(tmp_path / "r"), *QUIET]
+    if flag in argv:
+        argv[argv.index(flag) + 1] = value
+    else:
+        argv += [flag, value]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("lowdisp: error: ") and err.count("\n") == 1, err
+    assert flag in err, err
+    assert not (tmp_path / "r" / "checkpoint.npz").exists()

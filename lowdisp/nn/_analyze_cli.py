@@ -98,7 +98,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add("--npts", type=_int_at_least(2), default=80, help="pseudospectra grid points per side")
     add("--eps", type=_eps, default=None, help="ε levels, e.g. 1e-3,1e-2; if not given, automatic")
     add("--powers", type=_int_at_least(1), default=50, help="largest k of ‖A^k‖₂")
-    add("--seed", type=int, default=0, help="seed of the Lanczos start vectors")
+    add("--seed", type=_int_at_least(0), default=0, help="seed of the Lanczos start vectors")
     add(
         "--tol",
         type=_positive_tol,
@@ -136,7 +136,7 @@ def run(args: argparse.Namespace) -> int:
         )
     except CheckpointError:
         raise
-    except ValueError as exc:
+    except (TypeError, ValueError) as exc:
         raise UsageError(str(exc).replace("analyze_run:", "analyze:", 1)) from exc
     files = res.save(out, at=args.at)
     print(res.report())

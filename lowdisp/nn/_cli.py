@@ -187,7 +187,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action=_Explicit,
         help="precision of the parameters",
     )
-    add("--seed", type=int, default=0, action=_Explicit, help="seed of the model and the run")
+    add(
+        "--seed",
+        type=_int_at_least(0),
+        default=0,
+        action=_Explicit,
+        help="seed of the model and the run (>= 0)",
+    )
     add(
         "--eval-every",
         type=pos,
