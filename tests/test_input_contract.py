@@ -243,3 +243,14 @@ def test_ndarray_subclasses_are_read_as_plain_arrays():
     assert C.rank == 2
     memmap_like = np.ones((6, 2)).view(np.recarray)  # another subclass
     assert type(ld.toeplitz_like(memmap_like, memmap_like).generators.G) is np.ndarray
+
+
+@pytest.mark.filterwarnings("ignore::PendingDeprecationWarning")
+def test_docs_input_contract_snippet_runs():
+    from pathlib import Path
+
+    page = Path(__file__).resolve().parents[1] / "docs" / "input_contract.md"
+    blocks = re.findall(r"<!-- test: run -->\s*```python\n(.*?)```", page.read_text(), re.S)
+    assert blocks
+    for code in blocks:
+        exec(compile(code, str(page), "exec"), {"__name__": "__docs__"})
