@@ -35,7 +35,7 @@ BOOL_BAD = ["no", "yes", 1, 0, None, 1.0]
 POS_BAD = ["x", True, NAN, INF, 0, -1.0, None, [1.0]]
 NONNEG_BAD = ["x", True, NAN, INF, -1e-3, None]
 UNIT_BAD = ["x", True, NAN, -0.1, 1.0, 1.5, None]  # [0, 1)
-DTYPE_BAD = ["float16", "abc", np.int32, np.complex128]
+DTYPE_BAD = ["float16", "abc", "0{", None, np.int32, np.complex128]
 RNG_BAD = ["seed", 1.5, True, [0.5]]
 PATH_BAD = [3, None, 2.5, ["a"]]
 
@@ -719,3 +719,61 @@ def test_optimizer_step_checks_its_dicts(arg):
     kw[arg] = [1.0]
     with pytest.raises(TypeError, match=rf"^SGD\.step: {arg} must be a dict"):
         lnn.SGD(0.1).step(**kw)
+
+
+_JUNK = st.one_of(
+    st.text(max_size=3),
+    st.integers(-3, 5),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.none(),
+    st.booleans(),
+    st.lists(st.integers(-1, 2), max_size=3),
+    st.dictionaries(st.text(max_size=2), st.integers(-1, 2), max_size=2),
+    st.tuples(st.floats(-1, 2)),
+)
+
+_CHEAP = {
+    "Dense",
+    "Embedding",
+    "OneHot",
+    "Activation",
+    "ModReLU",
+    "Dropout",
+    "RNN",
+    "LSTMCell",
+    "GRUCell",
+    "MSE",
+    "SGD",
+    "Adam",
+    "RMSprop",
+    "exponential_schedule",
+    "step_schedule",
+    "cosine_schedule",
+    "copy_memory",
+    "adding",
+    "array_task",
+    "History.smoothed_loss",
+    "RecordRecurrent",
+}
+
+
+def _cheap_options():
+    seen = {}
+    for p in _cases():
+        where, arg, call, _ = p.values
+        if where in _CHEAP and arg not in ("x", "x_train", "y_train", "pred", "target", "mask"):
+            seen.setdefault((where, arg), call)
+    return [pytest.param(w, a, c, id=f"{w}.{a}") for (w, a), c in seen.items()]
+
+
+@pytest.mark.filterwarnings("ignore")
+@pytest.mark.parametrize("where,arg,call", _cheap_options())
+@given(value=_JUNK)
+def test_any_option_value_is_accepted_or_refused_by_name_property(where, arg, call, value):
+    """Whatever value an option gets, the call succeeds or raises TypeError/ValueError
+    naming the function and the argument (never another exception)."""
+    try:
+        call(value)
+    except (TypeError, ValueError) as exc:
+        msg = str(exc)
+        assert f"{where}:" in msg and arg in msg, msg

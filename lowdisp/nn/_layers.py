@@ -59,9 +59,11 @@ _ROWS = 256
 
 
 def _check_dtype(dtype: Any, where: str) -> np.dtype:
+    if dtype is None:
+        raise TypeError(f"{where}: dtype must be float32 or float64; got None")
     try:
         dt = np.dtype(dtype)
-    except TypeError as exc:
+    except (TypeError, ValueError, SyntaxError) as exc:
         raise TypeError(f"{where}: dtype must be float32 or float64; got {dtype!r}") from exc
     if dt not in _FLOATS:
         raise TypeError(f"{where}: dtype must be float32 or float64; got {dt}")
