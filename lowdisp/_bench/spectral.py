@@ -431,6 +431,14 @@ def _legacy_step_bound(A: np.ndarray, eps: float) -> float:
     return 2 * (time.perf_counter() - t0)
 
 
+def _forget_schur() -> None:
+    """Drop the cached Schur form and grid plan (shared by the routines of one matrix)."""
+    from lowdisp.spectral import _common, _pseudo
+
+    _common._SCHUR_CACHE.clear()
+    _pseudo._PLAN_CACHE.clear()
+
+
 def _crisscross_table(args: argparse.Namespace) -> str:
     from lowdisp.spectral import (
         numerical_radius,
@@ -463,7 +471,7 @@ def _crisscross_table(args: argparse.Namespace) -> str:
                 lambda A=A: _legacy_numerical_radius(A),
             ),
         ):
-            c, w, v = _cpu(new, rep)
+            c, w, v = _cpu(lambda new=new: (_forget_schur(), new())[1], rep)
             if n <= args.old_max:
                 _oc, ow, ov = _cpu(old, 1 if n > 256 else rep)
                 rows.append(
@@ -473,6 +481,7 @@ def _crisscross_table(args: argparse.Namespace) -> str:
                 rows.append([n, name, w, c, f">= {bound:.4g}", f">= {bound / w:.1f}x", "-"])
             else:
                 rows.append([n, name, w, c, "-", "-", "-"])
+        _forget_schur()  # the command starts from scratch (no Schur form of A yet)
         c, w, r = _cpu(lambda A=A: compute(A, measures=DEFAULT_MEASURES, rng=0), 1)
         rows.append(
             [

@@ -436,7 +436,8 @@ def compute(
 def _kreiss_lines(K: Any, M: np.ndarray, dtype: Any) -> list[str]:
     """The Kreiss constant and its bounds, or why it is infinite (never ``inf ≤ … = inf``)."""
     if math.isfinite(K.value):
-        where = f" at z = {K.maximizer:.6g}" if K.maximizer is not None else " (limit |z| → ∞)"
+        at_infinity = K.maximizer is None or K.value <= 1 + 1e-12
+        where = " (the limit |z| → ∞)" if at_infinity else f" at z = {K.maximizer:.6g}"
         return [
             f"Kreiss constant (discrete) K ≥ {K.value:.6g}{where}",
             f"Kreiss bounds              {K.value:.6g} ≤ sup_k ‖A^k‖ ≤ e·n·K = "
