@@ -777,3 +777,30 @@ def test_any_option_value_is_accepted_or_refused_by_name_property(where, arg, ca
     except (TypeError, ValueError) as exc:
         msg = str(exc)
         assert f"{where}:" in msg and arg in msg, msg
+
+
+@pytest.mark.parametrize("return_sequences", [True, False])
+def test_model_backward_refuses_a_cotangent_of_another_shape(return_sequences):
+    task = lnn.copy_memory(2, n_copy=2) if return_sequences else lnn.adding(5)
+    model = lnn.build_model(task, "tanh", hidden=3, rng=0)
+    x, _ = task.batch(2, rng=0)
+    y, cache = model.forward(x)
+    with pytest.raises(ValueError, match=r"^Sequential\.backward: dy must have the shape"):
+        model.backward(cache, np.ones(y.shape[::-1]))
+    rnn = model.layers["rnn"]
+    h, c = rnn.forward(x)
+    with pytest.raises(ValueError, match=r"^RNN\.backward: dy must have the shape"):
+        rnn.backward(c, np.ones((*h.shape, 1)))
+    _, grads = model.backward(cache, np.ones_like(y))
+    assert set(grads) == set(model.params())
+
+
+@pytest.mark.filterwarnings("ignore::PendingDeprecationWarning")
+def test_recurrent_tokens_as_np_matrix_and_masked():
+    rnn = lnn.RNN(lnn.make_cell("gru", 4, 3, rng=0))
+    tokens = np.array([[0, 3], [2, 1], [1, 1]])
+    ref, _ = rnn.forward(tokens)
+    y, _ = rnn.forward(np.asmatrix(tokens))
+    np.testing.assert_array_equal(y, ref)
+    with pytest.raises(ValueError, match=r"^GRUCell: x is a masked array"):
+        rnn.forward(np.ma.masked_array(tokens))

@@ -237,6 +237,10 @@ class Layer:
         :class:`_Factored` input gradient."""
         return self.backward(cache, dy)
 
+    def _out_shape(self, cache: Any) -> tuple[int, ...] | None:
+        """Shape of the forward output that produced ``cache`` (``None``: unknown)."""
+        return None
+
     def get_config(self) -> dict[str, Any] | None:
         """The constructor arguments that rebuild this layer, as a JSON-able dict.
 
@@ -345,8 +349,11 @@ class Dense(Layer):
         return y.reshape(*x.shape[:-1], self.out_features), x
 
     def backward(self, cache: np.ndarray, dy: np.ndarray) -> tuple[np.ndarray, dict]:
-        dy = _as_grad(dy, "Dense.backward", self.dtype, (*cache.shape[:-1], self.out_features))
+        dy = _as_grad(dy, "Dense.backward", self.dtype, self._out_shape(cache))
         return self._backward(cache, dy, False)
+
+    def _out_shape(self, cache: Any) -> tuple[int, ...]:
+        return (*cache.shape[:-1], self.out_features)
 
     def _backward(self, cache: np.ndarray, dy: Any, factored: bool) -> tuple[Any, dict]:
         x = cache
@@ -432,6 +439,9 @@ class Embedding(Layer):
         dy2 = dy2.reshape(-1, self.dim)
         return None, {"E": onehot_transpose_matmul(x.reshape(-1), self.vocab, dy2)}
 
+    def _out_shape(self, cache: Any) -> tuple[int, ...]:
+        return (*cache.shape, self.dim)
+
     def get_config(self) -> dict[str, Any]:
         return {
             "class": type(self).__name__,
@@ -477,6 +487,9 @@ class OneHot(Layer):
         if cache is not None:
             _as_grad(dy, "OneHot.backward", self.dtype, (*cache, self.vocab))
         return None, {}
+
+    def _out_shape(self, cache: Any) -> tuple[int, ...] | None:
+        return None if cache is None else (*cache, self.vocab)
 
     def get_config(self) -> dict[str, Any]:
         return {"class": type(self).__name__, "vocab": self.vocab, "dtype": self.dtype.name}
@@ -526,6 +539,9 @@ class Activation(Layer):
         else:
             dx = dy * y * (1 - y)
         return dx, {}
+
+    def _out_shape(self, cache: Any) -> tuple[int, ...]:
+        return cache[1].shape
 
     def get_config(self) -> dict[str, Any]:
         cfg: dict[str, Any] = {"class": type(self).__name__}
@@ -661,6 +677,9 @@ class ModReLU(Layer):
         dx, db = modrelu_backward(x, aux, dy, self.complex_pairs, self._params["b"])
         return dx, {"b": db}
 
+    def _out_shape(self, cache: Any) -> tuple[int, ...]:
+        return cache[0].shape
+
     def get_config(self) -> dict[str, Any]:
         return {
             "class": type(self).__name__,
@@ -710,6 +729,9 @@ class Dropout(Layer):
         shape = cache if isinstance(cache, tuple) else cache.shape
         dy = _as_grad(dy, "Dropout.backward", self.dtype, shape)
         return (dy if isinstance(cache, tuple) else dy * cache), {}
+
+    def _out_shape(self, cache: Any) -> tuple[int, ...]:
+        return cache if isinstance(cache, tuple) else cache.shape
 
     def get_config(self) -> dict[str, Any]:
         return {"class": type(self).__name__, "p": self.p, "dtype": self.dtype.name}
@@ -814,7 +836,19 @@ class Sequential(Layer):
         return x, caches
 
     def backward(self, cache: Any, dy: Any) -> tuple[Any, dict]:
+        shape = self._out_shape(cache)
+        if shape is not None and not isinstance(dy, _Factored):
+            dy = _as_grad(dy, "Sequential.backward", self._dtype_out, shape)
         return self._backward(cache, dy, False)
+
+    @property
+    def _dtype_out(self) -> np.dtype:
+        """dtype of the last layer (of the output and its cotangent)."""
+        return next(reversed(self.layers.values())).dtype
+
+    def _out_shape(self, cache: Any) -> tuple[int, ...] | None:
+        last = next(reversed(self.layers.values()))
+        return last._out_shape(cache[-1])
 
     def _backward(self, cache: Any, dy: Any, factored: bool) -> tuple[Any, dict]:
         grads: dict[str, np.ndarray] = {}

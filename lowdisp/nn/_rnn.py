@@ -1237,16 +1237,17 @@ class RNN(Layer):
             if not (self.return_sequences and isinstance(self.cell, RNNCell)):
                 dy = dy.materialize()
         else:
-            T, B = cache[0].shape[:2]
-            N = self.cell.state_size
-            dy = _as_grad(
-                dy, "RNN.backward", self.dtype, (T, B, N) if self.return_sequences else (B, N)
-            )
+            dy = _as_grad(dy, "RNN.backward", self.dtype, self._out_shape(cache))
         if self.return_sequences:
             dX, g = self.cell.backward_sequence(cache, dy)
         else:
             dX, g = self.cell.backward_sequence(cache, None, dh_last=dy)
         return dX, {f"cell.{k}": v for k, v in g.items()}
+
+    def _out_shape(self, cache: Any) -> tuple[int, ...]:
+        T, B = cache[0].shape[:2]
+        N = self.cell.state_size
+        return (T, B, N) if self.return_sequences else (B, N)
 
     def get_config(self) -> dict[str, Any]:
         from lowdisp.nn._spec import layer_spec
