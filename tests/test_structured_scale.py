@@ -186,10 +186,46 @@ def test_cauchy_collision_check_is_linear_memory():
     assert peak < 64 * n * 16, peak  # O(n): well below the 3.2 GB of an n x n array
 
 
-def test_product_overflow_is_a_clear_error():
+def test_results_that_are_not_representable_are_a_clear_error():
     M = _rescaled(ld.toeplitz([4.0, 1.0, 0.5]), 1000, 0)  # ~4e301: representable
-    with pytest.raises(OverflowError, match=r"LDRMatrix\.matmat: the result overflows float64"):
+    with pytest.raises(OverflowError, match=r"LDRMatrix\.matmat: the result is not repr"):
         M @ np.full(3, 1e10)
+    with pytest.raises(OverflowError, match=r"LDRMatrix\.rmatmat: the result is not repr"):
+        M.rmatvec(np.full(3, 1e10))
+    V = ld.vandermonde([1e200, 2.0, 3.0])  # 1e400 is not a double
+    with pytest.raises(OverflowError, match=r"LDRMatrix\.matmat: .* not representable"):
+        V @ np.ones(3)
+    with pytest.raises(OverflowError, match=r"LDRMatrix\.toarray: .* not representable"):
+        V.toarray()
+    assert np.isnan(M @ np.array([np.nan, 1.0, 1.0])).any()  # NaN in, NaN out: no error
+
+
+@EXAMPLES
+@given(case=cases, k=st.integers(0, 1000))
+def test_generator_columns_at_opposite_scales(case, k):
+    # G = [2**k g1, 2**-k g2], H = [2**-k h1, 2**k h2] is the same matrix (a product
+    # of scaled matrices stacks such columns): no column may underflow to 0
+    M = _make(case)
+    G, H = M.generators
+    sg = np.where(np.arange(G.shape[1]) % 2 == 0, k, -k)
+    Mc = ld.LDRMatrix(M.A, M.B, _exact_scale(G, sg), _exact_scale(H, -sg), kind=M.kind)
+    X = np.random.default_rng(case[3]).standard_normal((M.shape[1], 2))
+    tol = 64 * EPS * M.shape[0]
+    _close(Mc @ X, M @ X, tol)
+    _close(Mc.H @ (M @ X), M.H @ (M @ X), tol)
+    d, dc = M.vjp(X, M @ X), Mc.vjp(X, M @ X)
+    _close(_exact_scale(dc["G"], sg), d["G"], 4 * tol)
+    _close(_exact_scale(dc["H"], -sg), d["H"], 4 * tol)
+    _close(dc["X"], d["X"], 4 * tol)
+
+
+def test_product_of_matrices_at_opposite_scales():
+    rng = np.random.default_rng(0)
+    M1 = ld.toeplitz_like(rng.standard_normal((6, 2)), rng.standard_normal((6, 2)))
+    M2 = ld.toeplitz_like(rng.standard_normal((6, 1)), rng.standard_normal((6, 1)), e=-1.0, f=0.5)
+    ref = (M1 @ M2).toarray()
+    P = _rescaled(M1, 1000, 0) @ _rescaled(M2, -1000, 0)
+    _close(P.toarray(), ref, 1e-13)
 
 
 # --------------------------------------------------------------------------

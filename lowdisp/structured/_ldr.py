@@ -429,16 +429,58 @@ def _norm_exponent(X: np.ndarray) -> int:
     return e if abs(e) > safe_exponent(np.empty(0, X.dtype).real.dtype) // 2 else 0
 
 
-def _scale_back(Y: np.ndarray, e: int, where: str) -> np.ndarray:
-    """``Y * 2**e``; an overflow (a result that is not representable) is an error."""
-    if e == 0:
-        return Y
-    with np.errstate(over="ignore", under="ignore"):
-        out = ldexp(Y, e)
-    if not np.isfinite(out).all() and np.isfinite(Y).all():
+def _balance(G: np.ndarray, H: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
+    """Per-column power-of-two exponents ``(a, b, S)`` with ``a + b = S`` for every column.
+
+    ``M`` is a sum of terms bilinear in the column pairs ``(g_i, h_i)``, so
+    ``g_i 2**-a_i`` and ``h_i 2**-b_i`` define ``2**-S M`` exactly. The columns
+    are balanced: both factors of the largest term come near 1, a smaller
+    term keeps its true relative size (a column of G at 1e300 next to one at
+    1e-300, as in a product of scaled matrices, no longer underflows to 0).
+    All zero in the safe range (moderate inputs are left bit-for-bit alone).
+    """
+    r = G.shape[1]
+    zero = np.zeros(r, dtype=np.int64)
+    if G.size == 0 or H.size == 0:
+        return zero, zero, 0
+    cg, ch = max_abs(G, axis=0), max_abs(H, axis=0)
+    eg, eh = pow2_exponent(cg), pow2_exponent(ch)
+    thr = safe_exponent(np.empty(0, G.dtype).real.dtype) // 2
+    if max(int(np.abs(eg).max()), int(np.abs(eh).max())) <= thr:
+        return zero, zero, 0
+    live = (cg > 0) & (ch > 0)
+    p = eg + eh
+    S = int(p[live].max()) if live.any() else 0
+    half = (p - S) // 2  # <= 0: the term's relative size, split between the factors
+    a = eg - half
+    # a zero column: the other factor still carries the gradient; bring it near 1
+    a = np.where(live, a, np.where(cg > 0, eg, S - eh))
+    return a.astype(np.int64), (S - a).astype(np.int64), S
+
+
+#: inside the plans, overflow is not warned about: _scale_back checks the result and
+#: raises OverflowError when it is not representable for finite input
+def _overflow_checked() -> Any:
+    return np.errstate(over="ignore", invalid="ignore")
+
+
+def _scale_back(Y: np.ndarray, e: Any, where: str, inputs: tuple = ()) -> np.ndarray:
+    """``Y * 2**e``, exactly; a result that is not representable is an error.
+
+    Raises ``OverflowError`` when the result has NaN/Inf although ``inputs``
+    (the operands; the generators are finite by construction) are finite:
+    the true result exceeds the range of its dtype (the scaling overflowed,
+    or e.g. Vandermonde powers of large nodes did).
+    """
+    if np.all(np.asarray(e) == 0):
+        out = Y
+    else:
+        with np.errstate(over="ignore", under="ignore"):
+            out = ldexp(Y, e)
+    if not np.isfinite(out).all() and all(np.isfinite(x).all() for x in inputs):
         raise OverflowError(
-            f"{where}: the result overflows {Y.dtype} (its entries exceed "
-            f"{np.finfo(Y.dtype).max:.3g}); rescale the operands"
+            f"{where}: the result is not representable in {Y.dtype} (entries beyond "
+            f"{np.finfo(Y.dtype).max:.3g} for finite input); rescale the operands"
         )
     return out
 
@@ -628,16 +670,17 @@ class LDRMatrix(LinearOperator):
         else:
             G0, H0, pA, pB = Ga, Ha, A, B
         # the plan works on power-of-two normalized data (exact): M = 2**_pexp M_plan
-        eG, eH, eN = _norm_exponent(G0), _norm_exponent(H0), 0
+        eG, eH, S = _balance(G0, H0)
+        eN = 0
         if plan_cls is _CauchyFamily:
             eN = _norm_exponent(np.concatenate([pA.d, pB.d]))
             if eN:
                 pA, pB = Diagonal(ldexp(pA.d, -eN)), Diagonal(ldexp(pB.d, -eN))
         self._pe = (eG, eH, eN)
-        self._pexp = eG + eH - eN
-        self._plan = plan_cls(
-            pA, pB, ldexp(G0, -eG) if eG else G0, ldexp(H0, -eH) if eH else H0, kind
-        )
+        self._pexp = S - eN
+        scaled = S != 0 or eG.any() or eH.any()
+        G0, H0 = (ldexp(G0, -eG), ldexp(H0, -eH)) if scaled else (G0, H0)
+        self._plan = plan_cls(pA, pB, G0, H0, kind)
         self.family = self._plan.family
         super().__init__(dtype, (m, n))
 
@@ -673,11 +716,12 @@ class LDRMatrix(LinearOperator):
             return np.zeros((self.shape[0], 0), dtype=X.dtype)
         ex = _norm_exponent(X)
         Xn = ldexp(X, -ex) if ex else X
-        if self._transposed:
-            Y = np.conj(self._plan.rmatmat(np.conj(Xn)))
-        else:
-            Y = self._plan.matmat(Xn)
-        return _scale_back(Y, self._pexp + ex, "LDRMatrix.matmat")
+        with _overflow_checked():  # a non-representable result is reported below
+            if self._transposed:
+                Y = np.conj(self._plan.rmatmat(np.conj(Xn)))
+            else:
+                Y = self._plan.matmat(Xn)
+        return _scale_back(Y, self._pexp + ex, "LDRMatrix.matmat", (X,))
 
     def _rmatmat(self, Y: np.ndarray) -> np.ndarray:
         Y = self._prep(Y)
@@ -685,11 +729,12 @@ class LDRMatrix(LinearOperator):
             return np.zeros((self.shape[1], 0), dtype=Y.dtype)
         ey = _norm_exponent(Y)
         Yn = ldexp(Y, -ey) if ey else Y
-        if self._transposed:
-            X = np.conj(self._plan.matmat(np.conj(Yn)))
-        else:
-            X = self._plan.rmatmat(Yn)
-        return _scale_back(X, self._pexp + ey, "LDRMatrix.rmatmat")
+        with _overflow_checked():
+            if self._transposed:
+                X = np.conj(self._plan.matmat(np.conj(Yn)))
+            else:
+                X = self._plan.rmatmat(Yn)
+        return _scale_back(X, self._pexp + ey, "LDRMatrix.rmatmat", (Y,))
 
     def _plan_vjp(self, X: np.ndarray, dY: np.ndarray) -> dict[str, np.ndarray]:
         """The plan's vjp (plan orientation) on normalized data, scaled back exactly.
@@ -706,12 +751,13 @@ class LDRMatrix(LinearOperator):
             d["X"] = d["X"][:, :0]
             return d
         ex, ey = _norm_exponent(X), _norm_exponent(dY)
-        d = dict(self._plan.vjp(ldexp(X, -ex) if ex else X, ldexp(dY, -ey) if ey else dY))
+        with _overflow_checked():
+            d = dict(self._plan.vjp(ldexp(X, -ex) if ex else X, ldexp(dY, -ey) if ey else dY))
         S = self._pexp + ex + ey
         eG, eH, eN = self._pe
         shifts = {"G": S - eG, "H": S - eH, "X": S - ex, "A": S - eN, "B": S - eN}
         w = "LDRMatrix.vjp"
-        return {k: _scale_back(np.asarray(v), shifts.get(k, S), w) for k, v in d.items()}
+        return {k: _scale_back(np.asarray(v), shifts.get(k, S), w, (X, dY)) for k, v in d.items()}
 
     def _matvec(self, x: np.ndarray) -> np.ndarray:
         return self._matmat(np.asarray(x).reshape(-1, 1))[:, 0]
@@ -754,7 +800,9 @@ class LDRMatrix(LinearOperator):
         array([[1., 3.],
                [2., 1.]])
         """
-        M = _scale_back(self._plan.toarray(), self._pexp, "LDRMatrix.toarray")
+        with _overflow_checked():
+            M = self._plan.toarray()
+        M = _scale_back(M, self._pexp, "LDRMatrix.toarray")
         return np.ascontiguousarray(M.T) if self._transposed else M
 
     def displacement(self) -> np.ndarray:

@@ -290,5 +290,5 @@ def solve(M: LDRMatrix, b: Any) -> np.ndarray:
     if dt.kind != "c":
         x = x.real
     x = np.ascontiguousarray(x, dtype=dt)
-    x = _scale_back(x, eb - M._pexp, w)
+    x = _scale_back(x, eb - M._pexp, w, (B,))
     return x[:, 0] if vec else x
