@@ -202,3 +202,27 @@ def test_boolean_options_are_validated(bad):
     assert departure_from_normality(A, relative=np.bool_(True)) == pytest.approx(
         departure_from_normality(A) / np.linalg.norm(A)
     )
+
+
+# issue 9: reproducers from "lowdisp pseudospectra is slow and silent at moderate n"
+
+
+def test_issue9_orthogonal_float32_never_prints_inf_bounds():
+    from scipy.stats import ortho_group
+
+    from lowdisp.spectral._cli import compute
+
+    W = ortho_group.rvs(64, random_state=3).astype(np.float32)
+    text = compute(W, measures=("basic", "kreiss")).text
+    assert "inf ≤" not in text and "= inf" not in text
+    assert "float32 ulp" in text and "ρ(A) = 1 " in text
+
+
+def test_issue9_criss_cross_at_tiny_and_huge_scales():
+    # the Schur-factor climbs work on A / 2^k like the rest of the dense routines
+    A = np.array([[0.5, 3.0, 0.0], [0.0, -0.4, 2.0], [0.0, 0.0, 0.1]])
+    ref_r = pseudospectral_radius(A, 0.05).value
+    ref_a = pseudospectral_abscissa(A, 0.05).value
+    for s in (1e-250, 1e250):
+        assert abs(pseudospectral_radius(s * A, 0.05 * s).value / s - ref_r) <= 1e-12 * ref_r
+        assert abs(pseudospectral_abscissa(s * A, 0.05 * s).value / s - ref_a) <= 1e-12 * ref_a
