@@ -111,8 +111,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--out",
         default=None,
-        help="output PNG; the report goes next to it as .txt "
-        "(default: <file stem>_pseudospectra.png beside the input)",
+        help="output PNG; the report goes next to it as .txt (default: "
+        "<stem>_pseudospectra.png beside a matrix file, <stem>_<param>_pseudospectra.png "
+        "beside a checkpoint, pseudospectra_<param>.png inside a run folder)",
     )
     parser.add_argument(
         "--measures",
