@@ -804,3 +804,14 @@ def test_recurrent_tokens_as_np_matrix_and_masked():
     np.testing.assert_array_equal(y, ref)
     with pytest.raises(ValueError, match=r"^GRUCell: x is a masked array"):
         rnn.forward(np.ma.masked_array(tokens))
+
+
+@pytest.mark.parametrize("steps", [[], "ab", 3, [1.5], [None]])
+def test_run_analysis_plot_steps_are_checked(steps):
+    from lowdisp.nn._runs import _example_analysis
+
+    res = _example_analysis()
+    with pytest.raises((TypeError, ValueError), match=r"^RunAnalysis\.plot_pseudospectra: steps"):
+        res.plot_pseudospectra(steps)
+    with pytest.raises(TypeError, match=r"^RunAnalysis\.save: out must be a path"):
+        res.save(3)

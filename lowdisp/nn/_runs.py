@@ -669,7 +669,12 @@ class RunAnalysis:
             idx = np.unique(np.linspace(0, len(avail) - 1, min(6, len(avail))).round().astype(int))
             chosen = [avail[i] for i in idx]
         else:
-            chosen = [int(s) for s in steps]
+            where = "RunAnalysis.plot_pseudospectra"
+            if isinstance(steps, str | bytes) or not isinstance(steps, Iterable):
+                raise TypeError(f"{where}: steps must be a sequence of steps; got {steps!r}")
+            chosen = [check_int(s, f"steps[{i}]", where=where) for i, s in enumerate(steps)]
+            if not chosen:
+                raise ValueError(f"{where}: steps must name at least one step; got none")
             bad = [s for s in chosen if s not in avail]
             if bad:
                 raise ValueError(
@@ -777,6 +782,8 @@ class RunAnalysis:
             matplotlib.use("Agg")
         import matplotlib.pyplot as plt
 
+        if not isinstance(out, str | os.PathLike):
+            raise TypeError(f"RunAnalysis.save: out must be a path; got {type(out).__name__}")
         out = os.fspath(out)
         os.makedirs(out, exist_ok=True)
         written = []
