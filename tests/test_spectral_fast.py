@@ -228,3 +228,21 @@ def test_grid_bad_workers_and_progress():
         pseudospectra(np.eye(20), npts=5, workers=0)
     with pytest.raises(TypeError, match="pseudospectra: progress must be"):
         pseudospectra(np.eye(20), npts=5, progress="yes")
+
+
+def test_radius_finds_the_maximum_the_legacy_qz_search_missed():
+    """A triangular 5 x 5 case where the previous implementation returned 0.98627 (an
+    interior local maximum): a dense polar grid finds σ_ε points beyond it."""
+    rng = np.random.default_rng(1079)
+    n = int(rng.integers(2, 40))
+    A = np.triu(rng.standard_normal((n, n)), 1) * rng.uniform(0.5, 5) / np.sqrt(n)
+    A += np.diag(rng.uniform(-1, 1, n))
+    eps = 1e-2 * np.linalg.norm(A, 2)
+    r = pseudospectral_radius(A, eps, rng=0)
+    assert abs(oracles.sigma_min_svd(A, r.maximizer) - eps) <= 1e-12 * eps
+    th = np.linspace(0, 2 * np.pi, 720, endpoint=False)
+    R = np.linspace(0.95, 1.05, 201)
+    Z = (R[:, None] * np.exp(1j * th)[None, :]).ravel()
+    inside = np.abs(Z[np.less_equal(_smin_dense(A, Z), eps)])
+    assert inside.max() > 0.98627 + 0.01  # the legacy value was not the maximum
+    assert inside.max() - 1e-12 <= r.value <= inside.max() + 5e-4  # within the grid step
