@@ -52,19 +52,6 @@ def test_plot_bad_input():
         plot_transient(np.eye(2))
 
 
-@pytest.fixture(autouse=True)
-def _command_module(monkeypatch):
-    """Route ``lowdisp pseudospectra`` to the module that also reads checkpoints and run
-    folders (a no-op once lowdisp.cli.COMMANDS names it)."""
-    import lowdisp.cli as cli
-
-    monkeypatch.setitem(
-        cli.COMMANDS,
-        "pseudospectra",
-        ("lowdisp._pseudospectra_cli", cli.COMMANDS["pseudospectra"][1]),
-    )
-
-
 def _run(capsys, *argv):
     code = main(["pseudospectra", *map(str, argv)])
     out = capsys.readouterr()
