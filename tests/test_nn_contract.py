@@ -815,3 +815,20 @@ def test_run_analysis_plot_steps_are_checked(steps):
         res.plot_pseudospectra(steps)
     with pytest.raises(TypeError, match=r"^RunAnalysis\.save: out must be a path"):
         res.save(3)
+
+
+@pytest.mark.parametrize(
+    "schedule",
+    [
+        lnn.constant_schedule(),
+        lnn.exponential_schedule(0.5, every=2),
+        lnn.step_schedule([2], 0.5),
+        lnn.cosine_schedule(10, warmup=2),
+    ],
+    ids=repr,
+)
+@pytest.mark.parametrize("step", [-1, "a", 1.5, None, True])
+def test_schedules_check_the_step(schedule, step):
+    with pytest.raises((TypeError, ValueError), match=rf"^{schedule.name}\(\.\.\.\): step"):
+        schedule(step)
+    assert math.isfinite(schedule(3)) and schedule(3) > 0

@@ -99,6 +99,9 @@ class _Schedule:
     def __call__(self, step: int) -> float:  # pragma: no cover - abstract
         raise NotImplementedError
 
+    def _step(self, step: Any) -> int:
+        return check_int(step, "step", where=f"{self.name}(...)", low=0)
+
     def get_config(self) -> dict[str, Any]:
         """The arguments that rebuild this schedule, with its function's name."""
         return {"name": self.name, **self._args()}
@@ -125,6 +128,7 @@ class _Constant(_Schedule):
     name = "constant_schedule"
 
     def __call__(self, step: int) -> float:
+        self._step(step)
         return 1.0
 
 
@@ -136,7 +140,7 @@ class _Exponential(_Schedule):
         self.every = every
 
     def __call__(self, step: int) -> float:
-        return self.rate ** (step // self.every)
+        return self.rate ** (self._step(step) // self.every)
 
     def _args(self) -> dict[str, Any]:
         return {"rate": self.rate, "every": self.every}
@@ -150,6 +154,7 @@ class _Step(_Schedule):
         self.gamma = gamma
 
     def __call__(self, step: int) -> float:
+        step = self._step(step)
         return self.gamma ** sum(step >= m for m in self.milestones)
 
     def _args(self) -> dict[str, Any]:
@@ -165,6 +170,7 @@ class _Cosine(_Schedule):
         self.floor = floor
 
     def __call__(self, step: int) -> float:
+        step = self._step(step)
         warmup, floor = self.warmup, self.floor
         if warmup and step < warmup:
             return (step + 1) / warmup
