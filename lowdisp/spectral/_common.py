@@ -91,6 +91,8 @@ def check_eps(eps: Any, *, where: str) -> float:
 #: the last Schur form computed: (key, T, Z); see complex_schur
 _SCHUR_CACHE: list[Any] = []
 _SCHUR_LOCK = threading.Lock()
+#: largest factor kept (n = 4096 complex); bigger ones are not held after the call
+_SCHUR_CACHE_BYTES = 2**28
 
 
 def _schur_key(A: np.ndarray) -> tuple[Any, ...]:
@@ -101,9 +103,9 @@ def _schur_key(A: np.ndarray) -> tuple[Any, ...]:
 def complex_schur(A: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Complex Schur form ``A = Z T Z^H``; returns ``(T, Z)`` with T upper triangular.
 
-    The last result is kept (keyed by a hash of A's bytes, read-only arrays),
-    so the routines of one analysis (departure, grid, criss-cross, Kreiss)
-    share one O(n³) factorization; hashing costs O(n²).
+    The last result is kept (keyed by a hash of A's bytes, read-only arrays;
+    up to n = 4096), so the routines of one analysis (departure, grid,
+    criss-cross, Kreiss) share one O(n³) factorization; hashing costs O(n²).
     """
     key = _schur_key(A)
     with _SCHUR_LOCK:
@@ -118,8 +120,9 @@ def complex_schur(A: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     T = np.ascontiguousarray(np.triu(T))
     T.flags.writeable = False
     Z.flags.writeable = False
-    with _SCHUR_LOCK:
-        _SCHUR_CACHE[:] = [key, T, Z]
+    if T.nbytes <= _SCHUR_CACHE_BYTES:
+        with _SCHUR_LOCK:
+            _SCHUR_CACHE[:] = [key, T, Z]
     return T, Z
 
 
