@@ -221,7 +221,7 @@ def _plan(T: np.ndarray) -> _Plan:
     Hi = np.ascontiguousarray(-Ti.T)
     floor = np.finfo(float).eps * max(float(np.abs(T).max()), np.finfo(float).tiny)
     plan = _Plan(Tr, Ti, Tr + Ti, Hr, Hi, Hr + Hi, floor, T)
-    if not T.flags.writeable:  # the shared Schur factor: the next caller reuses the plan
+    if not T.flags.writeable and T.nbytes <= 2**28:  # the shared Schur factor (n ≤ 4096)
         _PLAN_CACHE[:] = [T, plan]
     return plan
 
