@@ -96,7 +96,13 @@ def _cases():
         "RNNCell",
         "recurrent_options",
         lambda v: lnn.RNNCell(2, 3, recurrent="scaled_cayley", recurrent_options=v),
-        [[1], "n_neg", 3, {1: 2}],
+        [[1], "n_neg", 3, {1: 2}, {"bogus": 1}, {"n_neg": 7}, {"n_neg": "x"}],
+    )
+    add(
+        "RNNCell",
+        "recurrent_options",
+        lambda v: lnn.RNNCell(2, 4, recurrent="svd", recurrent_options=v),
+        [{"sigma_star": NAN}, {"margin": -1.0}, {"k": "x"}],
     )
     add("RNNCell", "recurrent_init", lambda v: lnn.RNNCell(2, 3, recurrent_init=v), ["xyz", 3])
     add("RNNCell", "dtype", lambda v: lnn.RNNCell(2, 3, dtype=v), DTYPE_BAD)

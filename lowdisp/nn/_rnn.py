@@ -252,12 +252,20 @@ def _make_weight(
         # W D must not have eigenvalue -1 and det W = (-1)^n_neg: an even n_neg near n/2
         # (scoRNN's copy-task choice) reaches a Henaff/Haar start
         opts.setdefault("n_neg", 2 * (n // 4))
-    if method == "expm":
-        from lowdisp.orthogonal import ExpMap
+    try:
+        if method == "expm":
+            from lowdisp.orthogonal import ExpMap
 
-        pmap = ExpMap(n, **opts)  # its own ``method=`` would clash with orthogonal()'s
-    else:
-        pmap = orthogonal(n, method=method, **opts)
+            pmap = ExpMap(n, **opts)  # its own ``method=`` would clash with orthogonal()'s
+        else:
+            pmap = orthogonal(n, method=method, **opts)
+    except (TypeError, ValueError) as exc:
+        if type(exc) not in (TypeError, ValueError):
+            raise
+        raise type(exc)(
+            f"RNNCell: recurrent_options {dict(options)!r} of recurrent={recurrent!r} "
+            f"refused: {exc}"
+        ) from exc
     return _MapWeight(pmap, n, dtype, gen, init)
 
 
