@@ -287,6 +287,8 @@ def _cases():
         SIZE_BAD,
     )
     add("History.plot", "window", lambda v: lnn.History(loss=[1.0]).plot(window=v), [0, -1, "3"])
+    add("History.from_dict", "d", lambda v: lnn.History.from_dict(v), [[1], "x", None])
+    add("recurrent_matrix", "model", lambda v: lnn.recurrent_matrix(v), [3, "m", None])
     add("RecordRecurrent", "every", lambda v: lnn.RecordRecurrent(v), SIZE_BAD)
     add("RecordRecurrent", "eigenvalues", lambda v: lnn.RecordRecurrent(eigenvalues=v), BOOL_BAD)
     add("build_model", "hidden", lambda v: lnn.build_model(_task(), hidden=v), SIZE_BAD)

@@ -192,6 +192,8 @@ class History:
     @classmethod
     def from_dict(cls, d: dict) -> History:
         """Inverse of :meth:`to_dict`."""
+        if not isinstance(d, Mapping):
+            raise TypeError(f"History.from_dict: d must be a dict; got {type(d).__name__}")
         return cls(**{k: d[k] for k in cls.__dataclass_fields__ if k in d})
 
     def to_json(self) -> str:
@@ -825,6 +827,10 @@ def recurrent_matrix(model: Layer) -> np.ndarray:
     >>> lnn.recurrent_matrix(model).shape
     (6, 6)
     """
+    if not isinstance(model, Layer):
+        raise TypeError(
+            f"recurrent_matrix: model must be a lowdisp.nn Layer; got {type(model).__name__}"
+        )
     layers: list[Layer] = [model]
     while layers:
         layer = layers.pop(0)
