@@ -141,10 +141,15 @@ def _top_pair(
         H = 0.5 * (e * M + np.conj(e) * M.conj().T)
         w, X = sla.eigh(H, subset_by_index=[n - 1, n - 1], check_finite=False)
         return float(w[0]), X[:, 0]
-    from scipy.sparse.linalg import eigsh
+    from scipy.sparse.linalg import ArpackNoConvergence, eigsh
 
     H = 0.5 * (e * M + np.conj(e) * M.conj().T)
-    w, X = eigsh(H, k=1, which="LA", tol=tol, v0=x0)
+    try:
+        # a budget of about the cost of a dense eigh (clustered tops, e.g. of an
+        # orthogonal A, converge slowly; then the dense solver is cheaper)
+        w, X = eigsh(H, k=1, which="LA", tol=tol, v0=x0, maxiter=max(3, n // 40))
+    except ArpackNoConvergence:
+        w, X = sla.eigh(H, subset_by_index=[n - 1, n - 1], check_finite=False)
     return float(w[0]), X[:, 0]
 
 
