@@ -74,6 +74,7 @@ class Arg:
     good: Any  # a valid value (must be accepted)
     none_ok: bool = False  # None means "the default"
     extra: tuple[Any, ...] = field(default=())  # more bad values for this argument
+    aliases: tuple[str, ...] = ()  # documented delegates whose name may lead a message
 
     def bad_values(self) -> list[Any]:
         vals = list(BAD[self.kind]) + list(self.extra)
@@ -183,7 +184,8 @@ def _structured_rows() -> Iterator[Arg]:
     yield Arg("LDRMatrix.vjp", "dY", lambda v: T.vjp(np.ones(n), v), "finite_array", np.ones(n))
     for meth in ("matvec", "rmatvec", "matmat", "rmatmat", "dot"):
         good = np.ones((n, 1))
-        yield Arg(f"LDRMatrix.{meth}", "x", getattr(T, meth), "array", good)
+        alias = ("scale",) if meth == "dot" else ()  # M.dot(scalar) is scale(M, scalar)
+        yield Arg(f"LDRMatrix.{meth}", "x", getattr(T, meth), "array", good, aliases=alias)
     # the operators
     yield Arg("Shift", "n", lambda v: ld.Shift(v), "int", 3, extra=(0,))
     yield Arg("Shift", "f", lambda v: ld.Shift(3, v), "real", 0.5)
@@ -254,3 +256,44 @@ def test_docs_input_contract_snippet_runs():
     assert blocks
     for code in blocks:
         exec(compile(code, str(page), "exec"), {"__name__": "__docs__"})
+
+
+# --------------------------------------------------------------------------
+# fuzzing: any value for any argument gives a result or a clear, named error
+# --------------------------------------------------------------------------
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+_SCALE = int(__import__("os").environ.get("LOWDISP_HYPOTHESIS_SCALE", "1"))
+
+any_value = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-3, 8),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.complex_numbers(allow_nan=True, allow_infinity=True),
+    st.text(max_size=3),
+    st.lists(st.floats(-2, 2), max_size=5),
+    st.lists(st.lists(st.floats(-2, 2), min_size=1, max_size=2), min_size=1, max_size=5),
+)
+
+#: the only exception types a public function may raise on any input
+ALLOWED = (TypeError, ValueError, np.linalg.LinAlgError, OverflowError)
+
+
+@settings(
+    max_examples=10 * settings.default.max_examples * _SCALE,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+@given(i=st.integers(0, len(ROWS) - 1), value=any_value)
+def test_any_value_gives_a_result_or_a_named_error(i, value):
+    row = ROWS[i]
+    try:
+        row.call(value)
+    except ALLOWED as exc:
+        msg = str(exc)
+        names = "|".join(re.escape(f) for f in (row.func.split(".")[0], *row.aliases))
+        assert re.match(rf"^({names})[\w.]*( @)?: ", msg), (
+            f"{row.id} = {value!r}: {type(exc).__name__}: {msg!r}"
+        )

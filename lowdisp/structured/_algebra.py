@@ -398,7 +398,10 @@ def scale(M: LDRMatrix, alpha: Any) -> LDRMatrix:
     if not isinstance(M, LDRMatrix):
         raise TypeError(f"{w}: M must be an LDRMatrix; got {type(M).__name__}")
     if not isinstance(alpha, numbers.Number) or isinstance(alpha, bool):
-        arr = np.asarray(alpha) if alpha is not None else np.asarray(None)
+        try:
+            arr = np.asarray(alpha) if alpha is not None else np.asarray(None)
+        except (TypeError, ValueError):  # ragged sequences
+            arr = np.asarray(None)
         if arr.ndim != 0 or arr.dtype.kind not in "iufc":
             raise TypeError(
                 f"{w}: alpha must be a real or complex scalar; got {type(alpha).__name__} "
@@ -410,7 +413,22 @@ def scale(M: LDRMatrix, alpha: Any) -> LDRMatrix:
     G, H = M.generators
     if alpha == 0:
         raise LowdispError("scale: 0 * M has displacement rank 0, which an LDRMatrix cannot hold")
-    return LDRMatrix(M.A, M.B, alpha * G, H, kind=M.kind, _where="scale")
+    e = int(pow2_exponent(abs(alpha)))
+    if abs(e) <= 100:
+        return LDRMatrix(M.A, M.B, alpha * G, H, kind=M.kind, _where="scale")
+    # an extreme alpha is split exactly between G and H (alpha * G alone may overflow
+    # or underflow although alpha * M is representable)
+    # or underflow although alpha * M is representable): per column, the term
+    # g_i h_i^T 2**e is rebalanced so that both factors get half of its exponent
+    mant = ldexp(np.asarray(alpha), -e).item()  # |mantissa| in [0.5, 1) (exact)
+    Gm = np.asarray(mant * G)
+    cg, ch = max_abs(Gm, axis=0), max_abs(H, axis=0)
+    eg, eh = pow2_exponent(cg), pow2_exponent(ch)
+    p = eg + eh + e
+    sg = np.where((cg > 0) & (ch > 0), p // 2 - eg, e)
+    with np.errstate(over="ignore", under="ignore"):
+        G1, H1 = ldexp(Gm, sg), ldexp(H, e - sg)
+    return LDRMatrix(M.A, M.B, G1, H1, kind=M.kind, _where="scale")
 
 
 def product(M1: LDRMatrix, M2: LDRMatrix) -> Any:

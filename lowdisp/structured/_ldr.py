@@ -383,7 +383,10 @@ def _check_invertible(family: type, A: Any, B: Any, kind: str, where: str) -> No
         Aop: Any = A.base if isinstance(A, TransposedOperator) else A
         Bop: Any = B.base if isinstance(B, TransposedOperator) else B
         e, f = Aop.f, Bop.f
-        if kind == "sylvester" and abs(e - f) <= tiny * max(1.0, abs(e), abs(f)):
+        # |e - f| relative to max(1, |e|, |f|), computed on e / s, f / s (no overflow)
+        sc = max(1.0, *(max(abs(float(np.real(z))), abs(float(np.imag(z)))) for z in (e, f)))
+        es, fs = e / sc, f / sc
+        if kind == "sylvester" and abs(es - fs) <= tiny * max(1.0 / sc, abs(es), abs(fs)):
             raise SingularOperatorError(
                 f"{pre}Z_e and Z_f have the same eigenvalues (the n-th roots of e = f = {e!r}); "
                 "the Sylvester map Z_e M - M Z_f needs e != f"
@@ -690,20 +693,31 @@ class LDRMatrix(LinearOperator):
     # matrix), masked arrays are refused (np.asarray would expose the masked
     # values), non-numeric input is a TypeError naming the method. NaN/Inf in
     # the operand propagate like in a dense product.
-    def _operand(self, x: Any, method: str, ndim: Any = (1, 2)) -> np.ndarray:
-        return as_array(x, "x", where=f"LDRMatrix.{method}", ndim=ndim, finite=False)
+    def _operand(
+        self, x: Any, method: str, ndim: Any = (1, 2), rows: int | None = None
+    ) -> np.ndarray:
+        w = f"LDRMatrix.{method}"
+        arr = as_array(x, "x", where=w, ndim=ndim, finite=False)
+        if rows is not None and arr.shape[0] != rows:
+            m, n = self.shape
+            raise ValueError(
+                f"{w}: x must have {rows} rows (M is {m} x {n}); got shape {arr.shape}"
+            )
+        if method.endswith("matvec") and arr.ndim == 2 and arr.shape[1] != 1:
+            raise ValueError(f"{w}: x must have shape ({rows},) or ({rows}, 1); got {arr.shape}")
+        return arr
 
     def matvec(self, x: Any) -> np.ndarray:
-        return super().matvec(self._operand(x, "matvec"))
+        return super().matvec(self._operand(x, "matvec", rows=self.shape[1]))
 
     def rmatvec(self, x: Any) -> np.ndarray:
-        return super().rmatvec(self._operand(x, "rmatvec"))
+        return super().rmatvec(self._operand(x, "rmatvec", rows=self.shape[0]))
 
     def matmat(self, X: Any) -> np.ndarray:
-        return super().matmat(self._operand(X, "matmat", ndim=2))
+        return super().matmat(self._operand(X, "matmat", ndim=2, rows=self.shape[1]))
 
     def rmatmat(self, X: Any) -> np.ndarray:
-        return super().rmatmat(self._operand(X, "rmatmat", ndim=2))
+        return super().rmatmat(self._operand(X, "rmatmat", ndim=2, rows=self.shape[0]))
 
     def _prep(self, X: np.ndarray) -> np.ndarray:
         X = np.asarray(X)
@@ -925,8 +939,8 @@ class LDRMatrix(LinearOperator):
             return _algebra.product(self, x)
         if _is_scalar(x):
             return _algebra.scale(self, x)
-        if not isinstance(x, LinearOperator):
-            x = self._operand(x, "dot")  # before scipy's np.asarray drops a mask
+        if not isinstance(x, LinearOperator):  # before scipy's np.asarray drops a mask
+            x = self._operand(x, "dot", rows=self.shape[1])
         return super().dot(x)
 
     def __matmul__(self, other: Any) -> Any:
