@@ -340,3 +340,24 @@ def test_single_precision_is_kept_everywhere(cplx):
         C = ld.compress(M.toarray(), M.A, M.B, kind=M.kind) if M.family != "tridiagonal" else M
         assert C.dtype == want, name
         assert ld.displacement(M.toarray(), M.A, M.B, kind=M.kind).dtype == want, name
+
+
+@pytest.mark.parametrize(
+    "op",
+    [
+        ld.Shift(4, 0.5),
+        ld.Shift(4, -1.0).T,
+        ld.Diagonal(np.arange(1, 5, dtype=F32)),
+        ld.Subdiagonal(np.ones(3, F32), 0.5),
+        ld.Tridiagonal(np.ones(3, F32), np.zeros(4, F32), np.ones(3, F32), 0.3),
+    ],
+    ids=repr,
+)
+def test_operators_keep_single_precision_and_empty_blocks(op):
+    # a fixed operator (Python-scalar corner) used to upcast float32 data to float64
+    x = np.ones(4, F32)
+    for out in (op.matvec(x), op.rmatvec(x), op.krylov(x, 3), op.T.matvec(x)):
+        assert out.dtype == F32
+    assert op.matvec(np.ones(4, np.complex64)).dtype == np.complex64
+    assert op.matvec(np.ones((4, 0), F32)).shape == (4, 0)
+    assert op.krylov(x, 0).shape == (4, 0)

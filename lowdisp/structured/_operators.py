@@ -127,13 +127,20 @@ class DisplacementOperator:
         """
         return TransposedOperator(self)
 
+    def _data_dtype(self, dtype: np.dtype) -> np.dtype:
+        """Result dtype for data of ``dtype``: learnable parameters decide the precision
+        with the data; a fixed operator (Shift, Python-scalar corner) only contributes
+        complexness, so float32 data stay float32."""
+        if self.params.size:
+            return result_dtype(dtype, self.dtype)
+        return result_dtype(dtype, *([np.complex64] if self.dtype.kind == "c" else []))
+
     def _as_block(self, x: Any, name: str) -> tuple[np.ndarray, bool]:
         where = f"{type(self).__name__}.{name}"
         arr = as_array(x, "x", where=where, ndim=(1, 2))
         if arr.shape[0] != self.n:
             raise ValueError(f"{where}: x must have {self.n} rows; got shape {arr.shape}")
-        dt = result_dtype(arr.dtype, self.dtype)
-        arr = arr.astype(dt, copy=False)
+        arr = arr.astype(self._data_dtype(arr.dtype), copy=False)
         return (arr[:, None], True) if arr.ndim == 1 else (arr, False)
 
     def matvec(self, x: Any) -> np.ndarray:
@@ -214,7 +221,7 @@ class DisplacementOperator:
         vec = as_array(v, "v", where=where, ndim=1)
         if vec.shape[0] != self.n:
             raise ValueError(f"{where}: v must have length {self.n}; got {vec.shape[0]}")
-        out = np.empty((self.n, m), dtype=result_dtype(vec.dtype, self.dtype))
+        out = np.empty((self.n, m), dtype=self._data_dtype(vec.dtype))
         cur = vec.astype(out.dtype)[:, None]
         for k in range(m):
             out[:, k] = cur[:, 0]
