@@ -161,7 +161,7 @@ def test_cli_analyze_user_errors_are_one_line(snap_run, tmp_path, capsys):
         (["analyze", str(snap_run), "--at", "x"], "--at"),
         (["analyze", str(snap_run), "--npts", "1"], "--npts"),
         (["analyze", str(snap_run), "--seed", "-1"], "--seed"),
-        (["analyze", str(snap_run), "--eps", "nan"], "eps must be positive and finite"),
+        (["analyze", str(snap_run), "--eps", "nan"], "argument --eps: must be a finite number > 0"),
     ]
     for argv, needle in cases:
         assert main(argv) == 2, argv

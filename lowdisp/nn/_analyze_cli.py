@@ -31,6 +31,7 @@ import argparse
 import os
 import sys
 
+from lowdisp._cliargs import int_at_least, number_in, numbers_in
 from lowdisp.exceptions import CheckpointError, UsageError
 
 __all__ = ["add_arguments", "run"]
@@ -48,39 +49,6 @@ def _steps(text: str) -> list[int]:
     return values
 
 
-def _eps(text: str) -> list[float]:
-    try:
-        values = [float(t) for t in text.replace(",", " ").split()]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be numbers > 0; got {text!r}") from None
-    if not values or min(values) <= 0:
-        raise argparse.ArgumentTypeError(f"must be numbers > 0; got {text!r}")
-    return values
-
-
-def _int_at_least(low: int):
-    def convert(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"must be an integer >= {low}; got {text!r}") from None
-        if value < low:
-            raise argparse.ArgumentTypeError(f"must be an integer >= {low}; got {text!r}")
-        return value
-
-    return convert
-
-
-def _positive_tol(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a number in (0, 1); got {text!r}") from None
-    if not 0 < value < 1:
-        raise argparse.ArgumentTypeError(f"must be a number in (0, 1); got {text!r}")
-    return value
-
-
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Arguments of ``lowdisp analyze``."""
     parser.formatter_class = argparse.ArgumentDefaultsHelpFormatter
@@ -95,13 +63,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="steps whose pseudospectra are computed and plotted, e.g. 0,200,500 "
         "(if not given: all computed, up to six plotted)",
     )
-    add("--npts", type=_int_at_least(2), default=80, help="pseudospectra grid points per side")
-    add("--eps", type=_eps, default=None, help="ε levels, e.g. 1e-3,1e-2; if not given, automatic")
-    add("--powers", type=_int_at_least(1), default=50, help="largest k of ‖A^k‖₂")
-    add("--seed", type=_int_at_least(0), default=0, help="seed of the Lanczos start vectors")
+    add("--npts", type=int_at_least(2), default=80, help="pseudospectra grid points per side")
+    add(
+        "--eps",
+        type=numbers_in(0, None),
+        default=None,
+        help="ε levels, e.g. 1e-3,1e-2; if not given, automatic",
+    )
+    add("--powers", type=int_at_least(1), default=50, help="largest k of ‖A^k‖₂")
+    add("--seed", type=int_at_least(0), default=0, help="seed of the Lanczos start vectors")
     add(
         "--tol",
-        type=_positive_tol,
+        type=number_in(0, 1),
         default=1e-6,
         help="relative accuracy of the pseudospectra grid (1e-3: about 2.4x faster)",
     )

@@ -38,7 +38,6 @@ from __future__ import annotations
 import argparse
 import glob
 import json
-import math
 import os
 import shlex
 import shutil
@@ -47,6 +46,7 @@ from typing import Any
 
 import numpy as np
 
+from lowdisp._cliargs import int_at_least, number_in
 from lowdisp.exceptions import UsageError
 
 __all__ = ["add_arguments", "run"]
@@ -91,30 +91,6 @@ RUN_FLAGS = ("steps", "eval_every", "checkpoint_every", "snapshot_every", "no_pl
 # -- argument types: argparse turns their ArgumentTypeError into a one-line error ----------
 
 
-def _int_at_least(low: int):
-    def convert(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"must be an integer >= {low}; got {text!r}") from None
-        if value < low:
-            raise argparse.ArgumentTypeError(f"must be an integer >= {low}; got {text!r}")
-        return value
-
-    convert.__name__ = f"integer >= {low}"
-    return convert
-
-
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a number > 0; got {text!r}") from None
-    if not (math.isfinite(value) and value > 0):
-        raise argparse.ArgumentTypeError(f"must be a finite number > 0; got {text!r}")
-    return value
-
-
 class _Explicit(argparse.Action):
     """Store the value and remember that the flag was given (for ``--resume`` checks)."""
 
@@ -144,7 +120,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
     parser.formatter_class = argparse.ArgumentDefaultsHelpFormatter
     add = parser.add_argument
-    pos = _int_at_least(1)
+    pos = int_at_least(1)
     add("--task", default="copy", action=_Explicit, help=f"one of {', '.join(TASKS)}")
     add("--T", type=pos, default=100, action=_Explicit, help="delay (copy) or length (adding)")
     add("--variant", default="arjovsky", action=_Explicit, help="copy task: arjovsky or lezcano")
@@ -160,17 +136,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add("--steps", type=pos, default=2000, action=_Explicit, help="target number of steps")
     add("--batch-size", type=pos, default=64, action=_Explicit, help="sequences per step")
     add("--optimizer", default="rmsprop", action=_Explicit, help=f"one of {', '.join(OPTIMIZERS)}")
-    add("--lr", type=_positive_float, default=1e-3, action=_Explicit, help="learning rate")
+    add("--lr", type=number_in(0, None), default=1e-3, action=_Explicit, help="learning rate")
     add(
         "--lr-orth",
-        type=_positive_float,
+        type=number_in(0, None),
         default=None,
         action=_Explicit,
         help="learning rate of the orthogonal map; if not given, lr/10 for orthogonal cells",
     )
     add(
         "--clip",
-        type=_positive_float,
+        type=number_in(0, None),
         default=None,
         action=_Explicit,
         help="clip the global gradient norm to this value; if not given, no clipping",
@@ -189,7 +165,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     add(
         "--seed",
-        type=_int_at_least(0),
+        type=int_at_least(0),
         default=0,
         action=_Explicit,
         help="seed of the model and the run (>= 0)",
@@ -217,7 +193,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     add(
         "--time-limit",
-        type=_positive_float,
+        type=number_in(0, None),
         default=None,
         action=_Explicit,
         help="stop after so many seconds (resumable); if not given, no limit",
