@@ -638,8 +638,23 @@ def digits(
         name=name,
         info={"pixels_per_step": pixels_per_step, "perm_seed": perm_seed if permute else None},
     )
-    task.config = {
-        "factory": "digits",
+    task.config = _dataset_config(
+        "digits", permute, pixels_per_step, perm_seed, test_fraction, split_seed
+    )
+    return task
+
+
+def _dataset_config(
+    factory: str,
+    permute: bool,
+    pixels_per_step: int,
+    perm_seed: int,
+    test_fraction: float,
+    split_seed: int,
+) -> dict[str, Any]:
+    """The ``Task.config`` of :func:`digits` and :func:`mnist` (their arguments)."""
+    return {
+        "factory": factory,
         "args": {
             "permute": bool(permute),
             "pixels_per_step": int(pixels_per_step),
@@ -648,7 +663,6 @@ def digits(
             "split_seed": int(split_seed),
         },
     }
-    return task
 
 
 def mnist(
@@ -694,16 +708,9 @@ def mnist(
         name="permuted_mnist" if permute else "mnist",
         info={"pixels_per_step": pixels_per_step},
     )
-    task.config = {
-        "factory": "mnist",
-        "args": {
-            "permute": bool(permute),
-            "pixels_per_step": int(pixels_per_step),
-            "perm_seed": int(perm_seed),
-            "test_fraction": float(test_fraction),
-            "split_seed": int(split_seed),
-        },
-    }
+    task.config = _dataset_config(
+        "mnist", permute, pixels_per_step, perm_seed, test_fraction, split_seed
+    )
     return task
 
 
