@@ -584,12 +584,11 @@ def test_every_layer_takes_an_empty_batch(i, dtype):
 )
 def test_layers_take_np_matrix_and_refuse_masked_arrays(i):
     _name, layer, x = _layers(np.float64)[i]
-    if x.ndim != 2:
-        pytest.skip("np.matrix is 2-D")
-    y_ref, _ = layer.forward(x, train=False)
-    y, _ = layer.forward(np.asmatrix(x), train=False)
-    assert type(y) is np.ndarray
-    np.testing.assert_array_equal(y, y_ref)
+    if x.ndim == 2:  # np.matrix is 2-D only; masked arrays of every rank are refused
+        y_ref, _ = layer.forward(x, train=False)
+        y, _ = layer.forward(np.asmatrix(x), train=False)
+        assert type(y) is np.ndarray
+        np.testing.assert_array_equal(y, y_ref)
     with pytest.raises(ValueError, match=r"masked array"):
         layer.forward(np.ma.masked_array(x, mask=np.zeros(x.shape, bool)), train=False)
 
