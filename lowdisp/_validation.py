@@ -34,6 +34,7 @@ __all__ = [
     "max_abs",
     "pow2_exponent",
     "pow2_scale",
+    "prod_pow2",
     "safe_exponent",
 ]
 
@@ -356,3 +357,29 @@ def pow2_scale(big: float, *, low: float = 1e-100, high: float = 1e100) -> float
     if big == 0.0 or not np.isfinite(big) or low <= big <= high:
         return 1.0
     return float(np.ldexp(1.0, int(np.frexp(big)[1])))
+
+
+def prod_pow2(x: Any) -> tuple[complex | float, int]:
+    """``prod(x)`` as ``(m, e)`` with ``prod(x) = m * 2**e`` and ``0.5 <= |m| < 1``.
+
+    No overflow or underflow for any length (``prod`` of 1200 twos is
+    ``inf`` in float64); ``(0.0, 0)`` if an entry is zero, ``(1.0, 0)`` for an
+    empty ``x``. Signs (complex phases) of the entries go into ``m``.
+    """
+    v = np.asarray(x).ravel()
+    if v.size == 0:
+        return 1.0, 0
+    mags = np.abs(v).astype(np.float64)
+    if not mags.all():
+        return 0.0, 0
+    # signs (real) or unit-modulus phases (complex): their product cannot overflow
+    phase: complex | float = np.prod(v / mags).item()
+    frac, exps = np.frexp(mags)
+    e, m = int(exps.sum()), 1.0
+    for chunk in np.array_split(frac, -(-frac.size // 512)):  # >= 2**-512 per chunk
+        m, de = np.frexp(m * float(np.prod(chunk)))
+        e += int(de)
+    mant = float(m) * phase
+    if isinstance(mant, complex):
+        return mant, e
+    return float(mant), e

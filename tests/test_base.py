@@ -176,3 +176,15 @@ def test_pow2_scale():
     assert 0.5 <= 1e200 / s < 1 and np.frexp(s)[0] == 0.5
     assert 0.5 <= 1e-200 / _validation.pow2_scale(1e-200) < 1
     assert _validation.pow2_scale(1e120, high=1e150) == 1.0
+
+
+def test_prod_pow2_never_overflows():
+    m, e = _validation.prod_pow2(np.full(1200, 2.0))  # np.prod gives inf
+    assert (m, e) == (0.5, 1201)
+    m, e = _validation.prod_pow2(np.full(3000, 0.3))  # np.prod gives 0
+    assert 0.5 <= m < 1 and abs(np.log2(m) + e - 3000 * np.log2(0.3)) < 1e-9
+    assert _validation.prod_pow2([0.5j, 4.0]) == (0.5j, 2)
+    assert _validation.prod_pow2([-0.5, 4.0, -3.0]) == (0.75, 3)
+    assert _validation.prod_pow2(np.array([-2.0], np.float32)) == (-0.5, 2)
+    assert _validation.prod_pow2([]) == (1.0, 0)
+    assert _validation.prod_pow2([3.0, 0.0]) == (0.0, 0)

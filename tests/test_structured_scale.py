@@ -361,3 +361,15 @@ def test_operators_keep_single_precision_and_empty_blocks(op):
     assert op.matvec(np.ones(4, np.complex64)).dtype == np.complex64
     assert op.matvec(np.ones((4, 0), F32)).shape == (4, 0)
     assert op.krylov(x, 0).shape == (4, 0)
+
+
+def test_subdiagonal_corner_scale_without_overflow_of_prod():
+    # prod(a) = 2**1199 overflows, prod(a) prod(b) = 1: alpha beta = fa fb = -0.25
+    n = 1200
+    a = np.full(n - 1, 1.0005)
+    M = ld.ldr_subdiagonal(a, 1 / a, np.eye(n, 1), np.eye(n, 1), fa=0.5, fb=-0.5)
+    y = M @ np.eye(n, 1)[:, 0]
+    assert np.isfinite(y).all() and abs(y[0] - 1 / 1.25) < 1e-12
+    big = ld.ldr_subdiagonal(np.full(n - 1, 2.0), np.full(n - 1, 0.5), np.eye(n, 1), np.eye(n, 1))
+    with pytest.raises(OverflowError, match=r"LDRMatrix\.matmat: .* not representable"):
+        big @ np.ones(n)  # entries 2**i 2**-j up to 2**1199: genuinely out of range

@@ -27,6 +27,7 @@ import scipy.fft as sfft
 from lowdisp._config import blas_threads
 from lowdisp.structured._fast import (
     ToeplitzPlan,
+    _alpha_beta,
     cauchy_matmat,
     cauchy_rmatmat,
     cauchy_vjp,
@@ -414,9 +415,13 @@ def _ksum_vjp(apA, adA, pgA, apB, adB, pgB, c, G, H, X, dY):
 
 
 def _krylov_scale(a, fa, b, fb):
-    alpha = fa * np.prod(a) if fa != 0 else 0.0
-    beta = fb * np.prod(b) if fb != 0 else 0.0
-    d = 1.0 - alpha * beta
+    with np.errstate(over="ignore", under="ignore"):  # only the reference vjp uses these
+        alpha = fa * np.prod(a) if fa != 0 else 0.0
+        beta = fb * np.prod(b) if fb != 0 else 0.0
+    ab = _alpha_beta(a, fa, b, fb)  # without overflow of the partial products
+    if not np.isfinite(ab):
+        return alpha, beta, 0.0
+    d = 1.0 - ab
     return alpha, beta, (1.0 / d if d != 0 else np.inf)
 
 

@@ -31,6 +31,8 @@ import numpy as np
 import scipy.fft as sfft
 import scipy.linalg.blas as sla_blas
 
+from lowdisp._validation import prod_pow2
+
 __all__ = ["ToeplitzPlan"]
 
 _WORKERS = 1
@@ -891,11 +893,28 @@ def _sd_km(geo: _SDGeometry, V: np.ndarray, C: np.ndarray) -> np.ndarray:
     return Y
 
 
+def _alpha_beta(a: np.ndarray, fa: complex, b: np.ndarray, fb: complex) -> complex:
+    """``alpha beta = fa prod(a) fb prod(b)`` without overflow of the partial products
+    (``prod(a)`` alone overflows for n ~ 1100 subdiagonal entries of 2); an
+    ``alpha beta`` beyond the range becomes inf or 0, its correct limit."""
+    if fa == 0 or fb == 0:
+        return 0.0
+    ma, ea = prod_pow2(a)
+    mb, eb = prod_pow2(b)
+    m = complex(fa) * complex(fb) * ma * mb
+    with np.errstate(over="ignore", under="ignore"):
+        re, im = np.ldexp(m.real, ea + eb), np.ldexp(m.imag, ea + eb)
+    return _py(complex(re, im))
+
+
 def _sd_scale(a: np.ndarray, fa: complex, b: np.ndarray, fb: complex) -> complex:
     """1 / (1 - alpha beta) with alpha = fa prod(a), beta = fb prod(b)."""
     if fa == 0 or fb == 0:
         return 1.0
-    return _py(1.0 / (1.0 - fa * np.prod(a) * fb * np.prod(b)))
+    ab = _alpha_beta(a, fa, b, fb)
+    if not np.isfinite(ab):
+        return 0.0
+    return _py(1.0 / (1.0 - ab))
 
 
 def _sd_dtype(*arrays: Any) -> np.dtype:

@@ -20,6 +20,7 @@ from lowdisp._validation import (
 )
 from lowdisp.exceptions import RankError, SingularOperatorError
 from lowdisp.structured import _engine as E
+from lowdisp.structured._fast import _alpha_beta
 from lowdisp.structured._operators import (
     Diagonal,
     DisplacementOperator,
@@ -407,10 +408,10 @@ def _check_invertible(family: type, A: Any, B: Any, kind: str, where: str) -> No
                 "the Cauchy (Sylvester) map D(s) M - M D(t) needs s_j != t_k for all j, k"
             )
     elif family is _SubdiagonalFamily:
-        alpha, beta, _ = E._krylov_scale(A.s, A.f, B.base.s, B.base.f)
-        if abs(1 - alpha * beta) <= tiny:
+        ab = _alpha_beta(A.s, A.f, B.base.s, B.base.f)  # no overflow of prod(s)
+        if abs(1 - ab) <= tiny:
             raise SingularOperatorError(
-                f"{pre}A^n = alpha I and B^n = beta I with alpha * beta = {alpha * beta:.6g} == 1, "
+                f"{pre}A^n = alpha I and B^n = beta I with alpha * beta = {ab:.6g} == 1, "
                 "so eigenvalues of A and B multiply to 1; the Stein map M - A M B needs "
                 "alpha * beta != 1 (change a corner fa or fb)"
             )
