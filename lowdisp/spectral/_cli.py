@@ -355,7 +355,8 @@ def compute(
     True
     """
     from lowdisp._config import blas_threads
-    from lowdisp.spectral._common import as_dense_square, complex_schur, safe_norm
+    from lowdisp._validation import ldexp
+    from lowdisp.spectral._common import as_dense_square, complex_schur, safe_norm, unit_scale
     from lowdisp.spectral._crisscross import pseudospectral_abscissa, pseudospectral_radius
     from lowdisp.spectral._nonnormal import kreiss_constant, numerical_radius
     from lowdisp.spectral._norm import spectral_norm
@@ -391,10 +392,12 @@ def compute(
 
         def basic() -> None:
             with blas_threads(1):
-                T, _ = complex_schur(M)  # cached: the grid and the criss-cross reuse it
-                lam = np.diag(T)
-                dep = safe_norm(np.triu(T, 1))
-                omega = float(np.linalg.eigvalsh(0.5 * (M + M.conj().T))[-1])
+                # the routines below work on the same unit-scaled copy: one cached Schur form
+                Ms, e = unit_scale(M)
+                T, _ = complex_schur(Ms)
+                lam = ldexp(np.diag(T), e)
+                dep = float(ldexp(np.float64(safe_norm(np.triu(T, 1))), e))
+                omega = float(ldexp(np.linalg.eigvalsh(0.5 * (Ms + Ms.conj().T))[-1], e))
             rho = float(np.abs(lam).max())
             rel = dep / max(safe_norm(M), 1e-300)
             rep.values.update(

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import numbers
 import threading
 from typing import Any
 
@@ -11,17 +10,25 @@ import numpy as np
 import scipy.linalg as sla
 from scipy.sparse.linalg import LinearOperator
 
-from lowdisp._validation import as_array, check_finite, check_square
+from lowdisp._validation import (
+    as_array,
+    check_finite,
+    check_positive,
+    check_square,
+    ldexp,
+    max_abs,
+    pow2_exponent,
+)
 
 __all__ = [
     "MAX_DENSIFY",
     "as_dense_square",
     "check_eps",
-    "check_flag",
     "complex_schur",
     "is_operator",
-    "magnitude_scale",
     "safe_norm",
+    "scale_back",
+    "unit_scale",
 ]
 
 #: largest order a LinearOperator is densified to (``A @ I``) for the dense
@@ -78,14 +85,11 @@ def as_dense_square(A: Any, name: str, *, where: str) -> np.ndarray:
     return np.ascontiguousarray(arr, dtype=target)
 
 
-def check_eps(eps: Any, *, where: str) -> float:
-    """``eps`` must be a finite real number > 0."""
-    if isinstance(eps, bool) or not isinstance(eps, numbers.Real):
-        raise TypeError(f"{where}: eps must be a real number > 0; got {eps!r}")
-    v = float(eps)
-    if not np.isfinite(v) or v <= 0:
-        raise ValueError(f"{where}: eps must be finite and > 0; got {eps!r}")
-    return v
+def check_eps(eps: Any, *, where: str, name: str = "eps") -> float:
+    """``eps`` must be a finite real number > 0 (:func:`lowdisp._validation.check_positive`)."""
+    if isinstance(eps, np.ndarray) and eps.ndim == 0:
+        eps = eps[()]
+    return check_positive(eps, name, where=where)
 
 
 #: the last Schur form computed: (key, T, Z); see complex_schur
@@ -138,22 +142,56 @@ def safe_norm(x: np.ndarray) -> float:
     return s * float(np.linalg.norm(x / s))
 
 
-def magnitude_scale(M: np.ndarray) -> float:
-    """1.0 for matrices of moderate size, else the power of two nearest max|M|.
+#: ε or grid coordinates larger than this times max|A| set the scale instead of A
+_OTHERS_DOMINATE = 2.0**60
 
-    The dense routines work on ``M / scale`` (exact: a power of two) and scale
-    the results back, so matrices with entries near 1e-300 or 1e300 give the
-    same answers as their normalized versions instead of under/overflowing in
-    SVDs, squared norms and absolute tolerances.
+
+def unit_scale(M: np.ndarray, *others: float) -> tuple[np.ndarray, int]:
+    """``(M * 2**-e, e)`` with ``max(max|M|, *others) = f 2**e``, ``1 <= f < 2``.
+
+    The exact power-of-two rescaling at the door of every dense spectral
+    routine: they compute on a matrix whose largest entry lies in [1, 2)
+    and scale their results back with :func:`scale_back`, so that
+    f(2**k A) = 2**k f(A) bit for bit and f(c A) = c f(A) to rounding for
+    any c in 1e-300..1e300 (absolute tolerances, squared norms and LAPACK's
+    own scaling then never see entries near under- or overflow). ``others``
+    (ε, grid coordinates) set ``e`` instead when they exceed ``2**60 max|A|``:
+    the scale then follows them and A's entries may lose digits below their
+    rounding (or underflow), which cannot change the result.
     """
-    big = float(np.max(np.abs(M))) if M.size else 0.0
-    if big == 0.0 or not np.isfinite(big) or 1e-100 <= big <= 1e100:
-        return 1.0
-    return float(np.ldexp(1.0, int(np.frexp(big)[1])))
+    big = float(max_abs(M)) if M.size else 0.0
+    other = max((abs(float(o)) for o in others), default=0.0)
+    if other > _OTHERS_DOMINATE * big:
+        # only when they dwarf A (a scale-invariant test): routines called on the
+        # same A then share its unit-scaled copy, hence one cached Schur form
+        big = other
+    if big == 0.0 or not np.isfinite(big):
+        return M, 0
+    e = int(pow2_exponent(big)) - 1  # max in [1, 2): e = 0 for max|A| = 1
+    return (ldexp(M, -e) if e else M), e
 
 
-def check_flag(value: Any, name: str, *, where: str) -> bool:
-    """A True/False option (a string such as ``"no"`` would be truthy)."""
-    if not isinstance(value, bool | np.bool_):
-        raise TypeError(f"{where}: {name} must be True or False; got {value!r}")
-    return bool(value)
+def scale_back(x: Any, e: int, *, where: str, what: str) -> Any:
+    """``x * 2**e`` (exact unless it underflows); a finite value that overflows is an error.
+
+    Raises
+    ------
+    ValueError
+        When ``x`` is finite but ``x * 2**e`` is not representable (it names
+        ``what`` and ``where``).
+    """
+    if e == 0:
+        return x
+    arr = np.asarray(x)
+    with np.errstate(over="ignore", under="ignore", invalid="ignore"):
+        out = ldexp(arr, e)
+        bad = np.isfinite(arr) & ~np.isfinite(out)
+    if np.any(bad):
+        raise ValueError(
+            f"{where}: {what} overflows: it exceeds the largest float "
+            f"({np.finfo(np.float64).max:.3g}) for this scale of A (max|A| ~ 2**{e}); "
+            f"scale A down and multiply the result back in extended precision"
+        )
+    if np.ndim(x) == 0 and not isinstance(x, np.ndarray):
+        return complex(out) if np.iscomplexobj(out) else float(out)
+    return out

@@ -26,8 +26,14 @@ import numpy as np
 import scipy.linalg as sla
 
 from lowdisp._config import blas_threads
-from lowdisp._validation import as_rng, check_int
-from lowdisp.spectral._common import as_dense_square, check_eps, complex_schur, magnitude_scale
+from lowdisp._validation import as_rng, check_int, ldexp
+from lowdisp.spectral._common import (
+    as_dense_square,
+    check_eps,
+    complex_schur,
+    scale_back,
+    unit_scale,
+)
 
 __all__ = ["CrissCross", "pseudospectral_abscissa", "pseudospectral_radius"]
 
@@ -321,13 +327,20 @@ def _circle_crossings(M: np.ndarray, r: float, eps: float) -> np.ndarray:
     return np.sort(np.mod(ang, 2 * np.pi))
 
 
-def _prepare(A: Any, eps: Any, maxiter: Any, where: str) -> tuple[np.ndarray, float, int, float]:
-    """Validated (M / s, eps / s, maxiter, s) with s a power of two (see magnitude_scale)."""
-    M = as_dense_square(A, "A", where=where)
-    e = check_eps(eps, where=where)
+def _prepare(
+    A: Any, eps: Any, maxiter: Any, rng: Any, where: str
+) -> tuple[np.ndarray, float, int, np.random.Generator, int]:
+    """Validated (M 2**-e, eps 2**-e, maxiter, rng, e): see :func:`unit_scale`."""
+    ep = check_eps(eps, where=where)
     it = check_int(maxiter, "maxiter", where=where, low=1)
-    s = magnitude_scale(M)
-    return M / s, e / s, it, s
+    gen = as_rng(rng, where=where)
+    M, e = unit_scale(as_dense_square(A, "A", where=where), ep)
+    return M, float(ldexp(np.float64(ep), -e)), it, gen, e
+
+
+def _result(value: float, z: complex, it: int, e: int, where: str, what: str) -> CrissCross:
+    v = scale_back(float(value), e, where=where, what=what)
+    return CrissCross(float(v), complex(ldexp(np.complex128(z), e)), it)
 
 
 def _search(
@@ -336,7 +349,7 @@ def _search(
     """The criss-cross iteration with local climbs (see the module docstring)."""
     T, _ = complex_schur(M)
     lam = np.diag(T)
-    sv = _SigmaMin(M, T, as_rng(rng))
+    sv = _SigmaMin(M, T, rng)
     normA = float(np.linalg.norm(M, 2)) if M.shape[0] < _DENSE_BELOW else _norm2(M)
     s_hi = normA + 2 * eps  # σ_min(zI − A) ≥ |z| − ‖A‖ > ε beyond it
     scale = max(float(np.linalg.norm(M, 1)), eps)
@@ -445,10 +458,10 @@ def pseudospectral_abscissa(
     True
     """
     where = "pseudospectral_abscissa"
-    M, e, maxiter, s = _prepare(A, eps, maxiter, where)
+    M, ep, maxiter, gen, e = _prepare(A, eps, maxiter, rng, where)
     with blas_threads(1):
-        value, z, it = _search(M, e, maxiter, "abscissa", rng)
-    return CrissCross(float(value * s), complex(z) * s, it)
+        value, z, it = _search(M, ep, maxiter, "abscissa", gen)
+    return _result(value, z, it, e, where, "the pseudospectral abscissa")
 
 
 def pseudospectral_radius(A: Any, eps: float, *, maxiter: int = 50, rng: Any = None) -> CrissCross:
@@ -508,7 +521,7 @@ def pseudospectral_radius(A: Any, eps: float, *, maxiter: int = 50, rng: Any = N
     0.95
     """
     where = "pseudospectral_radius"
-    M, e, maxiter, s = _prepare(A, eps, maxiter, where)
+    M, ep, maxiter, gen, e = _prepare(A, eps, maxiter, rng, where)
     with blas_threads(1):
-        value, z, it = _search(M, e, maxiter, "radius", rng)
-    return CrissCross(float(value * s), complex(z) * s, it)
+        value, z, it = _search(M, ep, maxiter, "radius", gen)
+    return _result(value, z, it, e, where, "the pseudospectral radius")

@@ -11,8 +11,14 @@ import scipy.linalg as sla
 from scipy.optimize import minimize
 
 from lowdisp._config import blas_threads
-from lowdisp._validation import as_rng, check_int, check_option
-from lowdisp.spectral._common import as_dense_square, check_flag, complex_schur, safe_norm
+from lowdisp._validation import as_rng, check_bool, check_int, check_option, ldexp
+from lowdisp.spectral._common import (
+    as_dense_square,
+    complex_schur,
+    safe_norm,
+    scale_back,
+    unit_scale,
+)
 from lowdisp.spectral._pseudo import sigma_min_points
 
 __all__ = [
@@ -90,8 +96,10 @@ def numerical_range(A: Any, *, npts: int = 100) -> np.ndarray:
     True
     """
     where = "numerical_range"
-    M = as_dense_square(A, "A", where=where)
     npts = check_int(npts, "npts", where=where, low=3)
+    M = as_dense_square(A, "A", where=where)
+    dt = _out_complex(A)
+    M, e = unit_scale(M)
     theta = -2 * np.pi * np.arange(npts) / npts
     with blas_threads(1):
         pts = np.empty(npts, dtype=np.complex128)
@@ -100,7 +108,19 @@ def numerical_range(A: Any, *, npts: int = 100) -> np.ndarray:
             _, X = np.linalg.eigh(_hermitian_parts(M, theta[s : s + chunk]))
             x = X[:, :, -1]  # (k, n)
             pts[s : s + chunk] = np.einsum("ki,ij,kj->k", x.conj(), M, x)
-    return pts
+    return scale_back(pts, e, where=where, what="the numerical range").astype(dt, copy=False)
+
+
+def _out_complex(A: Any) -> np.dtype:
+    """complex64 for single-precision input, else complex128 (the results' precision class)."""
+    dt = getattr(A, "dtype", None)
+    try:
+        if dt is None:
+            dt = np.asarray(A).dtype
+        single = np.dtype(dt) in (np.dtype(np.float32), np.dtype(np.complex64))
+    except TypeError:
+        single = False
+    return np.dtype(np.complex64 if single else np.complex128)
 
 
 def numerical_abscissa(A: Any) -> float:
@@ -126,9 +146,11 @@ def numerical_abscissa(A: Any) -> float:
     >>> numerical_abscissa(np.array([[-1.0, 4.0], [0.0, -1.0]]))
     1.0
     """
-    M = as_dense_square(A, "A", where="numerical_abscissa")
+    where = "numerical_abscissa"
+    M, e = unit_scale(as_dense_square(A, "A", where=where))
     with blas_threads(1):
-        return float(np.linalg.eigvalsh(0.5 * (M + M.conj().T))[-1])
+        w = float(np.linalg.eigvalsh(0.5 * (M + M.conj().T))[-1])
+    return float(scale_back(w, e, where=where, what="the numerical abscissa"))
 
 
 def _top_pair(
@@ -298,11 +320,12 @@ def numerical_radius(A: Any, *, npts: int = 64, rng: Any = None) -> float:
     True
     """
     where = "numerical_radius"
-    M = as_dense_square(A, "A", where=where)
     npts = check_int(npts, "npts", where=where, low=8)
-    gen = as_rng(rng)
+    gen = as_rng(rng, where=where)
+    M, e = unit_scale(as_dense_square(A, "A", where=where))
     with blas_threads(1):
-        return float(_numerical_radius_core(M, npts, gen))
+        r = float(_numerical_radius_core(M, npts, gen))
+    return float(scale_back(r, e, where=where, what="the numerical radius"))
 
 
 # --------------------------------------------------------------------------
@@ -342,14 +365,15 @@ def departure_from_normality(A: Any, *, relative: bool = False) -> float:
     3.0
     """
     where = "departure_from_normality"
-    M = as_dense_square(A, "A", where=where)
+    relative = check_bool(relative, "relative", where=where)
+    M, e = unit_scale(as_dense_square(A, "A", where=where))
     with blas_threads(1):
         T, _ = complex_schur(M)
         dep = safe_norm(np.triu(T, 1))
-    if not check_flag(relative, "relative", where=where):
-        return dep
+    if not relative:
+        return float(scale_back(dep, e, where=where, what="the departure from normality"))
     nf = safe_norm(M)
-    return dep / nf if nf > 0 else 0.0
+    return min(dep / nf, 1.0) if nf > 0 else 0.0
 
 
 @dataclass(frozen=True, eq=False)
@@ -400,7 +424,10 @@ def eigenvalue_condition_numbers(A: Any) -> EigenvalueConditioning:
     >>> np.round(c.condition_numbers, 12).tolist()
     [1.414213562373, 1.414213562373]
     """
-    M = as_dense_square(A, "A", where="eigenvalue_condition_numbers")
+    where = "eigenvalue_condition_numbers"
+    M = as_dense_square(A, "A", where=where)
+    dt = _out_complex(A)
+    M, e = unit_scale(M)
     with blas_threads(1):
         lam, Y, X = sla.eig(M, left=True, right=True)
     X = X / np.linalg.norm(X, axis=0)
@@ -411,7 +438,11 @@ def eigenvalue_condition_numbers(A: Any) -> EigenvalueConditioning:
     tiny = M.shape[0] * np.finfo(np.float64).eps
     with np.errstate(divide="ignore"):
         kappa = np.where(d > tiny, 1.0 / np.maximum(d, tiny), np.inf)
-    return EigenvalueConditioning(lam.astype(np.complex128), np.maximum(kappa, 1.0))
+    lam = scale_back(lam.astype(np.complex128), e, where=where, what="an eigenvalue")
+    real_dt = np.float32 if dt == np.complex64 else np.float64
+    return EigenvalueConditioning(
+        lam.astype(dt, copy=False), np.maximum(kappa, 1.0).astype(real_dt, copy=False)
+    )
 
 
 # --------------------------------------------------------------------------
@@ -456,9 +487,15 @@ def _sigma_exact(M: np.ndarray, z: complex) -> float:
 
 
 def _kreiss_search(
-    M: np.ndarray, kind: str, rng: np.random.Generator
+    M: np.ndarray, kind: str, rng: np.random.Generator, e: int = 0
 ) -> tuple[float, complex | None, np.ndarray, np.ndarray]:
-    """(K, maximizer, sample points z, sampled ratios) of the Kreiss supremum."""
+    """(K, maximizer, sample points z, sampled ratios) of the Kreiss supremum of 2**e M.
+
+    M is the unit-scaled matrix (:func:`unit_scale`); the returned points are
+    in M's units (multiply by 2**e). The continuous ratio is invariant under
+    scaling; the discrete one is computed with the unit circle of 2**e M,
+    the circle of radius R = 2**-e for M.
+    """
     n = M.shape[0]
     eps = np.finfo(float).eps
     T, _ = complex_schur(M)
@@ -468,22 +505,23 @@ def _kreiss_search(
     empty = np.empty(0, dtype=np.complex128), np.empty(0)
     if kind == "discrete":
         rho = float(np.abs(lam).max())
-        if rho > 1 + 1e-13:
+        if float(ldexp(np.float64(rho), e)) > 1 + 1e-13:
             k = int(np.argmax(np.abs(lam)))
             return math.inf, complex(lam[k]), *empty
-        if normA <= 1 + 4 * eps:
+        if float(ldexp(np.float64(normA), e)) <= 1 + 4 * eps:
             return 1.0, None, *empty
-        top = math.log10(max(2 * normA, 2.0))
-        d = np.logspace(-8, top, 40)
+        R = float(ldexp(np.float64(1.0), -e))  # < normA <= n here
+        top = math.log10(max(2 * normA / R, 2.0))
+        d = R * np.logspace(-8, top, 40)
         na = 72
         th = np.linspace(0, np.pi if real else 2 * np.pi, na // (2 if real else 1) + 1)
         D, TH = np.meshgrid(d, th)
-        z = ((1 + D) * np.exp(1j * TH)).ravel()
+        z = ((R + D) * np.exp(1j * TH)).ravel()
         measure = D.ravel()
 
         def point(p: np.ndarray) -> tuple[complex, float]:
             dd = math.exp(p[0])
-            return complex((1 + dd) * np.exp(1j * p[1])), dd
+            return complex((R + dd) * np.exp(1j * p[1])), dd
 
         params = np.column_stack([np.log(D.ravel()), TH.ravel()])
     else:
@@ -599,11 +637,15 @@ def kreiss_constant(A: Any, *, kind: str = "discrete", rng: Any = None) -> Kreis
     True
     """
     where = "kreiss_constant"
+    if not isinstance(kind, str):
+        raise TypeError(f"{where}: kind must be 'discrete' or 'continuous'; got {kind!r}")
     check_option(kind, "kind", ("discrete", "continuous"), where=where)
-    M = as_dense_square(A, "A", where=where)
-    gen = as_rng(rng)
+    gen = as_rng(rng, where=where)
+    M, e = unit_scale(as_dense_square(A, "A", where=where))
     with blas_threads(1):
-        value, z, _, _ = _kreiss_search(M, kind, gen)
+        value, z, _, _ = _kreiss_search(M, kind, gen, e)
+    if z is not None:
+        z = complex(ldexp(np.complex128(z), e))
     return KreissConstant(float(value), z, kind, float(math.e * M.shape[0] * value))
 
 
@@ -716,14 +758,22 @@ def transient_growth(A: Any, steps: int, *, rng: Any = None) -> TransientGrowth:
     True
     """
     where = "transient_growth"
-    M = as_dense_square(A, "A", where=where)
     steps = check_int(steps, "steps", where=where, low=0)
-    gen = as_rng(rng)
+    gen = as_rng(rng, where=where)
+    M = as_dense_square(A, "A", where=where)
+    single = _out_complex(A) == np.complex64
+    M, e = unit_scale(M)
     with blas_threads(1):
-        value, zmax, z, ratio = _kreiss_search(M, "discrete", gen)
+        value, zmax, z, ratio = _kreiss_search(M, "discrete", gen, e)
         norms = _power_norms(M, steps)
-    kreiss = KreissConstant(float(value), zmax, "discrete", float(math.e * M.shape[0] * value))
     k = np.arange(steps + 1)
+    # ‖A^k‖ = 2^{ke} ‖M^k‖ exactly: overflow gives inf, underflow 0 (both as for A^k itself)
+    with np.errstate(over="ignore", under="ignore"):
+        norms = np.ldexp(norms, k * e)
+    if zmax is not None:
+        zmax = complex(ldexp(np.complex128(zmax), e))
+    z = ldexp(z, e) if z.size else z
+    kreiss = KreissConstant(float(value), zmax, "discrete", float(math.e * M.shape[0] * value))
     lb = np.ones(steps + 1)
     pts = list(zip(np.abs(z), ratio))
     if zmax is not None and np.isfinite(value):
@@ -734,4 +784,6 @@ def transient_growth(A: Any, steps: int, *, rng: Any = None) -> TransientGrowth:
         with np.errstate(over="ignore", under="ignore"):
             cand = Kp / (1 + (Kp - 1) * np.exp(-k * math.log(r)))
         np.maximum(lb, cand, out=lb)
+    if single:
+        norms, lb = norms.astype(np.float32), lb.astype(np.float32)
     return TransientGrowth(k, norms, lb, kreiss)

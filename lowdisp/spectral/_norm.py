@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -10,8 +11,18 @@ import numpy as np
 import scipy.linalg as sla
 from scipy.sparse.linalg import aslinearoperator
 
-from lowdisp._validation import as_array, as_rng, check_int, check_positive, lookup
-from lowdisp.spectral._common import MAX_DENSIFY, check_flag, is_operator, safe_norm
+from lowdisp._validation import (
+    as_array,
+    as_rng,
+    check_bool,
+    check_int,
+    check_positive,
+    ldexp,
+    lookup,
+    max_abs,
+    pow2_exponent,
+)
+from lowdisp.spectral._common import MAX_DENSIFY, is_operator, safe_norm
 
 __all__ = ["NormEstimate", "spectral_norm", "spectral_normalize"]
 
@@ -70,7 +81,7 @@ class _Op:
             self._mm: Callable[[np.ndarray], np.ndarray] = op.matmat
             self._rmm: Callable[[np.ndarray], np.ndarray] = op.rmatmat
             self.dense: np.ndarray | None = None
-            self.scale = 0.0  # set from the first product (see _scaled)
+            self.exp: int | None = None  # set from the first product (see _scaled)
             self._rescale = True
         else:
             arr = as_array(A, "A", where=where, ndim=2)
@@ -78,10 +89,9 @@ class _Op:
                 raise ValueError(f"{where}: A must not be empty; got shape {arr.shape}")
             dt = arr.dtype
             work = arr.astype(np.complex128 if dt.kind == "c" else np.float64, copy=False)
-            big = float(np.max(np.abs(work)))
-            self.scale = _power_of_two(big)
-            if self.scale != 1.0:
-                work = work / self.scale  # exact: a power of two
+            self.exp = _exponent(float(max_abs(work)))
+            if self.exp:
+                work = ldexp(work, -self.exp)  # exact: a power of two
             self._rescale = False  # the array itself is scaled
             self.dense = work
             AH = work.conj().T if dt.kind == "c" else work.T
@@ -111,9 +121,9 @@ class _Op:
         y = y.astype(self.work_dtype, copy=False)
         if not np.isfinite(y).all():
             raise ValueError(f"{self.where}: a product with A returned NaN or Inf entries")
-        if self.scale == 0.0:
-            self.scale = _power_of_two(float(np.max(np.abs(y))) if y.size else 0.0)
-        return y / self.scale if self.scale != 1.0 else y
+        if self.exp is None:
+            self.exp = _exponent(float(max_abs(y)))
+        return ldexp(y, -self.exp) if self.exp else y
 
     def mv(self, x: np.ndarray) -> np.ndarray:
         self.count += 1
@@ -132,11 +142,11 @@ class _Op:
         return self._scaled(np.asarray(self._rmv(x)).reshape(-1))
 
 
-def _power_of_two(big: float) -> float:
-    """1.0 for moderate magnitudes, else the power of two nearest ``big``."""
-    if not np.isfinite(big) or big == 0.0 or 1e-150 <= big <= 1e150:
-        return 1.0
-    return float(np.ldexp(1.0, int(np.frexp(big)[1])))
+def _exponent(big: float) -> int:
+    """0 for moderate magnitudes, else e with ``big = f 2**e``, ``0.5 <= f < 1``."""
+    if big == 0.0 or not math.isfinite(big) or 1e-150 <= big <= 1e150:
+        return 0
+    return int(pow2_exponent(big))
 
 
 def _error(res: float, sigma: float, second: float) -> float:
@@ -391,7 +401,7 @@ def spectral_norm(
         check_finite(op.dense, "A", where=where)
     if op.dtype.itemsize <= (8 if op.complex else 4):
         tol = max(tol, 1e-6)  # single precision products cannot certify more
-    gen = as_rng(rng)
+    gen = as_rng(rng, where=where)
     # validate every argument whatever the method (the dense path ignores them)
     if maxiter is not None:
         maxiter = check_int(maxiter, "maxiter", where=where, low=1)
@@ -418,14 +428,21 @@ def spectral_norm(
         else:
             est = _randomized(op, v, tol, it, gen)
     out_dt = np.result_type(op.dtype, np.float32)
-    sc = op.scale if op.scale != 0.0 else 1.0
+    ex = op.exp or 0
+    with np.errstate(over="ignore"):
+        value, bound = (float(ldexp(np.float64(v), ex)) for v in (est.value, est.error_bound))
+    if not math.isfinite(value):
+        raise ValueError(
+            f"{where}: ‖A‖₂ overflows: it exceeds the largest float "
+            f"({np.finfo(np.float64).max:.3g}); scale A down first"
+        )
     return NormEstimate(
-        est.value * sc,
+        value,
         est.u.astype(out_dt, copy=False),
         est.v.astype(out_dt, copy=False),
         est.n_matvecs,
         est.converged,
-        est.error_bound * sc,
+        bound,
     )
 
 
@@ -472,15 +489,32 @@ def spectral_normalize(
     """
     where = "spectral_normalize"
     target = check_positive(target, "target", where=where)
-    clip = check_flag(clip, "clip", where=where)
+    clip = check_bool(clip, "clip", where=where)
+    lookup({k: k for k in _METHODS}, method, "method", where=where)
+    check_positive(tol, "tol", where=where)
+    if tol >= 1:
+        raise ValueError(f"{where}: tol must be in (0, 1); got {tol!r}")
+    rng = as_rng(rng, where=where)
+    if not is_operator(W):
+        W = as_array(W, "W", where=where, ndim=2)
+        if W.size == 0:
+            raise ValueError(f"{where}: W must not be empty; got shape {W.shape}")
     est = spectral_norm(W, method=method, tol=tol, rng=rng)
     if est.value == 0:
         raise ValueError(f"{where}: W is zero; its spectral norm cannot be set to {target}")
-    scale = target / est.value
     if clip and est.value <= target:
-        scale = 1.0
+        return aslinearoperator(W) if is_operator(W) else W
     if is_operator(W):
-        op = aslinearoperator(W)
-        return op if scale == 1.0 else op * scale
-    arr = as_array(W, "W", where=where, ndim=2)
-    return (arr * scale).astype(arr.dtype, copy=False)
+        scale = target / est.value
+        if not math.isfinite(scale):
+            raise ValueError(
+                f"{where}: target/‖W‖₂ = {target!r}/{est.value!r} overflows; scale W first"
+            )
+        return aslinearoperator(W) * scale
+    # W/‖W‖₂ first (entries <= 1): no overflow of target/‖W‖₂ for tiny W
+    with np.errstate(over="raise"):
+        try:
+            out = (W / est.value) * target
+        except FloatingPointError:
+            raise ValueError(f"{where}: W·target/‖W‖₂ overflows for target={target!r}") from None
+    return out.astype(W.dtype, copy=False)

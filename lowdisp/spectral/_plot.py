@@ -54,6 +54,25 @@ def auto_levels(sigma_min: np.ndarray, width: float, *, max_levels: int = 8) -> 
     return np.round(levels, 10) if levels.size else np.array([hi])
 
 
+def _eps_levels(eps: Any, *, where: str) -> np.ndarray:
+    """log10 of the sorted ε levels: one ε > 0 or a non-empty sequence of them."""
+    from lowdisp.spectral._common import check_eps
+
+    if isinstance(eps, str | bytes | bool | np.bool_):
+        raise TypeError(f"{where}: eps must be a number > 0 or a sequence of them; got {eps!r}")
+    if np.ndim(eps) == 0:
+        vals = [check_eps(eps, where=where)]
+    else:
+        try:
+            items = list(np.asarray(eps, dtype=object).ravel())
+        except (TypeError, ValueError) as exc:
+            raise TypeError(f"{where}: eps must be a sequence of numbers; got {eps!r}") from exc
+        if not items:
+            raise ValueError(f"{where}: eps must hold at least one level; got {eps!r}")
+        vals = [check_eps(v, where=where) for v in items]
+    return np.log10(np.sort(np.asarray(vals, dtype=float)))
+
+
 def plot_pseudospectra(
     A: Any,
     eps: Any = None,
@@ -99,10 +118,23 @@ def plot_pseudospectra(
     >>> ax.get_xlabel()
     'Re z'
     """
-    from lowdisp.spectral._common import check_eps, check_flag
+    from lowdisp._validation import check_bool as check_flag
+    from lowdisp._validation import check_int
     from lowdisp.spectral._pseudo import Pseudospectra, pseudospectra
 
-    colorbar = check_flag(colorbar, "colorbar", where="plot_pseudospectra")
+    where = "plot_pseudospectra"
+    colorbar = check_flag(colorbar, "colorbar", where=where)
+    npts = check_int(npts, "npts", where=where, low=2)
+    if not isinstance(cmap, str):
+        raise TypeError(f"{where}: cmap must be a colormap name (str); got {cmap!r}")
+    import matplotlib
+
+    if cmap not in matplotlib.colormaps:
+        raise ValueError(
+            f"{where}: unknown cmap {cmap!r}; use a name from matplotlib.colormaps (e.g. 'viridis')"
+        )
+    # the levels are checked before the grid is computed
+    user_levels = None if eps is None else _eps_levels(eps, where=where)
     ps = A if isinstance(A, Pseudospectra) else pseudospectra(A, npts=npts)
     if ps.re.size < 2 or ps.im.size < 2:
         raise ValueError(
@@ -110,11 +142,7 @@ def plot_pseudospectra(
             f"got {ps.re.size} x {ps.im.size}"
         )
     width = float(max(ps.re[-1] - ps.re[0], ps.im[-1] - ps.im[0]))
-    if eps is None:
-        levels = auto_levels(ps.sigma_min, width)
-    else:
-        vals = np.atleast_1d(np.asarray(eps, dtype=float))
-        levels = np.log10(np.sort([check_eps(float(e), where="plot_pseudospectra") for e in vals]))
+    levels = auto_levels(ps.sigma_min, width) if user_levels is None else user_levels
     ax = _axes(ax)
     L = np.log10(ps.sigma_min)
     if levels.size == 1:
@@ -169,10 +197,12 @@ def plot_numerical_range(
     >>> len(ax.lines)
     2
     """
-    from lowdisp.spectral._common import check_flag
+    from lowdisp._validation import check_bool as check_flag
+    from lowdisp._validation import check_int
     from lowdisp.spectral._nonnormal import numerical_range
 
     eigenvalues = check_flag(eigenvalues, "eigenvalues", where="plot_numerical_range")
+    npts = check_int(npts, "npts", where="plot_numerical_range", low=3)
     w = numerical_range(A, npts=npts)
     ax = _axes(ax)
     wc = np.append(w, w[0])
@@ -257,6 +287,10 @@ def plot_transient(A: Any, steps: int | None = None, *, ax: Any = None, rng: Any
     else:
         if steps is None:
             raise ValueError("plot_transient: steps is required when A is a matrix")
+        from lowdisp._validation import as_rng, check_int
+
+        steps = check_int(steps, "steps", where="plot_transient", low=0)
+        rng = as_rng(rng, where="plot_transient")
         tg = transient_growth(A, steps, rng=rng)
     ax = _axes(ax)
     ax.semilogy(tg.k, tg.norms, "o-", ms=3, color="C0", label="‖A^k‖₂")

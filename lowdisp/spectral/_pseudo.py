@@ -13,13 +13,21 @@ from typing import Any
 import numpy as np
 
 from lowdisp._config import blas_threads
-from lowdisp._validation import as_array, as_rng, check_int, check_positive, lookup
+from lowdisp._validation import (
+    as_array,
+    as_plain_ndarray,
+    as_rng,
+    check_bool,
+    check_int,
+    check_positive,
+    ldexp,
+    lookup,
+)
 from lowdisp.exceptions import ConvergenceWarning, UnderflowWarning
 from lowdisp.spectral._common import (
     as_dense_square,
-    check_flag,
     complex_schur,
-    magnitude_scale,
+    unit_scale,
 )
 
 __all__ = ["UNDERFLOW_CLAMP", "Pseudospectra", "pseudospectra", "sigma_min_points"]
@@ -119,7 +127,7 @@ class Pseudospectra:
         from lowdisp.spectral._common import check_eps
 
         eps = check_eps(eps, where="Pseudospectra.contains")
-        s = self.sigma_at(z)
+        s = self._sigma_at(z, where="Pseudospectra.contains")
         return s <= eps
 
     def sigma_at(self, z: Any) -> Any:
@@ -133,14 +141,20 @@ class Pseudospectra:
         >>> float(ps.sigma_at(1.0))
         1.0
         """
-        zz = np.asarray(z)
-        if zz.dtype.kind not in "biufc" or not np.isfinite(zz).all():
-            raise ValueError(f"Pseudospectra: z must be finite numbers; got {z!r}")
+        return self._sigma_at(z, where="Pseudospectra.sigma_at")
+
+    def _sigma_at(self, z: Any, *, where: str) -> Any:
+        zz = np.asarray(as_plain_ndarray(z, "z", where=where))
+        if zz.dtype.kind not in "iufc":
+            raise TypeError(f"{where}: z must be real or complex numbers; got {z!r}")
+        if not np.isfinite(zz).all():
+            raise ValueError(f"{where}: z must be finite; got {z!r}")
         x = np.real(zz).astype(float)
         y = np.imag(zz).astype(float)
         re, im = self.re, self.im
-        tol_x = 1e-12 * max(1.0, float(np.abs(re).max()))
-        tol_y = 1e-12 * max(1.0, float(np.abs(im).max()))
+        # relative to the grid (a grid at scale 1e-20 has its own rounding)
+        tol_x = 1e-12 * max(float(np.abs(re).max()), float(re[-1] - re[0]))
+        tol_y = 1e-12 * max(float(np.abs(im).max()), float(im[-1] - im[0]))
         if (
             (x < re[0] - tol_x).any()
             or (x > re[-1] + tol_x).any()
@@ -148,7 +162,7 @@ class Pseudospectra:
             or (y > im[-1] + tol_y).any()
         ):
             raise ValueError(
-                f"Pseudospectra: z must lie inside the grid box "
+                f"{where}: z must lie inside the grid box "
                 f"[{re[0]:.4g}, {re[-1]:.4g}] x [{im[0]:.4g}, {im[-1]:.4g}]i; "
                 f"compute a larger grid for points outside"
             )
@@ -751,8 +765,9 @@ def pseudospectra(
     Warns
     -----
     UnderflowWarning
-        Where σ_min < 1e-150 the resolvent overflows; those points are set to
-        the clamp ``1e-150`` and counted in the message.
+        Where σ_min < 1e-150·s (s = 2**e the power of two with
+        1 <= max|A|/s < 2) the resolvent overflows at unit scale; those points
+        are set to the clamp ``1e-150·s`` and counted in the message.
     ConvergenceWarning
         Points that did not converge within ``maxiter``.
 
@@ -800,7 +815,6 @@ def pseudospectra(
     True
     """
     where = "pseudospectra"
-    M = as_dense_square(A, "A", where=where)
     kind = lookup(_METHODS, method, "method", where=where)
     tol = check_positive(tol, "tol", where=where)
     if tol >= 1:
@@ -808,8 +822,8 @@ def pseudospectra(
     tol = max(tol, 4 * np.finfo(float).eps)
     npts = check_int(npts, "npts", where=where, low=1)
     maxiter = 300 if maxiter is None else check_int(maxiter, "maxiter", where=where, low=1)
-    gen = as_rng(rng)
-    warm = check_flag(warm_start, "warm_start", where=where)
+    gen = as_rng(rng, where=where)
+    warm = check_bool(warm_start, "warm_start", where=where)
     if workers is None:
         import os
 
@@ -820,29 +834,36 @@ def pseudospectra(
         raise TypeError(
             f"{where}: progress must be True, False or a callable(done, total); got {progress!r}"
         )
+    # every option is checked before the O(n³) Schur form
+    re_u = _grid_axis(re, "re") if re is not None else None
+    im_u = _grid_axis(im, "im") if im is not None else None
+    bx_u: tuple[float, ...] | None = None
+    if box is not None:
+        b = as_array(box, "box", where=where, ndim=1, allow_complex=False, dtype=np.float64)
+        if b.size != 4 or not (b[0] < b[1] and b[2] < b[3]):
+            raise ValueError(
+                f"{where}: box must be (xmin, xmax, ymin, ymax) with xmin < xmax "
+                f"and ymin < ymax; got {box!r}"
+            )
+        bx_u = tuple(float(v) for v in b)
+    M = as_dense_square(A, "A", where=where)
     n = M.shape[0]
     real = M.dtype.kind == "f"
-    # entries near 1e-300 or 1e300: compute on M / s (s a power of two) and scale back
-    s = magnitude_scale(M)
-    if s != 1.0:
-        M = M / s
+    # compute at unit scale: M 2**-e (exact), grid 2**-e; results scaled back
+    others = [float(np.abs(v).max()) for v in (re_u, im_u) if v is not None]
+    if bx_u is not None and (re_u is None or im_u is None):
+        others.append(max(abs(v) for v in bx_u))
+    M, e = unit_scale(M, *others)
     with blas_threads(1):
         T, _ = complex_schur(M)
         eigs = np.diag(T).copy()
-        if re is None or im is None:
-            if box is None:
+        if re_u is None or im_u is None:
+            if bx_u is None:
                 bx = _auto_axes(eigs, T)
             else:
-                b = as_array(box, "box", where=where, ndim=1, allow_complex=False)
-                if b.size != 4 or not (b[0] < b[1] and b[2] < b[3]):
-                    raise ValueError(
-                        f"{where}: box must be (xmin, xmax, ymin, ymax) with xmin < xmax "
-                        f"and ymin < ymax; got {box!r}"
-                    )
-                bx = (float(b[0]), float(b[1]), float(b[2]), float(b[3]))
-                bx = tuple(v / s for v in bx)  # type: ignore[assignment]
-        re_ = _grid_axis(re, "re") / s if re is not None else np.linspace(bx[0], bx[1], npts)
-        im_ = _grid_axis(im, "im") / s if im is not None else np.linspace(bx[2], bx[3], npts)
+                bx = tuple(float(ldexp(np.float64(v), -e)) for v in bx_u)  # type: ignore[assignment]
+        re_ = ldexp(re_u, -e) if re_u is not None else np.linspace(bx[0], bx[1], npts)
+        im_ = ldexp(im_u, -e) if im_u is not None else np.linspace(bx[2], bx[3], npts)
         if kind == "auto":
             kind = "svd" if n <= _SVD_BELOW else "lanczos"
         if kind == "svd":
@@ -879,19 +900,39 @@ def pseudospectra(
             finally:
                 bar.close()
             S, under, uncon = S[inv], under[inv], uncon[inv]
-    _report(under, uncon, where=where, maxiter=maxiter)
-    if s != 1.0:
-        floor = max(UNDERFLOW_CLAMP * s, np.finfo(np.float64).tiny)
-        re_, im_, eigs = re_ * s, im_ * s, eigs * s
-        S = np.maximum(S * s, floor)
+    # the clamp is relative to A's scale: 1e-150 2**e (1e-150 for 1 <= max|A| < 2)
+    floor = max(float(ldexp(np.float64(UNDERFLOW_CLAMP), e)), _SMALLEST)
+    _report(under, uncon, where=where, maxiter=maxiter, clamp=floor)
+    if e != 0:
+        with np.errstate(over="ignore", under="ignore"):
+            re_ = re_u if re_u is not None else ldexp(re_, e)
+            im_ = im_u if im_u is not None else ldexp(im_, e)
+            eigs = ldexp(eigs, e)
+            S = np.maximum(ldexp(S, e), floor)
+        if not (np.isfinite(S).all() and np.isfinite(re_).all() and np.isfinite(im_).all()):
+            raise ValueError(
+                f"{where}: σ_min or the grid overflows at this scale of A and the grid "
+                f"(max ~ 2**{e}): choose a grid inside the floating-point range"
+            )
     return Pseudospectra(re_, im_, S, eigs)
 
 
-def _report(under: np.ndarray, uncon: np.ndarray, *, where: str, maxiter: int) -> None:
+#: the smallest positive double (a subnormal)
+_SMALLEST = float(np.nextafter(0.0, 1.0))
+
+
+def _report(
+    under: np.ndarray,
+    uncon: np.ndarray,
+    *,
+    where: str,
+    maxiter: int,
+    clamp: float = UNDERFLOW_CLAMP,
+) -> None:
     if under.any():
         warnings.warn(
-            f"{where}: σ_min underflowed (resolvent norm > 1e150) at {int(under.sum())} of "
-            f"{under.size} points; they are reported as the clamp {UNDERFLOW_CLAMP:g}. "
+            f"{where}: σ_min underflowed (σ_min < 1e-150·max|A|) at {int(under.sum())} of "
+            f"{under.size} points; they are reported as the clamp {clamp:g}. "
             f"The matrix is extremely non-normal there: any value below about n·eps·‖A‖ "
             f"is rounding noise.",
             UnderflowWarning,
