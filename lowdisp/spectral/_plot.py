@@ -135,7 +135,12 @@ def plot_pseudospectra(
         )
     # the levels are checked before the grid is computed
     user_levels = None if eps is None else _eps_levels(eps, where=where)
-    ps = A if isinstance(A, Pseudospectra) else pseudospectra(A, npts=npts)
+    if isinstance(A, Pseudospectra):
+        ps = A
+    else:
+        from lowdisp.spectral._common import as_dense_square
+
+        ps = pseudospectra(as_dense_square(A, "A", where=where), npts=npts)
     if ps.re.size < 2 or ps.im.size < 2:
         raise ValueError(
             "plot_pseudospectra: the grid needs at least 2 points per side to draw contours; "
@@ -203,14 +208,14 @@ def plot_numerical_range(
 
     eigenvalues = check_flag(eigenvalues, "eigenvalues", where="plot_numerical_range")
     npts = check_int(npts, "npts", where="plot_numerical_range", low=3)
-    w = numerical_range(A, npts=npts)
+    from lowdisp.spectral._common import as_dense_square
+
+    M = as_dense_square(A, "A", where="plot_numerical_range")
+    w = numerical_range(M, npts=npts)
     ax = _axes(ax)
     wc = np.append(w, w[0])
     ax.plot(wc.real, wc.imag, "-", color="C1", label="boundary of W(A)")
     if eigenvalues:
-        from lowdisp.spectral._common import as_dense_square
-
-        M = as_dense_square(A, "A", where="plot_numerical_range")
         ev = np.linalg.eigvals(M)
         ax.plot(ev.real, ev.imag, "k.", ms=4, label="eigenvalues")
     ax.set_xlabel("Re z")
@@ -291,6 +296,9 @@ def plot_transient(A: Any, steps: int | None = None, *, ax: Any = None, rng: Any
 
         steps = check_int(steps, "steps", where="plot_transient", low=0)
         rng = as_rng(rng, where="plot_transient")
+        from lowdisp.spectral._common import as_dense_square
+
+        as_dense_square(A, "A", where="plot_transient")  # errors in this function's name
         tg = transient_growth(A, steps, rng=rng)
     ax = _axes(ax)
     ax.semilogy(tg.k, tg.norms, "o-", ms=3, color="C0", label="‖A^k‖₂")
