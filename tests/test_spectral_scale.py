@@ -283,3 +283,15 @@ def test_spectral_norm_overflow_and_normalize_of_tiny_weights():
         warnings.simplefilter("error")
         W = ld.spectral_normalize(1e-300 * B, target=2.0)
     assert ld.spectral_norm(W).value == pytest.approx(2.0, rel=1e-12)
+
+
+@pytest.mark.parametrize("c", [3.0, 1e10, 1e100])
+def test_discrete_kreiss_constant_of_a_scaled_nilpotent(c):
+    # K(cJ) = max_r (r - 1)(c/r² + sqrt(c²/r⁴ + 4/r²))/2: c/4 for large c; the
+    # σ_min below the inverse-Lanczos clamp was taken for a singularity (inf)
+    J = np.array([[0.0, 1.0], [0.0, 0.0]])
+    r = np.logspace(0, np.log10(c) + 2, 20001)[1:]
+    want = ((r - 1) * (c / r**2 + np.sqrt((c / r**2) ** 2 + 4 / r**2)) / 2).max()
+    K = ld.kreiss_constant(c * J, rng=0)
+    assert K.value == pytest.approx(want, rel=1e-6)
+    assert K.value <= c  # sup_k ‖(cJ)^k‖ = c

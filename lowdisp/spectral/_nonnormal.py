@@ -19,7 +19,7 @@ from lowdisp.spectral._common import (
     scale_back,
     unit_scale,
 )
-from lowdisp.spectral._pseudo import sigma_min_points
+from lowdisp.spectral._pseudo import UNDERFLOW_CLAMP, sigma_min_points
 
 __all__ = [
     "EigenvalueConditioning",
@@ -486,6 +486,12 @@ def _sigma_exact(M: np.ndarray, z: complex) -> float:
     return float(sla.svdvals(z * np.eye(M.shape[0]) - M)[-1])
 
 
+#: below this order, σ_min under the inverse-Lanczos clamp is recomputed by a dense SVD
+#: (at most this many sample points)
+_EXACT_UNDER_N = 64
+_EXACT_UNDER_PTS = 400
+
+
 def _kreiss_search(
     M: np.ndarray, kind: str, rng: np.random.Generator, e: int = 0
 ) -> tuple[float, complex | None, np.ndarray, np.ndarray]:
@@ -552,7 +558,18 @@ def _kreiss_search(
         res = sigma_min_points(T, z, tol=1e-6, maxiter=300, rng=rng)
     sig = res.sigma
     ratio = measure / sig
-    ratio[res.underflow] = np.inf
+    # σ_min below the inverse-Lanczos clamp (1e-150 at unit scale) is not a
+    # singularity: measure/clamp is a lower bound there, and the candidates are
+    # certified by a dense SVD below (1e100·[[0, 1], [0, 0]] has K = 2.5e99)
+    under = np.flatnonzero(res.underflow)
+    if under.size and n <= _EXACT_UNDER_N and under.size <= _EXACT_UNDER_PTS:
+        sig = sig.copy()
+        for k in under:  # small matrices: the dense SVD resolves them
+            sig[k] = _sigma_exact(M, complex(z[k]))
+        with np.errstate(divide="ignore"):
+            ratio = measure / sig
+    else:
+        ratio[under] = measure[under] / UNDERFLOW_CLAMP
     if np.isinf(ratio).any():
         k = int(np.argmax(np.isinf(ratio)))
         return math.inf, complex(z[k]), z, ratio
@@ -567,7 +584,10 @@ def _kreiss_search(
 
     def neg_log_ratio(p: np.ndarray) -> float:
         zz, m = point(p)
-        s = sigma_min_points(T, np.array([zz]), tol=1e-13, maxiter=300, rng=rng).sigma[0]
+        r = sigma_min_points(T, np.array([zz]), tol=1e-13, maxiter=300, rng=rng)
+        s = r.sigma[0]
+        if r.underflow[0] and n <= _EXACT_UNDER_N:
+            s = _sigma_exact(M, zz)
         return -(math.log(m) - math.log(max(s, 1e-300)))
 
     for k in starts:
@@ -579,7 +599,8 @@ def _kreiss_search(
         )
         for p in (opt.x, params[k]):
             zz, m = point(p)
-            val = m / _sigma_exact(M, zz)  # certified by a dense SVD at the point
+            sv = _sigma_exact(M, zz)  # certified by a dense SVD at the point
+            val = m / sv if sv > 0 else math.inf
             if val > best:
                 best, best_z = val, zz
     return best, best_z, z, ratio
