@@ -16,6 +16,14 @@ densifies it. The Schur-based routines densify operators up to n = 8192.
 - Plots (matplotlib imported lazily): :func:`plot_pseudospectra`,
   :func:`plot_numerical_range`, :func:`plot_transient`.
 
+Input contract (see docs/spectral.md): array-likes and ``np.matrix``
+(masked arrays and 0 x 0 matrices are a ``ValueError``); every dense routine
+rescales A by an exact power of two at the door, so f(cA) = c f(A) to
+rounding for c in 1e-300..1e300 (a result not representable at A's scale
+is a ``ValueError``); arrays in the results keep single precision for
+float32/complex64 input, scalars are Python floats; every keyword is checked
+in the caller's name before any O(n³) work.
+
 Examples
 --------
 >>> import numpy as np

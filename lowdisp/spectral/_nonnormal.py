@@ -67,7 +67,8 @@ def numerical_range(A: Any, *, npts: int = 100) -> np.ndarray:
     Returns
     -------
     (npts,) complex ndarray
-        Points on the boundary of W(A), counter-clockwise; W(A) is their
+        (complex64 for float32/complex64 A.) Points on the boundary of W(A),
+        counter-clockwise; W(A) is their
         convex hull up to the sampling (the polygon is inscribed in W(A)).
 
     Raises
@@ -385,6 +386,7 @@ class EigenvalueConditioning:
     eigenvalues : (n,) complex ndarray
     condition_numbers : (n,) ndarray
         ≥ 1; 1 for normal matrices; ``inf`` for (numerically) defective ones.
+        (Both arrays are single precision for float32/complex64 input.)
 
     Examples
     --------
@@ -440,9 +442,10 @@ def eigenvalue_condition_numbers(A: Any) -> EigenvalueConditioning:
         kappa = np.where(d > tiny, 1.0 / np.maximum(d, tiny), np.inf)
     lam = scale_back(lam.astype(np.complex128), e, where=where, what="an eigenvalue")
     real_dt = np.float32 if dt == np.complex64 else np.float64
-    return EigenvalueConditioning(
-        lam.astype(dt, copy=False), np.maximum(kappa, 1.0).astype(real_dt, copy=False)
-    )
+    with np.errstate(over="ignore"):  # κ beyond float32's range is inf (defective)
+        return EigenvalueConditioning(
+            lam.astype(dt, copy=False), np.maximum(kappa, 1.0).astype(real_dt, copy=False)
+        )
 
 
 # --------------------------------------------------------------------------
@@ -678,7 +681,8 @@ class TransientGrowth:
     ----------
     k : (steps + 1,) ndarray of int
     norms : (steps + 1,) ndarray
-        ‖A^k‖₂.
+        ‖A^k‖₂ (float32 for float32/complex64 A; ``inf`` where ‖A^k‖
+        overflows, 0 where it underflows, exactly as A^k itself).
     lower_bounds : (steps + 1,) ndarray
         Certified lower bounds on max_{0≤j≤k} ‖A^j‖₂ from the resolvent
         (see :func:`transient_growth`).
@@ -805,6 +809,7 @@ def transient_growth(A: Any, steps: int, *, rng: Any = None) -> TransientGrowth:
         with np.errstate(over="ignore", under="ignore"):
             cand = Kp / (1 + (Kp - 1) * np.exp(-k * math.log(r)))
         np.maximum(lb, cand, out=lb)
-    if single:
-        norms, lb = norms.astype(np.float32), lb.astype(np.float32)
+    if single:  # beyond float32's range: inf, as the float32 power itself
+        with np.errstate(over="ignore"):
+            norms, lb = norms.astype(np.float32), lb.astype(np.float32)
     return TransientGrowth(k, norms, lb, kreiss)
