@@ -295,3 +295,25 @@ def test_discrete_kreiss_constant_of_a_scaled_nilpotent(c):
     K = ld.kreiss_constant(c * J, rng=0)
     assert K.value == pytest.approx(want, rel=1e-6)
     assert K.value <= c  # sup_k ‖(cJ)^k‖ = c
+
+
+@settings(max_examples=FEW)
+@given(seed=st.integers(0, 2**16), scale=scales, method=st.sampled_from(["lanczos", "randomized"]))
+def test_spectral_norm_of_a_scaled_operator(seed, scale, method):
+    from scipy.sparse.linalg import aslinearoperator
+
+    A, c = np.random.default_rng(seed).standard_normal((6, 5)), _c(scale)
+    ref = np.linalg.svd(A, compute_uv=False)[0]
+    got = ld.spectral_norm(aslinearoperator(c * A), method=method, tol=1e-12, rng=0).value
+    assert got == pytest.approx(c * ref, rel=1e-9)
+
+
+@settings(max_examples=FEW)
+@given(seed=st.integers(0, 2**16), scale=scales)
+def test_pseudospectra_box_scales(seed, scale):
+    A, c = _matrix(seed, 4, False), _c(scale)
+    box = np.array([-3.0, 3.0, -2.0, 2.0])
+    ref = ld.pseudospectra(A, box=box, npts=5, tol=1e-12, rng=0)
+    got = ld.pseudospectra(c * A, box=c * box, npts=5, tol=1e-12, rng=0)
+    _close(got.sigma_min, c * ref.sigma_min, scale, 1e-7)
+    np.testing.assert_allclose(got.im, c * ref.im, rtol=1e-13, atol=1e-13 * c)
