@@ -33,7 +33,6 @@ __all__ = [
     "lookup",
     "max_abs",
     "pow2_exponent",
-    "pow2_scale",
     "prod_pow2",
     "safe_exponent",
 ]
@@ -344,19 +343,6 @@ def column_exponents(V: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Per-column max-abs entries of ``V`` and their power-of-two exponents."""
     cmax = max_abs(V, axis=0)
     return cmax, pow2_exponent(cmax)
-
-
-def pow2_scale(big: float, *, low: float = 1e-100, high: float = 1e100) -> float:
-    """1.0 when ``low <= big <= high`` (or ``big`` is 0 or not finite), else ``2**e``
-    with ``big = f 2**e``, ``0.5 <= f < 1``.
-
-    Dividing by the result is exact and brings ``big`` into ``[0.5, 1)``;
-    the thresholds keep moderate inputs bit-for-bit unchanged.
-    """
-    big = float(big)
-    if big == 0.0 or not np.isfinite(big) or low <= big <= high:
-        return 1.0
-    return float(np.ldexp(1.0, int(np.frexp(big)[1])))
 
 
 def prod_pow2(x: Any) -> tuple[complex | float, int]:

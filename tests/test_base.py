@@ -168,16 +168,6 @@ def test_power_of_two_helpers_are_exact(dtype):
     assert _validation.safe_exponent(dtype) in (20, 200)
 
 
-def test_pow2_scale():
-    assert _validation.pow2_scale(3.0) == 1.0
-    assert _validation.pow2_scale(0.0) == 1.0
-    assert _validation.pow2_scale(np.inf) == 1.0
-    s = _validation.pow2_scale(1e200)
-    assert 0.5 <= 1e200 / s < 1 and np.frexp(s)[0] == 0.5
-    assert 0.5 <= 1e-200 / _validation.pow2_scale(1e-200) < 1
-    assert _validation.pow2_scale(1e120, high=1e150) == 1.0
-
-
 def test_prod_pow2_never_overflows():
     m, e = _validation.prod_pow2(np.full(1200, 2.0))  # np.prod gives inf
     assert (m, e) == (0.5, 1201)

@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from lowdisp._cliargs import int_at_least, number_in
 from lowdisp.exceptions import UsageError
 
 __all__ = [
@@ -127,20 +128,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--npts",
-        type=_positive_int,
+        type=int_at_least(2),
         default=None,
         help="grid points per side (default: 100 up to n = 300, then 30000/n, at least 40)",
     )
     parser.add_argument(
         "--grid-tol",
-        type=_grid_tol,
+        type=number_in(0, 1),
         default=GRID_TOL,
         help=f"relative accuracy of σ_min on the grid (default: {GRID_TOL:g}: well below "
         "what a contour plot shows; 1e-6 is 2-5x slower, most on near-normal matrices)",
     )
     parser.add_argument(
         "--eps",
-        type=_positive_float,
+        type=number_in(0, None),
         default=None,
         help="ε for the pseudospectral abscissa/radius (default: 1e-2·‖A‖₂)",
     )
@@ -151,33 +152,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="grid progress bar and a start and a timing line per measure on stderr (default: on)",
     )
     parser.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
-
-
-def _positive_int(text: str) -> int:
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be an integer ≥ 2; got {text!r}") from None
-    if v < 2:
-        raise argparse.ArgumentTypeError(f"must be an integer ≥ 2; got {text!r}")
-    return v
-
-
-def _grid_tol(text: str) -> float:
-    v = _positive_float(text)
-    if v >= 1:
-        raise argparse.ArgumentTypeError(f"must be in (0, 1); got {text!r}")
-    return v
-
-
-def _positive_float(text: str) -> float:
-    try:
-        v = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a number > 0; got {text!r}") from None
-    if not (math.isfinite(v) and v > 0):
-        raise argparse.ArgumentTypeError(f"must be a finite number > 0; got {text!r}")
-    return v
 
 
 def load_matrix(path: str | Path, key: str | None = None) -> np.ndarray:
