@@ -210,7 +210,7 @@ def _cases() -> Iterator[Any]:
 
 
 @pytest.mark.filterwarnings("ignore::PendingDeprecationWarning")
-@pytest.mark.parametrize(("row", "value"), _cases())
+@pytest.mark.parametrize(("row", "value"), list(_cases()))
 def test_bad_values_raise_a_clear_error_naming_function_and_argument(row, value):
     with pytest.raises((TypeError, ValueError)) as info:
         row.call(value)
