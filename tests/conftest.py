@@ -3,6 +3,10 @@
 Profiles: ``dev`` (default, few examples), ``ci`` (derandomized, so CI is
 reproducible). Both have ``deadline=None`` because the first call of a Numba
 kernel compiles. Choose one with ``HYPOTHESIS_PROFILE=ci``.
+
+``LOWDISP_HYPOTHESIS_SCALE=N`` multiplies the example budget of both profiles
+and of the property tests that set their own (the issue-10 acceptance run uses
+10 together with ``HYPOTHESIS_PROFILE=ci``).
 """
 
 from __future__ import annotations
@@ -17,16 +21,17 @@ from hypothesis import HealthCheck, settings
 
 matplotlib.use("Agg")
 
+EXAMPLES = 20 * int(os.environ.get("LOWDISP_HYPOTHESIS_SCALE", "1"))
 settings.register_profile(
     "dev",
     deadline=None,
-    max_examples=20,
+    max_examples=EXAMPLES,
     suppress_health_check=[HealthCheck.too_slow],
 )
 settings.register_profile(
     "ci",
     deadline=None,
-    max_examples=20,
+    max_examples=EXAMPLES,
     derandomize=True,
     suppress_health_check=[HealthCheck.too_slow],
 )

@@ -265,8 +265,6 @@ def test_docs_input_contract_snippet_runs():
 from hypothesis import HealthCheck, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
-_SCALE = int(__import__("os").environ.get("LOWDISP_HYPOTHESIS_SCALE", "1"))
-
 any_value = st.one_of(
     st.none(),
     st.booleans(),
@@ -283,7 +281,7 @@ ALLOWED = (TypeError, ValueError, np.linalg.LinAlgError, OverflowError)
 
 
 @settings(
-    max_examples=10 * settings.default.max_examples * _SCALE,
+    max_examples=10 * settings.default.max_examples,  # scaled by the profile
     suppress_health_check=[HealthCheck.too_slow],
 )
 @given(i=st.integers(0, len(ROWS) - 1), value=any_value)

@@ -11,12 +11,11 @@
   constructor and function.
 
 The example budget follows the Hypothesis profile (``HYPOTHESIS_PROFILE=ci`` is
-derandomized); ``LOWDISP_HYPOTHESIS_SCALE=10`` multiplies it (the 10x local run).
+derandomized); ``LOWDISP_HYPOTHESIS_SCALE=10`` multiplies it
+(conftest.py; the 10x local run).
 """
 
 from __future__ import annotations
-
-import os
 
 import numpy as np
 import pytest
@@ -28,8 +27,7 @@ from lowdisp.structured._families import RANDOM_KINDS
 
 KINDS = sorted(RANDOM_KINDS)
 #: kinds whose fast or fallback solve applies (square; all of them here)
-SCALE = int(os.environ.get("LOWDISP_HYPOTHESIS_SCALE", "1"))
-EXAMPLES = settings(max_examples=max(1, settings.default.max_examples) * SCALE)
+EXAMPLES = settings(max_examples=max(1, settings.default.max_examples))
 EPS = np.finfo(np.float64).eps
 
 
