@@ -38,6 +38,7 @@ from lowdisp._validation import (
     check_option,
     check_real,
 )
+from lowdisp.nn._modrelu import modrelu_backward, modrelu_forward
 
 __all__ = [
     "Activation",
@@ -664,14 +665,10 @@ class ModReLU(Layer):
         return _as_input(x, "ModReLU", self.dtype, last=self.features)
 
     def _forward(self, x: np.ndarray, train: bool, rng: Any) -> tuple[np.ndarray, Any]:
-        from lowdisp.nn._rnn import modrelu_forward
-
         y, aux = modrelu_forward(x, self._params["b"], self.complex_pairs)
         return y, (x, aux)
 
     def backward(self, cache: Any, dy: np.ndarray) -> tuple[np.ndarray, dict]:
-        from lowdisp.nn._rnn import modrelu_backward
-
         x, aux = cache
         dy = _as_grad(dy, "ModReLU.backward", self.dtype, x.shape)
         dx, db = modrelu_backward(x, aux, dy, self.complex_pairs, self._params["b"])
