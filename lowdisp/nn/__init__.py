@@ -20,6 +20,7 @@ Examples
 """
 
 from lowdisp.nn._checkpoint import Checkpoint, load, read_checkpoint, save
+from lowdisp.nn._history import History
 from lowdisp.nn._layers import (
     Activation,
     Dense,
@@ -60,7 +61,6 @@ from lowdisp.nn._tasks import (
 )
 from lowdisp.nn._trainer import (
     Callback,
-    History,
     RecordRecurrent,
     Trainer,
     TrainingDivergedError,

@@ -36,6 +36,7 @@ from typing import Any
 import numpy as np
 
 from lowdisp.exceptions import CheckpointError
+from lowdisp.nn._history import History
 
 __all__ = ["Checkpoint", "load", "read_checkpoint", "save"]
 
@@ -137,10 +138,9 @@ def save(path: str | os.PathLike[str], trainer: Any) -> str:
     2
     """
     from lowdisp.nn._spec import _json_default
-    from lowdisp.nn._trainer import Trainer
 
     path = _as_path(path, "save")
-    if not isinstance(trainer, Trainer):
+    if not _is_trainer(trainer):
         raise TypeError(f"save: trainer must be a lowdisp.nn Trainer; got {type(trainer).__name__}")
     if not path.endswith(".npz"):
         path += ".npz"
@@ -293,10 +293,9 @@ def load(path: str | os.PathLike[str], trainer: Any = None, *, task: Any = None)
     """
     from lowdisp.nn._spec import SpecError, build_trainer, diff_specs, not_rebuildable
     from lowdisp.nn._tasks import Task
-    from lowdisp.nn._trainer import Trainer
 
     path = _as_path(path, "load")
-    if trainer is not None and not isinstance(trainer, Trainer):
+    if trainer is not None and not _is_trainer(trainer):
         raise TypeError(
             f"load: trainer must be None or a lowdisp.nn Trainer; got {type(trainer).__name__}"
         )
@@ -350,6 +349,15 @@ def load(path: str | os.PathLike[str], trainer: Any = None, *, task: Any = None)
 # ---------------------------------------------------------------------------
 # helpers
 # ---------------------------------------------------------------------------
+
+
+def _is_trainer(obj: Any) -> bool:
+    """``isinstance(obj, lowdisp.nn.Trainer)`` without importing the trainer (which
+    imports this module): the trainer's class is recognised by its qualified name."""
+    return any(
+        c.__module__ == "lowdisp.nn._trainer" and c.__qualname__ == "Trainer"
+        for c in type(obj).__mro__
+    )
 
 
 def _as_path(path: Any, where: str) -> str:
@@ -643,8 +651,6 @@ def _check_trainer(ck: Checkpoint, trainer: Any, path: str) -> None:
 
 def _restore(ck: Checkpoint, trainer: Any, path: str) -> None:
     """Write a validated checkpoint into a matching trainer (nothing here can fail)."""
-    from lowdisp.nn._trainer import History
-
     history = History.from_dict(ck.meta["history"])
     live = trainer.model.params()
     trainer.rng.bit_generator.state = ck.rng_state
