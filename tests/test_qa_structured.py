@@ -131,3 +131,17 @@ def test_matmul_by_a_zero_dimensional_array_is_refused_like_a_scalar():
         with pytest.raises(ValueError, match="Scalar operands are not allowed"):
             T @ s
     np.testing.assert_allclose((T * np.array(2.0)).toarray(), 2 * T.toarray())
+
+
+@pytest.mark.parametrize("e", [1.7e308, -1.79e308, 1.7e308j])
+def test_toarray_with_a_corner_near_the_overflow_threshold(e):
+    # e * g overflowed in the dense e-circulant: a false OverflowError although the
+    # matrix is moderate (its products were right); it must equal the product with I
+    rng = np.random.default_rng(0)
+    G, H = rng.standard_normal((6, 2)), rng.standard_normal((6, 2))
+    M = ld.toeplitz_like(G, H, e=e)
+    D = M.toarray()
+    np.testing.assert_allclose(D, M @ np.eye(6), rtol=1e-13, atol=1e-13 * np.abs(D).max())
+    # the corner's own term is e * (...) / (e - f): at |e| -> inf it converges
+    near = ld.toeplitz_like(G, H, e=e / 2**20).toarray()
+    assert np.abs(D - near).max() <= 1e-5 * np.abs(near).max()
