@@ -24,7 +24,6 @@ sequence (see :class:`lowdisp.nn.RNN`).
 from __future__ import annotations
 
 import itertools
-import sys
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -133,30 +132,61 @@ class Workspace:
     """Reusable scratch buffers (private): avoids page-faulting fresh multi-MB arrays
     on every step.
 
-    A buffer is handed out again only when nothing else references it (no
-    cache, output or view from an earlier call is alive: checked with
-    ``sys.getrefcount``), so reuse can never overwrite data someone still holds.
+    Ownership is explicit: :meth:`get` hands out a buffer and it stays lent until
+    its owner says it is done with it. Only the trainer does that: it calls
+    :meth:`begin` before a training step and :meth:`release` after it (when the
+    step's outputs, caches and gradients are dead), so the next step reuses the
+    buffers. Outside a trainer's step nothing is ever released and every call gets
+    fresh arrays, which then belong to the caller (its outputs and caches), so
+    reuse can never overwrite data someone still holds.
     """
 
     def __init__(self) -> None:
         self._bufs: dict[str, np.ndarray] = {}
+        self._free: set[str] = set()  # names whose buffer may be handed out again
+        self._lent: set[str] = set()  # names handed out since begin()
 
     def get(self, name: str, shape: tuple[int, ...], dtype: Any) -> np.ndarray:
         arr = self._bufs.get(name)
-        # references: the dict, the local name, getrefcount's argument
-        if (
-            arr is not None
-            and arr.shape == shape
-            and arr.dtype == dtype
-            and sys.getrefcount(arr) <= 3
-        ):
-            return arr
-        arr = np.empty(shape, dtype=dtype)
-        self._bufs[name] = arr
+        if arr is None or name not in self._free or arr.shape != shape or arr.dtype != dtype:
+            arr = self._bufs[name] = np.empty(shape, dtype=dtype)
+        self._free.discard(name)
+        self._lent.add(name)
         return arr
+
+    def begin(self) -> None:
+        """Start a block whose buffers the caller will :meth:`release` at its end."""
+        self._lent.clear()
+
+    def release(self) -> None:
+        """The buffers handed out since :meth:`begin` are dead: reuse them."""
+        self._free |= self._lent
+        self._lent.clear()
 
     def __deepcopy__(self, memo: dict) -> Workspace:
         return Workspace()
+
+
+def _workspaces(*roots: Any) -> list[Workspace]:
+    """The workspaces held by ``roots`` (layers, cells, losses) and the lowdisp.nn
+    objects they hold (a Sequential's layers, an RNN's cell, ...)."""
+    out: list[Workspace] = []
+    seen: set[int] = set()
+    stack = list(roots)
+    while stack:
+        o = stack.pop()
+        if id(o) in seen:
+            continue
+        seen.add(id(o))
+        if isinstance(o, Workspace):
+            out.append(o)
+        elif isinstance(o, list | tuple):
+            stack.extend(o)
+        elif isinstance(o, dict):
+            stack.extend(o.values())
+        elif type(o).__module__.startswith("lowdisp.nn.") and hasattr(o, "__dict__"):
+            stack.extend(vars(o).values())
+    return out
 
 
 class _Factored:

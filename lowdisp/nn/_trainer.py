@@ -23,7 +23,7 @@ from lowdisp._validation import as_rng, check_bool, check_int, check_option, che
 from lowdisp.exceptions import LowdispError
 from lowdisp.nn._checkpoint import nonfinite
 from lowdisp.nn._history import History
-from lowdisp.nn._layers import Dense, Layer, Sequential, _check_dtype
+from lowdisp.nn._layers import Dense, Layer, Sequential, _check_dtype, _workspaces
 from lowdisp.nn._losses import Loss
 from lowdisp.nn._optim import SGD, Adam, Optimizer, RMSprop, global_norm
 from lowdisp.nn._rnn import RNN, make_cell
@@ -382,6 +382,17 @@ class Trainer:
             return self._train_step()
 
     def _train_step(self) -> float:
+        # the step owns the scratch buffers its layers and loss hand out: they are
+        # released for the next step once its outputs, cache and gradients are dead
+        for ws in _workspaces(self.model, self.loss):
+            ws.begin()
+        try:
+            return self._train_step_core()
+        finally:
+            for ws in _workspaces(self.model, self.loss):
+                ws.release()
+
+    def _train_step_core(self) -> float:
         x, y = self.task.batch(self.batch_size, rng=self.rng)
         out, cache = self.model.forward(x, train=True, rng=self.rng)
         value, dout = self.loss(out, y)
