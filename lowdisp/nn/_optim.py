@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from lowdisp._validation import check_bool, check_int, check_positive, check_real
+from lowdisp.exceptions import LowdispError
 
 __all__ = [
     "SGD",
@@ -408,6 +409,11 @@ class Optimizer:
             in place when clipping.
         manifolds : dict of path -> map, optional
             Parameters updated by ``map.riemannian_step``.
+
+        Raises
+        ------
+        LowdispError
+            (a ``ValueError``) ``grads`` has a path that is not in ``params``.
         """
         where = f"{type(self).__name__}.step"
         for arg, value in (("params", params), ("grads", grads), ("manifolds", manifolds)):
@@ -418,7 +424,12 @@ class Optimizer:
         manifolds = manifolds or {}
         unknown = set(grads) - set(params)
         if unknown:
-            raise KeyError(f"{type(self).__name__}.step: gradients for unknown {sorted(unknown)}")
+            names = ", ".join(map(repr, sorted(unknown)))
+            raise LowdispError(
+                f"{where}: grads has unknown parameter path(s) {names} that are not in params "
+                f"(known: {', '.join(map(repr, sorted(params)))}); "
+                f"pass grads keyed by the same full paths as params (e.g. 'cell.W.theta')"
+            )
         if self.clip_norm is not None:
             norm = clip_grad_norm(dict(grads), self.clip_norm)
         else:
