@@ -63,7 +63,14 @@ class _Parser(argparse.ArgumentParser):
         raise _ArgumentError(f"{sub}: {message}" if sub else message)
 
 
-def _build_parser() -> argparse.ArgumentParser:
+def _command_name(argv: Sequence[str]) -> str | None:
+    """The command named on the command line (the first word that is not an option;
+    the top-level options take no value)."""
+    return next((a for a in argv if not a.startswith("-")), None)
+
+
+def _build_parser(command: str | None) -> argparse.ArgumentParser:
+    """The parser; only ``command``'s module is imported to add its arguments."""
     parser = _Parser(
         prog="lowdisp",
         description="Structured and stabilized weight matrices: "
@@ -79,13 +86,10 @@ def _build_parser() -> argparse.ArgumentParser:
     for name, (modname, help_text) in COMMANDS.items():
         p = sub.add_parser(name, help=help_text, description=help_text)
         p.set_defaults(_module=modname)
-        if _argv_command == name:
+        if command == name:
             mod = importlib.import_module(modname)
             mod.add_arguments(p)
     return parser
-
-
-_argv_command: str | None = None
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -196,13 +200,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     >>> main(["train", "--steps", "-5"])  # stderr: lowdisp: error: train: argument --steps: ...
     2
     """
-    global _argv_command
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv
     argv = [a for a in argv if a != "--debug"]
-    _argv_command = next((a for a in argv if not a.startswith("-")), None)
     try:
-        parser = _build_parser()
+        parser = _build_parser(_command_name(argv))
         args = parser.parse_args(argv)
         if args.command is None:
             parser.print_help()
