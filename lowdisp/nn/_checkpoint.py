@@ -9,7 +9,8 @@ Layout (flat keys, no pickle anywhere; format version 2):
   ``history``, ``elapsed``, ``spec`` (the trainer's full specification, see
   :attr:`lowdisp.nn.Trainer.spec`), ``keys`` (every array key) and ``crc32``
   (a CRC-32 of every array), plus one-line descriptions ``model``, ``task``,
-  ``optimizer`` for people reading the file;
+  ``optimizer`` for people reading the file, and (flat tasks, optional)
+  ``sampler``: the current epoch's shuffle ``{"seed", "start"}``;
 - ``meta_crc32``: the CRC-32 of the ``meta`` text.
 
 Writing is atomic (a temporary file in the same directory, ``fsync``, then
@@ -163,6 +164,7 @@ def save(path: str | os.PathLike[str], trainer: Any) -> str:
         "rng_state": trainer.rng.bit_generator.state,
         "history": trainer.history.to_dict(),
         "elapsed": float(getattr(trainer, "_elapsed", 0.0)),
+        "sampler": getattr(trainer, "sampler_state", None),
         "spec": trainer.spec,
         "model": repr(trainer.model),
         "task": trainer.task.describe(),
@@ -555,6 +557,17 @@ def _validate_meta(meta: dict, path: str, where: str) -> None:
             f"{state['bit_generator']} state ({type(exc).__name__}: {exc})"
         ) from exc
     _validate_history(meta["history"], bad)
+    sampler = meta.get("sampler")
+    if sampler is not None and not (
+        isinstance(sampler, dict)
+        and set(sampler) == {"seed", "start"}
+        and all(_is_int(v) and v >= 0 for v in sampler.values())
+        and sampler["start"] <= step
+    ):
+        raise CheckpointError(
+            f"{where}: {path!r} has invalid metadata: 'sampler' must be null or "
+            f'{{"seed": int >= 0, "start": int in [0, step]}}; got {sampler!r}'
+        )
     spec = meta["spec"]
     if (
         not isinstance(spec, dict)
@@ -660,5 +673,8 @@ def _restore(ck: Checkpoint, trainer: Any, path: str) -> None:
     trainer.step_count = ck.step
     trainer.history = history
     trainer._elapsed = float(ck.meta["elapsed"])
+    sampler = ck.meta.get("sampler")
+    trainer.sampler_state = None if sampler is None else dict(sampler)
+    trainer._perm = None
     trainer.last_checkpoint_step = ck.step
     trainer.last_checkpoint_path = path

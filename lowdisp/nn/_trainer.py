@@ -1,8 +1,11 @@
 """The Trainer: batches from a task, forward, loss, backward, optimizer step, history.
 
 Also :func:`build_model` (a recurrent layer plus a linear readout sized for a
-task), :func:`train` (the whole recipe in one call, used by ``lowdisp train``
-and ``lowdisp demo``) and :func:`recurrent_matrix` (the trained ``W``).
+task), :func:`build_mlp` (a feed-forward net for a flat task),
+:class:`EarlyStopping` (validation-based stopping that restores the best
+parameters), :func:`train` (the whole recipe in one call, used by
+``lowdisp train`` and ``lowdisp demo``) and :func:`recurrent_matrix` (the
+trained ``W``).
 """
 
 from __future__ import annotations
@@ -19,11 +22,25 @@ from typing import Any
 import numpy as np
 
 from lowdisp._config import blas_threads
-from lowdisp._validation import as_rng, check_bool, check_int, check_option, check_positive
+from lowdisp._validation import (
+    as_rng,
+    check_bool,
+    check_int,
+    check_option,
+    check_positive,
+    check_real,
+)
 from lowdisp.exceptions import LowdispError
 from lowdisp.nn._checkpoint import nonfinite
 from lowdisp.nn._history import History
-from lowdisp.nn._layers import Dense, Layer, Sequential, _check_dtype, _workspaces
+from lowdisp.nn._layers import (
+    Activation,
+    Dense,
+    Layer,
+    Sequential,
+    _check_dtype,
+    _workspaces,
+)
 from lowdisp.nn._losses import Loss
 from lowdisp.nn._optim import SGD, Adam, Optimizer, RMSprop, global_norm
 from lowdisp.nn._rnn import RNN, make_cell
@@ -31,10 +48,12 @@ from lowdisp.nn._tasks import Task
 
 __all__ = [
     "Callback",
+    "EarlyStopping",
     "RecordRecurrent",
     "Trainer",
     "TrainingDivergedError",
     "TrainingInterrupted",
+    "build_mlp",
     "build_model",
     "make_trainer",
     "recurrent_matrix",
@@ -201,6 +220,152 @@ class RecordRecurrent(Callback):
         trainer.history.records.append(rec)
 
 
+class EarlyStopping(Callback):
+    """Evaluate on the task's validation split, keep the best parameters, stop
+    when they stop improving, and restore them at the end of :meth:`Trainer.fit`.
+
+    Parameters
+    ----------
+    every : int, optional
+        Evaluate every so many steps; default one epoch of a flat task
+        (``ceil(n_train / batch_size)`` steps).
+    patience : int or None
+        Stop after this many evaluations without improvement; ``None``
+        never stops early (the best parameters are still restored: the
+        "best validation checkpoint" protocol of Thomas et al. 2018).
+    monitor : {"accuracy", "loss"}
+        Higher accuracy or lower loss is better.
+    min_delta : float
+        An improvement must exceed this.
+    restore_best : bool
+        At the end of ``fit``, copy the best parameters back into the model.
+
+    Attributes
+    ----------
+    best : float or None
+        The best validation value seen.
+    best_step : int or None
+        The step of ``best``.
+    stopped_step : int or None
+        The step at which training was stopped early (None: not stopped).
+
+    Notes
+    -----
+    Each evaluation is recorded in ``trainer.history.evals`` with
+    ``"split": "validation"``; a summary (best step and value, stop step)
+    goes to ``trainer.history.records`` at the end of ``fit``. The best
+    parameters live in the callback (callbacks are not saved in
+    checkpoints): a run resumed from a checkpoint starts a new search.
+    On an interrupt (:class:`TrainingInterrupted`) nothing is restored.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import lowdisp.nn as lnn
+    >>> rng = np.random.default_rng(0)
+    >>> x = rng.normal(size=(60, 4)); y = (x[:, 0] > 0).astype(int)
+    >>> task = lnn.array_task(x[:40], y[:40], x[50:], y[50:], x_val=x[40:50], y_val=y[40:50],
+    ...                       flat=True)
+    >>> model = lnn.build_mlp(task, hidden=(8,), dtype=np.float64, rng=0)
+    >>> stop = lnn.EarlyStopping(patience=3)
+    >>> tr = lnn.Trainer(model, task.loss(), lnn.SGD(0.1), task, batch_size=10, rng=0,
+    ...                  callbacks=[stop])
+    >>> h = tr.fit(epochs=5, progress=False)
+    >>> stop.best_step is not None
+    True
+    """
+
+    def __init__(
+        self,
+        every: int | None = None,
+        *,
+        patience: int | None = None,
+        monitor: str = "accuracy",
+        min_delta: float = 0.0,
+        restore_best: bool = True,
+    ) -> None:
+        where = "EarlyStopping"
+        self.every = None if every is None else check_int(every, "every", where=where, low=1)
+        self.patience = (
+            None if patience is None else check_int(patience, "patience", where=where, low=1)
+        )
+        check_option(monitor, "monitor", ("accuracy", "loss"), where=where)
+        self.monitor = monitor
+        self.min_delta = float(check_real(min_delta, "min_delta", where=where, low=0))
+        self.restore_best = check_bool(restore_best, "restore_best", where=where)
+        self.best: float | None = None
+        self.best_step: int | None = None
+        self.stopped_step: int | None = None
+        self._best_params: dict[str, np.ndarray] = {}
+        self._bad = 0
+        self._every = 1
+
+    def on_fit_start(self, trainer: Trainer) -> None:
+        if trainer.task.validation_data() is None:
+            raise ValueError(
+                f"EarlyStopping: the task {trainer.task.name!r} has no validation split; "
+                f"build it with validation_fraction > 0 (or array_task(..., x_val=, y_val=))"
+            )
+        if self.every is None:
+            n_train = trainer.task.info.get("n_train")
+            if n_train is None:
+                raise ValueError(
+                    f"EarlyStopping: every= is needed for the task {trainer.task.name!r} "
+                    f"(no epochs: it draws fresh sequences)"
+                )
+            self._every = math.ceil(n_train / trainer.batch_size)
+        else:
+            self._every = self.every
+        self._bad = 0
+        self.stopped_step = None
+
+    def on_step_end(self, trainer: Trainer, loss: float) -> None:
+        if trainer.step_count % self._every:
+            return
+        result = trainer.evaluate(split="validation")
+        value = result.get(self.monitor)
+        if value is None:
+            raise ValueError(
+                f"EarlyStopping: monitor={self.monitor!r} is not a metric of the task "
+                f"{trainer.task.name!r} (got {sorted(result)})"
+            )
+        sign = 1.0 if self.monitor == "accuracy" else -1.0
+        if self.best is None or sign * (value - self.best) > self.min_delta:
+            self.best = float(value)
+            self.best_step = trainer.step_count
+            self._bad = 0
+            for k, a in trainer.model.params().items():
+                b = self._best_params.get(k)
+                if b is None or b.shape != a.shape or b.dtype != a.dtype:
+                    self._best_params[k] = a.copy()
+                else:
+                    np.copyto(b, a)
+            return
+        self._bad += 1
+        if self.patience is not None and self._bad >= self.patience:
+            self.stopped_step = trainer.step_count
+            trainer.request_stop()
+
+    def on_fit_end(self, trainer: Trainer) -> None:
+        restored = False
+        if self.restore_best and self._best_params:
+            for k, a in trainer.model.params().items():
+                np.copyto(a, self._best_params[k])
+            restored = True
+        trainer.history.records.append(
+            {
+                "step": trainer.step_count,
+                "early_stopping": {
+                    "monitor": self.monitor,
+                    "best": self.best,
+                    "best_step": self.best_step,
+                    "stopped_step": self.stopped_step,
+                    "restored": restored,
+                },
+            }
+        )
+
+
 def _spectral_norm(W: np.ndarray) -> float:
     try:
         from lowdisp.spectral import spectral_norm
@@ -336,6 +501,14 @@ class Trainer:
         self._manifolds = model.manifolds()
         self._elapsed = 0.0
         self._last_norm = float("nan")
+        #: flat tasks: the current epoch's shuffle ``{"seed": int, "start": step}``
+        self.sampler_state: dict[str, int] | None = None
+        self._perm: tuple[int, np.ndarray] | None = None
+        self._stop = False
+
+    def request_stop(self) -> None:
+        """Ask :meth:`fit` to stop after the current step (used by :class:`EarlyStopping`)."""
+        self._stop = True
 
     # -- specification ------------------------------------------------------------
     @property
@@ -392,8 +565,35 @@ class Trainer:
             for ws in _workspaces(self.model, self.loss):
                 ws.release()
 
+    def _next_batch(self) -> tuple[np.ndarray, np.ndarray]:
+        """A training batch: the next slice of the epoch's shuffle for a flat task
+        (the last batch of an epoch may be smaller), a fresh draw otherwise.
+
+        An epoch's order is ``default_rng(seed).permutation(n_train)`` with
+        ``seed`` drawn from the trainer's generator at the epoch's first step;
+        ``{"seed", "start"}`` is saved in checkpoints, so a resumed run walks
+        the same batches.
+        """
+        data = self.task.train_data()
+        if data is None:
+            return self.task.batch(self.batch_size, rng=self.rng)
+        x, y = data
+        n = x.shape[0]
+        per_epoch = math.ceil(n / self.batch_size)
+        st = self.sampler_state
+        if st is None or self.step_count - st["start"] >= per_epoch:
+            st = self.sampler_state = {
+                "seed": int(self.rng.integers(2**63)),
+                "start": self.step_count,
+            }
+        if self._perm is None or self._perm[0] != st["seed"]:
+            self._perm = (st["seed"], np.random.default_rng(st["seed"]).permutation(n))
+        pos = (self.step_count - st["start"]) * self.batch_size
+        idx = self._perm[1][pos : pos + self.batch_size]
+        return x[idx], y[idx]
+
     def _train_step_core(self) -> float:
-        x, y = self.task.batch(self.batch_size, rng=self.rng)
+        x, y = self._next_batch()
         out, cache = self.model.forward(x, train=True, rng=self.rng)
         value, dout = self.loss(out, y)
         step = self.step_count + 1
@@ -476,7 +676,8 @@ class Trainer:
         ----------
         steps : int, optional
         epochs : int, optional
-            For dataset tasks: ``epochs · ceil(n_train / batch_size)`` steps.
+            For dataset tasks: ``epochs · ceil(n_train / batch_size)`` steps
+            (flat tasks walk each epoch's examples in a fresh shuffled order).
         progress : bool
             Show a tqdm progress bar with the loss, the baseline and steps/s.
         time_limit : float, optional
@@ -531,10 +732,11 @@ class Trainer:
         t_call = time.perf_counter()
         t_start = t_call - self._elapsed
         guard = _SignalGuard()
+        self._stop = False
         try:
             with guard, blas_threads(self.threads):
                 for _ in range(steps):
-                    if guard.signum is not None:
+                    if guard.signum is not None or self._stop:
                         break
                     if limit is not None and time.perf_counter() - t_call > limit:
                         break
@@ -591,30 +793,53 @@ class Trainer:
             signum=signum,
         )
 
-    def evaluate(self, *, batch_size: int = 500) -> dict[str, float]:
+    def evaluate(self, *, batch_size: int = 500, split: str = "test") -> dict[str, float]:
         """Loss and metrics on the task's fixed evaluation set (no dropout).
 
-        The result is also appended to ``history.evals``.
+        Parameters
+        ----------
+        batch_size : int
+            Examples per forward pass.
+        split : {"test", "validation"}
+            The evaluation (test) set, or the task's validation split.
+
+        The result is also appended to ``history.evals`` (validation results
+        with ``"split": "validation"``).
         """
-        x, y = self.task.eval_data()
-        n = x.shape[1]
-        bs = check_int(batch_size, "batch_size", where="Trainer.evaluate", low=1)
+        where = "Trainer.evaluate"
+        check_option(split, "split", ("test", "validation"), where=where)
+        if split == "test":
+            x, y = self.task.eval_data()
+        else:
+            data = self.task.validation_data()
+            if data is None:
+                raise ValueError(
+                    f"{where}: the task {self.task.name!r} has no validation split; build it "
+                    f"with validation_fraction > 0 (or array_task(..., x_val=, y_val=))"
+                )
+            x, y = data
+        flat = self.task.flat
+        n = x.shape[0] if flat else x.shape[1]
+        bs = check_int(batch_size, "batch_size", where=where, low=1)
         total = 0.0
         preds = []
         _load_blas()
         with blas_threads(self.threads):
             for i in range(0, n, bs):
-                xb = x[:, i : i + bs]
+                xb = x[i : i + bs] if flat else x[:, i : i + bs]
                 yb = y[:, i : i + bs] if self.task.sequence_output else y[i : i + bs]
                 out, _ = self.model.forward(xb, train=False, rng=None)
                 value, _ = self.loss.forward(out, yb)
-                total += value * xb.shape[1]
+                total += value * (xb.shape[0] if flat else xb.shape[1])
                 preds.append(out)
         axis = 1 if self.task.sequence_output else 0
         pred = np.concatenate(preds, axis=axis)
         result = {"loss": total / n, "baseline": self.task.baseline}
         result.update(self.task.metrics(pred, y))
-        self.history.evals.append({"step": self.step_count, **result})
+        entry = {"step": self.step_count, **result}
+        if split != "test":
+            entry["split"] = split
+        self.history.evals.append(entry)
         return result
 
     # -- checkpoints --------------------------------------------------------------
@@ -691,6 +916,70 @@ def build_model(
     rnn = RNN(c, return_sequences=task.sequence_output)
     readout = Dense(c.state_size, task.output_size, dtype=dt, rng=gen)
     return Sequential({"rnn": rnn, "readout": readout})
+
+
+#: activations of :func:`build_mlp`
+MLP_ACTIVATIONS = ("relu", "tanh", "sigmoid")
+
+
+def build_mlp(
+    task: Task,
+    hidden: Iterable[int] = (128,),
+    *,
+    activation: str = "relu",
+    dtype: Any = np.float32,
+    rng: Any = None,
+) -> Sequential:
+    """A feed-forward net (dense layers, an activation after each hidden one, a
+    dense readout) sized for a flat task.
+
+    Parameters
+    ----------
+    task : Task
+        A flat classification or regression task (``task.flat``).
+    hidden : sequence of int
+        Widths of the hidden layers (may be empty: a linear model).
+    activation : {"relu", "tanh", "sigmoid"}
+    dtype : {float32, float64}
+    rng : seed or Generator, optional
+
+    Returns
+    -------
+    Sequential
+        Layers ``fc0, act0, fc1, act1, ..., readout``; swap a hidden ``Dense``
+        for a structured layer by building the ``Sequential`` yourself.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import lowdisp.nn as lnn
+    >>> task = lnn.array_task(np.zeros((10, 6)), np.arange(10) % 3, flat=True)
+    >>> net = lnn.build_mlp(task, hidden=(16, 8), rng=0)
+    >>> list(net.layers)
+    ['fc0', 'act0', 'fc1', 'act1', 'readout']
+    """
+    where = "build_mlp"
+    if not isinstance(task, Task):
+        raise TypeError(f"{where}: task must be a Task; got {type(task).__name__}")
+    if not task.flat:
+        raise ValueError(
+            f"{where}: the task {task.name!r} is a sequence task; build it with flat=True "
+            f"(or array_task(..., flat=True)), or use build_model for RNNs"
+        )
+    if isinstance(hidden, int | str) or not isinstance(hidden, Iterable):
+        raise TypeError(f"{where}: hidden must be a sequence of widths; got {hidden!r}")
+    widths = [check_int(h, f"hidden[{i}]", where=where, low=1) for i, h in enumerate(hidden)]
+    check_option(activation, "activation", MLP_ACTIVATIONS, where=where)
+    dt = _check_dtype(dtype, where)
+    gen = as_rng(rng, where=where)
+    layers: dict[str, Layer] = {}
+    size = task.input_size
+    for i, w in enumerate(widths):
+        layers[f"fc{i}"] = Dense(size, w, dtype=dt, rng=gen)
+        layers[f"act{i}"] = Activation(activation, dtype=dt)
+        size = w
+    layers["readout"] = Dense(size, task.output_size, dtype=dt, rng=gen)
+    return Sequential(layers)
 
 
 def recurrent_matrix(model: Layer) -> np.ndarray:
