@@ -238,7 +238,7 @@ def _as_block(
 
 
 def householder_product(V: Any, tau: Any = None) -> np.ndarray:
-    """Form the product of Householder reflectors ``Q = H_1 H_2 ... H_k``.
+    """Form the product of Householder reflectors ``Q = H_1 H_2 ⋯ H_k``.
 
     Parameters
     ----------
