@@ -49,6 +49,12 @@ from lowdisp.nn._optim import (
 )
 from lowdisp.nn._rnn import RNN, GRUCell, LSTMCell, ReLURNNCell, RNNCell, TanhRNNCell, make_cell
 from lowdisp.nn._runs import RunAnalysis, Snapshots, analyze_run, weight_matrices
+from lowdisp.nn._structured_dense import (
+    STRUCTURES,
+    StructuredDense,
+    compression_ratio,
+    count_params,
+)
 from lowdisp.nn._tasks import (
     Task,
     adding,
@@ -78,6 +84,7 @@ __all__ = [
     "MSE",
     "RNN",
     "SGD",
+    "STRUCTURES",
     "Activation",
     "Adam",
     "Callback",
@@ -105,6 +112,7 @@ __all__ = [
     "SigmoidBinaryCrossEntropy",
     "Snapshots",
     "SoftmaxCrossEntropy",
+    "StructuredDense",
     "Tanh",
     "TanhRNNCell",
     "Task",
@@ -117,9 +125,11 @@ __all__ = [
     "build_mlp",
     "build_model",
     "clip_grad_norm",
+    "compression_ratio",
     "constant_schedule",
     "copy_memory",
     "cosine_schedule",
+    "count_params",
     "digits",
     "exponential_schedule",
     "global_norm",

@@ -68,7 +68,22 @@ def _layer_classes() -> dict[str, type]:
         R.LSTMCell,
         R.GRUCell,
     ]
-    return {c.__name__: c for c in classes}
+    return {**{c.__name__: c for c in classes}, **_REGISTERED_LAYERS}
+
+
+#: layer classes registered by their own modules (see :func:`register_layer`)
+_REGISTERED_LAYERS: dict[str, type] = {}
+
+
+def register_layer(cls: type) -> type:
+    """Class decorator: record a layer class so that specs and checkpoints rebuild it.
+
+    For layer modules outside the built-in list above (the structured layers):
+    they import this module, so this module never imports them and they stay
+    out of the circle between ``_spec`` and the modules it rebuilds.
+    """
+    _REGISTERED_LAYERS[cls.__name__] = cls
+    return cls
 
 
 def _loss_classes() -> dict[str, type]:

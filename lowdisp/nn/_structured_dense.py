@@ -1,0 +1,334 @@
+"""Structured affine layers: ``y = x Mᵀ + b`` with M a low-displacement-rank (or other
+structured) matrix, trained through the fast products and vjps of :mod:`lowdisp.structured`.
+
+One concept: the layer :class:`StructuredDense` (its structures live in
+:mod:`lowdisp.nn._structures`), with the parameter count helpers
+:func:`count_params` and :func:`compression_ratio`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from lowdisp._validation import as_rng, check_bool, check_int, check_option
+from lowdisp.nn import _structures as S
+from lowdisp.nn._layers import Dense, Layer, _as_grad, _as_input, _check_dtype
+from lowdisp.nn._spec import register_layer
+from lowdisp.nn._structures import STRUCTURES
+
+__all__ = ["STRUCTURES", "StructuredDense", "compression_ratio", "count_params"]
+
+
+@register_layer
+class StructuredDense(Layer):
+    r"""Affine layer ``y = x Mᵀ + b`` with a structured weight matrix M (out, in).
+
+    Parameters
+    ----------
+    in_features, out_features : int
+    structure : str
+        One of :data:`STRUCTURES`:
+
+        ``toeplitz_like``
+            Sylvester (Z₁, Z₋₁): ``M = ½ Σ Z₁(g_i) Z₋₁(J h_i)``; 2 r s weights.
+        ``hankel_like``
+            Sylvester (Z₁ᵀ, Z₋₁): ``M = J · (Toeplitz-like)``; 2 r s.
+        ``vandermonde_like``
+            Stein (D(v), Z₀ᵀ): ``M = Σ diag(g_i) V(v) L(h_i)ᵀ`` with learned nodes
+            ``v`` (initialised U(-1, 1)); 2 r s + s.
+        ``cauchy_like``
+            Sylvester (D(s), D(t)): ``M_jk = g_jᵀ h_k / (s_j - t_k)`` with fixed
+            nodes ``s_j = j + ½``, ``t_k = k``; 2 r s.
+        ``subdiagonal``
+            LDR-SD, Stein (A, B'ᵀ) with learned subdiagonals ``A``, ``B``
+            (initialised to 1: Z₀); ``corners=True`` also learns the corners
+            ``A_corner``, ``B_corner`` (initialised to 0); 2 r s + 2 (s - 1) (+ 2).
+        ``tridiagonal``
+            LDR-TD, the Krylov sum ``M = Σ K(A, g_i) K(B', h_i)ᵀ`` with learned
+            tridiagonals ``A``, ``B`` = ``[lower, main, upper]`` (initialised to
+            Z₀); 2 r s + 2 (3 s - 2).
+        ``circulant``
+            ``C(c)``; s.
+        ``toeplitz``
+            ``T(c, r)``, first column ``c``, first row ``[c_0, r]``; 2 s - 1.
+        ``low_rank``
+            ``U Vᵀ`` with U (out, r), V (in, r); r (in + out).
+        ``unconstrained``
+            a dense ``W`` (out, in) initialised as :class:`Dense`; in · out.
+
+    rank : int, optional
+        Displacement rank r (LDR structures, ``1 <= r <= s``) or the rank of
+        ``low_rank`` (``1 <= r <= min(in, out)``); default 1. Structures
+        without a rank (circulant, toeplitz, unconstrained) refuse one.
+    bias : bool
+        Learn ``b`` (initialised to 0).
+    corners : bool
+        ``structure="subdiagonal"`` only: learn the corners of A and B'.
+    dtype : {float32, float64}
+    rng : seed or Generator, optional
+
+    Notes
+    -----
+    **Rectangular layers.** The square-operator structures (all but
+    ``low_rank`` and ``unconstrained``) tile M with ``p x q`` independent
+    square blocks of size ``s = min(in, out)``, ``p = ceil(out / s)``,
+    ``q = ceil(in / s)`` (one of them is 1): the input is zero-padded to
+    ``q s`` features, block row i computes ``Σ_j M_ij x_j``, and the output
+    is truncated to ``out`` features. A square layer is one block and its
+    parameters have the shapes of the table; a tiled layer's have two
+    leading axes ``(p, q)``.
+
+    **Initialisation** matches :class:`Dense`'s output variance: Dense draws
+    ``W ~ U(±sqrt(6/(in+out)))``, entry variance ``σ_W² = 2/(in+out)``, so
+    ``E‖W‖_F² = in · out · σ_W²`` and, for inputs of unit variance, every
+    output has variance ``in σ_W²``. The generators (``G, H``; ``U, V``;
+    ``c, r``) are drawn ``N(0, σ²)`` with σ chosen so that
+    ``E‖M‖_F² = in · out · σ_W²`` exactly (the average output variance is
+    Dense's; individual outputs may differ, e.g. Toeplitz-like Z₀ rows grow
+    with their index). With ``w`` the sum over the kept part of the blocks of
+    the per-entry weights below:
+
+    * circulant, toeplitz: ``E M_jk² = σ²``, so ``σ² = σ_W²``;
+    * low_rank: ``E M_jk² = r σ⁴``, so ``σ² = σ_W / sqrt(r)``;
+    * toeplitz_like, hankel_like: ``E M_jk² = r s σ⁴ / 4`` (each entry is ½
+      a sum of s products ``± g h`` over distinct pairs);
+    * subdiagonal, tridiagonal (initialised at Z₀, i.e. ``Σ L(g_i) L(h_i)ᵀ``):
+      ``E M_jk² = r σ⁴ (min(j, k) + 1)``, for a full block
+      ``w = s (s + 1)(2 s + 1) / 6``;
+    * vandermonde_like (given the drawn nodes): ``E M_jk² = r σ⁴ Σ_{l <= k} v_j^{2l}``;
+    * cauchy_like: ``E M_jk² = r σ⁴ / (s_j - t_k)²``;
+
+    and the bilinear structures take ``σ⁴ = in · out · σ_W² / (r w)``.
+
+    **Gradients** come from the vjps of :mod:`lowdisp.structured` (the
+    circulant from a real-FFT correlation); the dense matrix is never formed.
+    The operator parameters (``A``, ``B``, corners, ``v``) are ordinary
+    parameters; give them their own learning rate with an optimizer group,
+    e.g. ``SGD(lr=1e-3, groups={"*.A*": {"lr": 1e-4}, "*.B*": {"lr": 1e-4}})``.
+
+    References
+    ----------
+    V. Sindhwani, T. Sainath, S. Kumar, "Structured transforms for
+    small-footprint deep learning", NeurIPS 2015. A. Thomas, A. Gu, T. Dao,
+    A. Rudra, C. Ré, "Learning compressed transforms with low displacement
+    rank", NeurIPS 2018.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import lowdisp.nn as lnn
+    >>> layer = lnn.StructuredDense(8, 8, structure="toeplitz_like", rank=2,
+    ...                             dtype=np.float64, rng=0)
+    >>> sorted(layer.params()), layer.params()["G"].shape
+    (['G', 'H', 'b'], (8, 2))
+    >>> y, cache = layer.forward(np.ones((3, 8)))
+    >>> dx, grads = layer.backward(cache, np.ones((3, 8)))
+    >>> bool(np.allclose(y, np.ones((3, 8)) @ layer.weight_matrix().T))
+    True
+    >>> lnn.count_params(layer), layer.compression
+    (40, 2.0)
+    """
+
+    def __init__(
+        self,
+        in_features: int,
+        out_features: int,
+        *,
+        structure: str = "toeplitz_like",
+        rank: int | None = None,
+        bias: bool = True,
+        corners: bool = False,
+        dtype: Any = np.float32,
+        rng: Any = None,
+    ) -> None:
+        where = "StructuredDense"
+        self.in_features = check_int(in_features, "in_features", where=where, low=1)
+        self.out_features = check_int(out_features, "out_features", where=where, low=1)
+        if not isinstance(structure, str):
+            raise TypeError(f"{where}: structure must be a name (str); got {structure!r}")
+        check_option(structure, "structure", STRUCTURES, where=where)
+        self.structure = structure
+        st = STRUCTURES[structure]
+        bias = check_bool(bias, "bias", where=where)
+        self.corners = check_bool(corners, "corners", where=where)
+        if self.corners and structure != "subdiagonal":
+            raise ValueError(
+                f"{where}: corners=True is only for structure='subdiagonal' (learned "
+                f"corners of the LDR-SD operators); got "
+                f"structure={structure!r}"
+            )
+        self.dtype = _check_dtype(dtype, where)
+        ni, no = self.in_features, self.out_features
+        self._t = S.Tiling(structure, ni, no, self.corners)
+        s = self._t.s
+        if st.ranked:
+            high = s if st.tiled else min(ni, no)
+            what = "the block size s = min(in, out)" if st.tiled else "min(in, out)"
+            if rank is None:
+                rank = 1
+            self.rank: int | None = check_int(rank, "rank", where=where, low=1)
+            if self.rank > high:
+                raise ValueError(
+                    f"{where}: rank must be in [1, {high}] ({what}) for structure="
+                    f"{structure!r}; got {rank}"
+                )
+        else:
+            if rank is not None:
+                raise ValueError(
+                    f"{where}: structure={structure!r} has no rank; pass rank=None; got {rank!r}"
+                )
+            self.rank = None
+        if s == 1 and structure in ("subdiagonal", "tridiagonal"):
+            raise ValueError(
+                f"{where}: structure={structure!r} needs blocks of size s = min(in, out) >= 2; "
+                f"got in_features={ni}, out_features={no}"
+            )
+        gen = as_rng(rng, where=where)
+        # Dense's entry variance (Glorot uniform): the same mean output variance
+        self._params = S.init_params(self._t, self.rank, 2.0 / (ni + no), gen, self.dtype)
+        if bias:
+            self._params["b"] = np.zeros(no, dtype=self.dtype)
+
+    @property
+    def tiled(self) -> bool:
+        """Whether the layer is made of more than one square block."""
+        return self._t.tiled
+
+    # -- forward / backward ------------------------------------------------
+    def validate(self, x: Any) -> np.ndarray:
+        return _as_input(x, "StructuredDense", self.dtype, last=self.in_features)
+
+    def _forward(self, x: np.ndarray, train: bool, rng: Any) -> tuple[np.ndarray, Any]:
+        y, cache = S.apply(self._t, self._params, x.reshape(-1, self.in_features))
+        b = self._params.get("b")
+        if b is not None:
+            y = y + b
+        return y.reshape(*x.shape[:-1], self.out_features), (x.shape, cache)
+
+    def backward(self, cache: Any, dy: np.ndarray) -> tuple[np.ndarray, dict]:
+        dy = _as_grad(dy, "StructuredDense.backward", self.dtype, self._out_shape(cache))
+        return self._backward(cache, dy, False)
+
+    def _out_shape(self, cache: Any) -> tuple[int, ...]:
+        return (*cache[0][:-1], self.out_features)
+
+    def _backward(self, cache: Any, dy: Any, factored: bool) -> tuple[np.ndarray, dict]:
+        xshape, inner = cache
+        dy2 = np.asarray(dy, dtype=self.dtype).reshape(-1, self.out_features)
+        dx, grads = S.vjp(self._t, self._params, inner, dy2)
+        if "b" in self._params:
+            grads["b"] = dy2.sum(axis=0)
+        return np.ascontiguousarray(dx).reshape(xshape), grads
+
+    # -- inspection --------------------------------------------------------
+    def weight_matrix(self) -> np.ndarray:
+        """The dense (out, in) matrix M (for checks and analysis; O(in · out) memory).
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> import lowdisp.nn as lnn
+        >>> layer = lnn.StructuredDense(3, 3, structure="circulant", dtype=np.float64, rng=0)
+        >>> c = layer.params()["c"]
+        >>> bool(np.allclose(layer.weight_matrix()[:, 0], c))
+        True
+        """
+        return S.weight_matrix(self._t, self._params, self.dtype)
+
+    @property
+    def n_weights(self) -> int:
+        """Number of parameters of M (the bias excluded)."""
+        return sum(v.size for k, v in self._params.items() if k != "b")
+
+    @property
+    def compression(self) -> float:
+        """``in · out / n_weights``: the dense layer's weight count over this layer's."""
+        return self.in_features * self.out_features / self.n_weights
+
+    def get_config(self) -> dict[str, Any]:
+        return {
+            "class": type(self).__name__,
+            "in_features": self.in_features,
+            "out_features": self.out_features,
+            "structure": self.structure,
+            "rank": self.rank,
+            "bias": "b" in self._params,
+            "corners": self.corners,
+            "dtype": self.dtype.name,
+        }
+
+    def __repr__(self) -> str:
+        rk = "" if self.rank is None else f", rank={self.rank}"
+        return (
+            f"StructuredDense({self.in_features}, {self.out_features}, "
+            f"structure={self.structure!r}{rk})"
+        )
+
+
+# ---------------------------------------------------------------------------
+# parameter counts
+# ---------------------------------------------------------------------------
+
+
+def count_params(model: Any) -> int:
+    """The number of scalar parameters of a layer or model (every entry of ``params()``).
+
+    Parameters
+    ----------
+    model : Layer, cell or dict of arrays
+
+    Returns
+    -------
+    int
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import lowdisp.nn as lnn
+    >>> net = lnn.Sequential([lnn.StructuredDense(784, 784, structure="toeplitz_like", rank=4,
+    ...                                          bias=False, rng=0),
+    ...                       lnn.ReLU(), lnn.Dense(784, 10, rng=0)])
+    >>> lnn.count_params(net)  # 2 r n + 784 * 10 + 10
+    14122
+    """
+    params = model if isinstance(model, dict) else getattr(model, "params", None)
+    if params is None:
+        raise TypeError(
+            f"count_params: model must be a lowdisp.nn layer or a dict of arrays; "
+            f"got {type(model).__name__}"
+        )
+    params = params if isinstance(params, dict) else params()
+    return int(sum(np.asarray(v).size for v in params.values()))
+
+
+def compression_ratio(layer: Any) -> float:
+    """The dense layer's weight count over ``layer``'s: ``in · out / (weights of layer)``.
+
+    Biases are excluded on both sides. A :class:`Dense` layer gives 1.
+
+    Parameters
+    ----------
+    layer : StructuredDense, Dense, DiagonalCirculant or Fastfood
+
+    Returns
+    -------
+    float
+
+    Examples
+    --------
+    >>> import lowdisp.nn as lnn
+    >>> layer = lnn.StructuredDense(784, 784, structure="subdiagonal", rng=0)
+    >>> layer.n_weights, round(lnn.compression_ratio(layer), 2)  # 2 r n + 2 (n - 1), r = 1
+    (3134, 196.13)
+    """
+    if isinstance(layer, Dense):
+        return 1.0
+    comp = getattr(layer, "compression", None)
+    if not isinstance(comp, float):
+        raise TypeError(
+            f"compression_ratio: layer must be a Dense, StructuredDense, DiagonalCirculant "
+            f"or Fastfood layer; got {type(layer).__name__}"
+        )
+    return comp

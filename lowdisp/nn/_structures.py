@@ -1,0 +1,466 @@
+"""The structures of :class:`lowdisp.nn.StructuredDense` and of structured recurrent maps
+(private): per structure its parameters, initial values, product and vjp.
+
+Each structure is one small object over a square s x s block (or the whole
+rectangle for ``low_rank`` and ``unconstrained``), computing through the public
+API of :mod:`lowdisp.structured` (the circulant through real FFTs).
+:func:`init_params` draws the parameters of a possibly tiled ``(out, in)``
+matrix with a prescribed mean entry variance; the forward and backward of a
+tiled matrix are :func:`apply` and :func:`vjp`. No lowdisp.nn imports: the
+layers and the recurrent cells both use this module.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+import lowdisp.structured as ls
+
+__all__ = ["STRUCTURES", "Tiling", "apply", "init_params", "vjp", "weight_matrix"]
+
+
+# ---------------------------------------------------------------------------
+# circulant product by real FFTs (rows of x are the vectors)
+# ---------------------------------------------------------------------------
+
+
+def _circ_apply(c: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """``x C(c)ᵀ`` for rows ``x`` (m, n): the circular convolution of each row with ``c``."""
+    import scipy.fft as sf
+
+    n = c.shape[0]
+    return sf.irfft(sf.rfft(x, axis=-1) * sf.rfft(c), n=n, axis=-1).astype(x.dtype, copy=False)
+
+
+def _circ_vjp(c: np.ndarray, x: np.ndarray, dy: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(dx, dc)`` of ``y = x C(c)ᵀ``: ``dx = dy C(c)`` (a circular correlation),
+    ``dc_k = Σ_b Σ_j dy_bj x_b,(j-k) mod n`` (summed over the batch in the frequency domain)."""
+    import scipy.fft as sf
+
+    n = c.shape[0]
+    dyh = sf.rfft(dy, axis=-1)
+    dx = sf.irfft(dyh * np.conj(sf.rfft(c)), n=n, axis=-1).astype(x.dtype, copy=False)
+    dc = sf.irfft((dyh * np.conj(sf.rfft(x, axis=-1))).sum(axis=0), n=n).astype(c.dtype)
+    return dx, dc
+
+
+# ---------------------------------------------------------------------------
+# structures: one small object per structure (parameters, init weights, product, vjp)
+# ---------------------------------------------------------------------------
+
+
+def _z0_weight(R: int, C: int) -> float:
+    """``Σ_{j<R, k<C} (min(j, k) + 1)``: E‖M‖²/(r σ⁴) of the kept R x C corner of a
+    Stein (Z₀, Z₀ᵀ) Toeplitz-like block ``Σ_i L(g_i) L(h_i)ᵀ``."""
+    a, b = min(R, C), max(R, C)
+    j = np.arange(a, dtype=np.float64)
+    return float(np.sum((j + 1) * (j + 2) / 2 + (b - 1 - j) * (j + 1)))
+
+
+class _Structure:
+    """A structure of square s x s blocks (or the whole rectangle when ``tiled`` is False)."""
+
+    ranked = True  # takes a displacement / ordinary rank
+    tiled = True  # square operator families: rectangular layers tile s x s blocks
+    bilinear = True  # entries are products of two N(0, σ²) parameters (σ⁴ scaling)
+    operators: tuple[str, ...] = ()  # names of learned operator parameters
+
+    def shapes(self, s: int, r: int, corners: bool) -> dict[str, tuple[int, ...]]:
+        return {"G": (s, r), "H": (s, r)}
+
+    def fixed(self, s: int, gen: np.random.Generator) -> dict[str, np.ndarray]:
+        """Non-Gaussian initial values (operators, nodes), by name."""
+        return {}
+
+    def weight(self, R: int, C: int, s: int, fixed: dict[str, np.ndarray]) -> float:
+        """E‖M[:R, :C]‖² of one block per unit of ``r σ⁴`` (bilinear) or ``σ²`` (linear)."""
+        raise NotImplementedError
+
+    def build(self, p: dict[str, np.ndarray], corners: bool) -> Any:
+        raise NotImplementedError
+
+    def apply(self, M: Any, x: np.ndarray) -> np.ndarray:
+        return M.matmat(x.T).T
+
+    def vjp(self, M: Any, x: np.ndarray, dy: np.ndarray, p: dict, corners: bool):
+        d = M.vjp(x.T, dy.T)
+        return d["X"].T, {"G": d["G"], "H": d["H"]}
+
+
+class _ToeplitzLike(_Structure):
+    """Sylvester (Z₁, Z₋₁): ``M = ½ Σ Z₁(g_i) Z₋₁(J h_i)`` (Sindhwani et al. 2015)."""
+
+    def weight(self, R, C, s, fixed):
+        # every entry is ½ Σ_i Σ_l ± g_il h_il' over n distinct pairs: E M_jk² = r s σ⁴ / 4
+        return R * C * s / 4.0
+
+    def build(self, p, corners):
+        return ls.toeplitz_like(p["G"], p["H"])
+
+
+class _HankelLike(_ToeplitzLike):
+    """Sylvester (Z₁ᵀ, Z₋₁): ``M = J T`` with T Toeplitz-like with generators (J G, H)."""
+
+    def build(self, p, corners):
+        return ls.hankel_like(p["G"], p["H"])
+
+
+class _VandermondeLike(_Structure):
+    """Stein (D(v), Z₀ᵀ): ``M = Σ diag(g_i) V(v) L(h_i)ᵀ`` with learned nodes v."""
+
+    operators = ("v",)
+
+    def shapes(self, s, r, corners):
+        return {"G": (s, r), "H": (s, r), "v": (s,)}
+
+    def fixed(self, s, gen):
+        return {"v": gen.uniform(-1.0, 1.0, s)}
+
+    def weight(self, R, C, s, fixed):
+        # E M_jk² = r σ⁴ Σ_{l<=k} v_j^{2l}; summed over k < C: Σ_{l<C} (C - l) v_j^{2l}
+        x2 = fixed["v"][:R].astype(np.float64) ** 2
+        acc, pw = np.zeros(R), np.ones(R)
+        for ell in range(C):
+            acc += (C - ell) * pw
+            pw *= x2
+        return float(acc.sum())
+
+    def build(self, p, corners):
+        return ls.vandermonde_like(p["v"], p["G"], p["H"])
+
+    def vjp(self, M, x, dy, p, corners):
+        d = M.vjp(x.T, dy.T)
+        return d["X"].T, {"G": d["G"], "H": d["H"], "v": d["A"]}
+
+
+def _cauchy_nodes(s: int) -> tuple[np.ndarray, np.ndarray]:
+    """Fixed interlaced nodes ``s_j = j + 1/2``, ``t_k = k``: ``s_j - t_k = j - k + 1/2 != 0``."""
+    return np.arange(s) + 0.5, np.arange(s, dtype=np.float64)
+
+
+class _CauchyLike(_Structure):
+    """Sylvester (D(s), D(t)): ``M_jk = g_jᵀ h_k / (s_j - t_k)``, fixed nodes."""
+
+    def weight(self, R, C, s, fixed):
+        d = np.arange(-(C - 1), R)  # j - k; pairs with j < R, k < C:
+        count = np.minimum(R, C + d) - np.maximum(0, d)
+        return float(np.sum(count / (d + 0.5) ** 2))
+
+    def build(self, p, corners):
+        sn, tn = _cauchy_nodes(p["G"].shape[0])
+        dt = p["G"].dtype
+        return ls.cauchy_like(sn.astype(dt), tn.astype(dt), p["G"], p["H"])
+
+
+class _Subdiagonal(_Structure):
+    """LDR-SD: learned subdiagonal operators A, B' (and optionally their corners), Stein
+    ``M - A M B'ᵀ = G Hᵀ``: ``(1 - αβ) M = Σ K(A, g_i) K(B', h_i)ᵀ``."""
+
+    operators = ("A", "B", "A_corner", "B_corner")
+
+    def shapes(self, s, r, corners):
+        out = {"G": (s, r), "H": (s, r), "A": (s - 1,), "B": (s - 1,)}
+        if corners:
+            out.update({"A_corner": (1,), "B_corner": (1,)})
+        return out
+
+    def fixed(self, s, gen):
+        # subdiagonals of ones, corners 0: A = B' = Z_0 (structured-nets' initialisation)
+        return {
+            "A": np.ones(s - 1),
+            "B": np.ones(s - 1),
+            "A_corner": np.zeros(1),
+            "B_corner": np.zeros(1),
+        }
+
+    def weight(self, R, C, s, fixed):
+        return _z0_weight(R, C)
+
+    def build(self, p, corners):
+        fa = float(p["A_corner"][0]) if corners else 0.0
+        fb = float(p["B_corner"][0]) if corners else 0.0
+        return ls.ldr_subdiagonal(p["A"], p["B"], p["G"], p["H"], fa=fa, fb=fb)
+
+    def vjp(self, M, x, dy, p, corners):
+        d = M.vjp(x.T, dy.T)
+        grads = {"G": d["G"], "H": d["H"], "A": d["A"], "B": d["B"]}
+        if corners:
+            # The corner is a subdiagonal entry of the cyclically relabelled problem:
+            # with P the cyclic shift (P v = roll(v, -1)), P A Pᵀ is the subdiagonal
+            # operator (a_1, ..., a_{n-2}, f_A) with corner a_0, and M' = P M Pᵀ is the
+            # LDR-SD matrix of (P A Pᵀ, P B' Pᵀ, P G, P H); <dY, M X> = <P dY, M' P X>.
+            a, b = p["A"], p["B"]
+            fa, fb = float(p["A_corner"][0]), float(p["B_corner"][0])
+            a2 = np.concatenate([a[1:], np.asarray([fa], a.dtype)])
+            b2 = np.concatenate([b[1:], np.asarray([fb], b.dtype)])
+            roll = lambda v: np.roll(v, -1, axis=0)  # noqa: E731
+            M2 = ls.ldr_subdiagonal(
+                a2, b2, roll(p["G"]), roll(p["H"]), fa=float(a[0]), fb=float(b[0])
+            )
+            d2 = M2.vjp(roll(x.T), roll(dy.T))
+            grads["A_corner"] = np.asarray(d2["A"][-1:], dtype=a.dtype)
+            grads["B_corner"] = np.asarray(d2["B"][-1:], dtype=b.dtype)
+        return d["X"].T, grads
+
+
+class _Tridiagonal(_Structure):
+    """LDR-TD: learned tridiagonal operators, Krylov sum ``M = Σ K(A, g_i) K(B', h_i)ᵀ``;
+    ``A`` and ``B`` hold ``[lower, main, upper]`` (length 3s - 2)."""
+
+    operators = ("A", "B")
+
+    def shapes(self, s, r, corners):
+        return {"G": (s, r), "H": (s, r), "A": (3 * s - 2,), "B": (3 * s - 2,)}
+
+    def fixed(self, s, gen):
+        z0 = np.concatenate([np.ones(s - 1), np.zeros(s), np.zeros(s - 1)])  # A = B' = Z_0
+        return {"A": z0, "B": z0.copy()}
+
+    def weight(self, R, C, s, fixed):
+        return _z0_weight(R, C)
+
+    def build(self, p, corners):
+        s = p["G"].shape[0]
+
+        def op(v):
+            return ls.Tridiagonal(v[: s - 1], v[s - 1 : 2 * s - 1], v[2 * s - 1 :])
+
+        return ls.ldr_tridiagonal(op(p["A"]), op(p["B"]), p["G"], p["H"])
+
+    def vjp(self, M, x, dy, p, corners):
+        d = M.vjp(x.T, dy.T)
+        return d["X"].T, {"G": d["G"], "H": d["H"], "A": d["A"], "B": d["B"]}
+
+
+class _Circulant(_Structure):
+    """``M = C(c)``, first column c (product by real FFTs, as scipy.linalg.circulant)."""
+
+    ranked = False
+    bilinear = False
+
+    def shapes(self, s, r, corners):
+        return {"c": (s,)}
+
+    def weight(self, R, C, s, fixed):
+        return float(R * C)
+
+    def build(self, p, corners):
+        return p["c"]
+
+    def apply(self, M, x):
+        return _circ_apply(M, x)
+
+    def vjp(self, M, x, dy, p, corners):
+        dx, dc = _circ_vjp(M, x, dy)
+        return dx, {"c": dc}
+
+
+class _Toeplitz(_Structure):
+    """``M = T(c, r)`` (first column c, first row ``[c_0, r]``), applied as the Stein
+    Toeplitz-like matrix ``L(c) L(e_0)ᵀ + L(e_0) L([0, r])ᵀ`` of rank 2."""
+
+    ranked = False
+    bilinear = False
+
+    def shapes(self, s, r, corners):
+        return {"c": (s,), "r": (s - 1,)}
+
+    def weight(self, R, C, s, fixed):
+        return float(R * C)
+
+    def build(self, p, corners):
+        c, r = p["c"], p["r"]
+        s = c.shape[0]
+        G = np.zeros((s, 2), dtype=c.dtype)
+        H = np.zeros((s, 2), dtype=c.dtype)
+        G[:, 0], G[0, 1] = c, 1.0
+        H[0, 0], H[1:, 1] = 1.0, r
+        return ls.toeplitz_like(G, H, kind="stein")
+
+    def vjp(self, M, x, dy, p, corners):
+        d = M.vjp(x.T, dy.T)
+        return d["X"].T, {"c": d["G"][:, 0].copy(), "r": d["H"][1:, 1].copy()}
+
+
+class _LowRank(_Structure):
+    """``M = U Vᵀ`` with U (out, r), V (in, r)."""
+
+    tiled = False
+
+    def shapes(self, s, r, corners):
+        raise AssertionError  # pragma: no cover - not tiled
+
+
+class _Unconstrained(_Structure):
+    """A plain dense ``W`` (out, in), Glorot-uniform like :class:`~lowdisp.nn.Dense`."""
+
+    ranked = False
+    tiled = False
+    bilinear = False
+
+
+#: structure name -> implementation (the registry of ``StructuredDense(structure=...)``)
+STRUCTURES: dict[str, _Structure] = {
+    "toeplitz_like": _ToeplitzLike(),
+    "hankel_like": _HankelLike(),
+    "vandermonde_like": _VandermondeLike(),
+    "cauchy_like": _CauchyLike(),
+    "subdiagonal": _Subdiagonal(),
+    "tridiagonal": _Tridiagonal(),
+    "circulant": _Circulant(),
+    "toeplitz": _Toeplitz(),
+    "low_rank": _LowRank(),
+    "unconstrained": _Unconstrained(),
+}
+
+
+class Tiling:
+    """The block layout of an ``(out, in)`` matrix of ``structure`` (private).
+
+    Square-operator structures tile ``p x q`` blocks of size ``s = min(in, out)``
+    (``p = ceil(out / s)``, ``q = ceil(in / s)``); ``low_rank`` and
+    ``unconstrained`` are one rectangular block (``s = 0``).
+    """
+
+    __slots__ = ("corners", "ni", "no", "p", "q", "s", "st", "structure")
+
+    def __init__(self, structure: str, ni: int, no: int, corners: bool) -> None:
+        self.structure, self.ni, self.no, self.corners = structure, ni, no, corners
+        self.st = st = STRUCTURES[structure]
+        self.s = min(ni, no) if st.tiled else 0
+        self.p = -(-no // self.s) if st.tiled else 1
+        self.q = -(-ni // self.s) if st.tiled else 1
+
+    @property
+    def tiled(self) -> bool:
+        return self.st.tiled and (self.p, self.q) != (1, 1)
+
+    def block(self, P: dict[str, np.ndarray], i: int, j: int) -> dict[str, np.ndarray]:
+        if not self.tiled:
+            return {k: v for k, v in P.items() if k != "b"}
+        return {k: v[i, j] for k, v in P.items() if k != "b"}
+
+
+def init_params(
+    t: Tiling, rank: int | None, var_w: float, gen: np.random.Generator, dtype: np.dtype
+) -> dict[str, np.ndarray]:
+    """Parameters of the matrix with ``E‖M‖_F² = in · out · var_w`` (see StructuredDense)."""
+    st, ni, no = t.st, t.ni, t.no
+    if t.structure == "unconstrained":
+        lim = math.sqrt(3.0 * var_w)
+        return {"W": gen.uniform(-lim, lim, (no, ni)).astype(dtype)}
+    r = rank or 1
+    if t.structure == "low_rank":
+        sd = (var_w / r) ** 0.25
+        return {
+            "U": (sd * gen.standard_normal((no, r))).astype(dtype),
+            "V": (sd * gen.standard_normal((ni, r))).astype(dtype),
+        }
+    s, p, q = t.s, t.p, t.q
+    shapes = st.shapes(s, r, t.corners)
+    blocks = []
+    total = 0.0
+    for i in range(p):
+        for j in range(q):
+            fixed = {k: v for k, v in st.fixed(s, gen).items() if k in shapes}
+            R, C = min(s, no - i * s), min(s, ni - j * s)
+            total += st.weight(R, C, s, fixed)
+            blocks.append(fixed)
+    target = ni * no * var_w
+    sd = (target / (r * total)) ** 0.25 if st.bilinear else math.sqrt(target / total)
+    out: dict[str, np.ndarray] = {}
+    for name, shape in shapes.items():
+        full = (p, q, *shape) if t.tiled else shape
+        if name in blocks[0]:
+            arr = np.stack([b[name] for b in blocks]).reshape(full)
+        else:
+            arr = sd * gen.standard_normal(full)
+        out[name] = arr.astype(dtype)
+    return out
+
+
+def apply(t: Tiling, P: dict[str, np.ndarray], x2: np.ndarray) -> tuple[np.ndarray, Any]:
+    """``(x2 Mᵀ, cache)`` for rows ``x2`` (m, in)."""
+    st = t.st
+    if t.structure == "unconstrained":
+        return x2 @ P["W"].T, (x2, None)
+    if t.structure == "low_rank":
+        xv = x2 @ P["V"]
+        return xv @ P["U"].T, (x2, xv)
+    s, p, q = t.s, t.p, t.q
+    xp = x2
+    if q * s != t.ni:
+        xp = np.zeros((x2.shape[0], q * s), dtype=x2.dtype)
+        xp[:, : t.ni] = x2
+    mats = {}
+    if p * q == 1:
+        M = mats[0, 0] = st.build(t.block(P, 0, 0), t.corners)
+        return np.asarray(st.apply(M, xp), dtype=x2.dtype), (xp, mats)
+    yp = np.zeros((x2.shape[0], p * s), dtype=x2.dtype)
+    for i in range(p):
+        for j in range(q):
+            M = mats[i, j] = st.build(t.block(P, i, j), t.corners)
+            yp[:, i * s : (i + 1) * s] += st.apply(M, xp[:, j * s : (j + 1) * s])
+    return yp[:, : t.no], (xp, mats)
+
+
+def vjp(
+    t: Tiling, P: dict[str, np.ndarray], cache: Any, dy2: np.ndarray
+) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """``(dx2, grads)`` of :func:`apply` for the cotangent ``dy2`` (m, out)."""
+    st, dt = t.st, dy2.dtype
+    xp, mats = cache
+    grads: dict[str, np.ndarray] = {}
+    if t.structure == "unconstrained":
+        grads["W"] = dy2.T @ xp
+        return dy2 @ P["W"], grads
+    if t.structure == "low_rank":
+        dyu = dy2 @ P["U"]
+        grads["U"] = dy2.T @ mats
+        grads["V"] = xp.T @ dyu
+        return dyu @ P["V"].T, grads
+    s, p, q = t.s, t.p, t.q
+    if p * q == 1:
+        dx, g = st.vjp(mats[0, 0], xp, dy2, t.block(P, 0, 0), t.corners)
+        grads.update({k: np.asarray(v, dtype=dt) for k, v in g.items()})
+    else:
+        dyp = dy2
+        if p * s != t.no:
+            dyp = np.zeros((dy2.shape[0], p * s), dtype=dt)
+            dyp[:, : t.no] = dy2
+        dx = np.zeros_like(xp)
+        for k, v in P.items():
+            if k != "b":
+                grads[k] = np.zeros_like(v)
+        for i in range(p):
+            for j in range(q):
+                dxj, g = st.vjp(
+                    mats[i, j],
+                    xp[:, j * s : (j + 1) * s],
+                    dyp[:, i * s : (i + 1) * s],
+                    t.block(P, i, j),
+                    t.corners,
+                )
+                dx[:, j * s : (j + 1) * s] += dxj
+                for k, v in g.items():
+                    grads[k][i, j] = v
+    return np.asarray(dx, dtype=dt)[:, : t.ni], grads
+
+
+def weight_matrix(t: Tiling, P: dict[str, np.ndarray], dtype: np.dtype) -> np.ndarray:
+    """The dense (out, in) matrix (for checks and analysis)."""
+    if t.structure == "unconstrained":
+        return P["W"].copy()
+    if t.structure == "low_rank":
+        return P["U"] @ P["V"].T
+    s, p, q = t.s, t.p, t.q
+    W = np.zeros((p * s, q * s), dtype=dtype)
+    for i in range(p):
+        for j in range(q):
+            M = t.st.build(t.block(P, i, j), t.corners)
+            blk = ls.circulant(M).toarray() if t.structure == "circulant" else M.toarray()
+            W[i * s : (i + 1) * s, j * s : (j + 1) * s] = blk
+    return W[: t.no, : t.ni]

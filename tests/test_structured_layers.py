@@ -1,0 +1,351 @@
+"""lowdisp.nn structured layers: forward against dense oracles built from the
+definitions (tests/oracles.py), gradients against finite differences (float64),
+initial output variance against Dense, parameter counts, spec round trips, bad input."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import scipy.linalg as sla
+
+import lowdisp.nn as lnn
+from lowdisp.testing import check_vjp
+from tests import oracles
+
+F64 = np.float64
+RANKED = ("toeplitz_like", "hankel_like", "vandermonde_like", "cauchy_like", "subdiagonal")
+RANKED += ("tridiagonal", "low_rank")
+SHAPES = [(6, 6), (5, 11), (12, 5), (8, 3), (7, 7)]
+
+
+def make(structure, ni, no, *, rank=2, dtype=F64, rng=1, perturb=True, **kw):
+    kw = dict(kw)
+    if structure in RANKED:
+        kw["rank"] = min(rank, ni, no)
+    layer = lnn.StructuredDense(ni, no, structure=structure, dtype=dtype, rng=rng, **kw)
+    gen = np.random.default_rng(rng + 100)
+    P = layer.params()
+    if perturb:  # move the operators off their initial Z_0 and make b nonzero
+        for k in ("A", "B", "A_corner", "B_corner"):
+            if k in P:
+                P[k][...] += 0.3 * gen.standard_normal(P[k].shape)
+        if "b" in P:
+            P["b"][...] = gen.standard_normal(P["b"].shape)
+    return layer
+
+
+# --------------------------------------------------------------------------- oracles
+
+
+def _J(n):
+    return np.eye(n)[::-1]
+
+
+def block_oracle(structure, p, s):
+    """One s x s block from its definition (no lowdisp.structured code)."""
+    Z = oracles.fcirculant_dense
+    if structure in ("toeplitz_like", "hankel_like"):
+        G, H = p["G"], p["H"]
+        if structure == "hankel_like":
+            G = _J(s) @ G
+        T = sum(Z(G[:, i], 1.0) @ Z(_J(s) @ H[:, i], -1.0) for i in range(G.shape[1])) / 2
+        return _J(s) @ T if structure == "hankel_like" else T
+    if structure == "vandermonde_like":
+        V = np.vander(p["v"], s, increasing=True)
+        G, H = p["G"], p["H"]
+        return sum(np.diag(G[:, i]) @ V @ Z(H[:, i], 0.0).T for i in range(G.shape[1]))
+    if structure == "cauchy_like":
+        sn, tn = np.arange(s) + 0.5, np.arange(s, dtype=F64)
+        return (p["G"] @ p["H"].T) / (sn[:, None] - tn[None, :])
+    if structure == "subdiagonal":
+        A, Bp = np.diag(p["A"], -1), np.diag(p["B"], -1)
+        if "A_corner" in p:
+            A[0, -1], Bp[0, -1] = p["A_corner"][0], p["B_corner"][0]
+        return oracles.stein_solve(A, Bp.T, p["G"] @ p["H"].T)
+    if structure == "tridiagonal":
+
+        def tri(v):
+            return (
+                np.diag(v[: s - 1], -1) + np.diag(v[s - 1 : 2 * s - 1]) + np.diag(v[2 * s - 1 :], 1)
+            )
+
+        return oracles.krylov_sum(tri(p["A"]), tri(p["B"]), p["G"], p["H"])
+    if structure == "circulant":
+        return sla.circulant(p["c"])
+    if structure == "toeplitz":
+        return sla.toeplitz(p["c"], np.concatenate([p["c"][:1], p["r"]]))
+    raise AssertionError(structure)
+
+
+def dense_oracle(layer):
+    P = {k: v for k, v in layer.params().items() if k != "b"}
+    ni, no = layer.in_features, layer.out_features
+    if layer.structure == "unconstrained":
+        return P["W"]
+    if layer.structure == "low_rank":
+        return P["U"] @ P["V"].T
+    s = min(ni, no)
+    p, q = -(-no // s), -(-ni // s)
+    W = np.zeros((p * s, q * s))
+    for i in range(p):
+        for j in range(q):
+            blk = {k: (v[i, j] if layer.tiled else v) for k, v in P.items()}
+            W[i * s : (i + 1) * s, j * s : (j + 1) * s] = block_oracle(layer.structure, blk, s)
+    return W[:no, :ni]
+
+
+def layer_fn(layer):
+    """(f, vjp, point) over {"x": input, **params} for check_vjp."""
+    live = layer.params()
+
+    def set_params(d):
+        for k, v in d.items():
+            if k in live:
+                live[k][...] = v
+
+    def f(d):
+        set_params(d)
+        return np.array(layer.forward(d["x"])[0])
+
+    def vjp(d, dy):
+        set_params(d)
+        _, cache = layer.forward(d["x"])
+        dx, grads = layer.backward(cache, dy)
+        return {**grads, "x": dx}
+
+    return f, vjp, {k: v.copy() for k, v in live.items()}
+
+
+CASES = [(st, ni, no) for st in lnn.STRUCTURES for ni, no in SHAPES]
+IDS = [f"{st}-{ni}x{no}" for st, ni, no in CASES]
+
+
+# --------------------------------------------------------------------------- values
+
+
+@pytest.mark.parametrize("structure,ni,no", CASES, ids=IDS)
+def test_forward_equals_the_dense_product_of_the_definition(structure, ni, no):
+    layer = make(structure, ni, no)
+    x = np.random.default_rng(0).standard_normal((4, ni))
+    y, _ = layer.forward(x)
+    M = dense_oracle(layer)
+    want = x @ M.T + layer.params()["b"]
+    assert y.shape == (4, no) and y.dtype == F64
+    np.testing.assert_allclose(y, want, rtol=0, atol=1e-12 * max(1.0, np.abs(want).max()))
+    np.testing.assert_allclose(layer.weight_matrix(), M, rtol=0, atol=1e-12 * np.abs(M).max())
+
+
+def test_subdiagonal_with_corners_equals_the_stein_solution():
+    layer = make("subdiagonal", 7, 7, corners=True)
+    P = layer.params()
+    P["A_corner"][...], P["B_corner"][...] = 0.4, -0.7
+    x = np.random.default_rng(0).standard_normal((3, 7))
+    M = dense_oracle(layer)
+    np.testing.assert_allclose(layer.forward(x)[0], x @ M.T + P["b"], rtol=0, atol=1e-12)
+
+
+def test_leading_axes_and_empty_batches():
+    layer = make("toeplitz_like", 6, 6)
+    x = np.random.default_rng(0).standard_normal((2, 3, 6))
+    y, cache = layer.forward(x)
+    np.testing.assert_allclose(y[1, 2], layer.forward(x[1, 2:3])[0][0], atol=1e-13)
+    dx, grads = layer.backward(cache, np.ones_like(y))
+    assert dx.shape == x.shape and grads["G"].shape == (6, 2)
+    y0, c0 = layer.forward(np.zeros((0, 6)))
+    dx0, g0 = layer.backward(c0, np.zeros((0, 6)))
+    assert y0.shape == (0, 6) and dx0.shape == (0, 6) and not g0["G"].any()
+
+
+@pytest.mark.parametrize("structure", list(lnn.STRUCTURES))
+def test_float32_layers_compute_in_float32(structure):
+    l32 = make(structure, 16, 16, dtype=np.float32)
+    l64 = make(structure, 16, 16, dtype=F64)
+    for k, v in l64.params().items():
+        v[...] = l32.params()[k]
+    x = np.random.default_rng(0).standard_normal((5, 16))
+    y32, c = l32.forward(x)
+    dx, grads = l32.backward(c, np.ones_like(y32))
+    assert y32.dtype == np.float32 and dx.dtype == np.float32
+    assert all(g.dtype == np.float32 for g in grads.values())
+    y64 = l64.forward(x)[0]
+    assert np.abs(y32 - y64).max() <= 1e-4 * np.abs(y64).max()
+
+
+# --------------------------------------------------------------------------- gradients
+
+
+@pytest.mark.parametrize("structure,ni,no", CASES, ids=IDS)
+def test_vjp_of_input_and_every_parameter(structure, ni, no):
+    layer = make(structure, ni, no)
+    f, vjp, point = layer_fn(layer)
+    point["x"] = np.random.default_rng(2).standard_normal((4, ni))
+    check_vjp(f, vjp, point, rng=0, rtol=1e-7)
+
+
+@pytest.mark.parametrize("name", ["x", "G", "H", "A", "B", "A_corner", "B_corner", "b"])
+def test_vjp_of_subdiagonal_operators_and_corners_one_by_one(name):
+    layer = make("subdiagonal", 7, 7, corners=True)
+    P = layer.params()
+    P["A_corner"][...], P["B_corner"][...] = 0.4, -0.7
+    f, vjp, point = layer_fn(layer)
+    point["x"] = np.random.default_rng(2).standard_normal((3, 7))
+    rest = {k: v for k, v in point.items() if k != name}
+    check_vjp(
+        lambda v: f({**rest, name: v}), lambda v, dy: vjp({**rest, name: v}, dy)[name],
+        point[name], rng=0, rtol=1e-7,
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize("name", ["A", "B"])
+def test_vjp_of_tridiagonal_operators_one_by_one(name):
+    layer = make("tridiagonal", 6, 6)
+    f, vjp, point = layer_fn(layer)
+    point["x"] = np.random.default_rng(2).standard_normal((3, 6))
+    rest = {k: v for k, v in point.items() if k != name}
+    check_vjp(
+        lambda v: f({**rest, name: v}), lambda v, dy: vjp({**rest, name: v}, dy)[name],
+        point[name], rng=0, rtol=1e-7,
+    )  # fmt: skip
+
+
+# --------------------------------------------------------------------------- initialisation
+
+
+@pytest.mark.parametrize("shape", [(16, 16), (12, 20)], ids=["square", "tiled"])
+@pytest.mark.parametrize("structure", list(lnn.STRUCTURES))
+def test_initial_output_variance_matches_dense(structure, shape):
+    """Mean output variance for unit-variance inputs, E‖M‖²/out, over 1500 draws,
+    within 4% of Dense's in · 2/(in + out) (Monte-Carlo std of the mean <= 1%)."""
+    ni, no = shape
+    want = ni * 2.0 / (ni + no)
+    got = []
+    for seed in range(1500):
+        layer = make(structure, ni, no, rng=seed, perturb=False)
+        got.append((layer.weight_matrix() ** 2).sum() / no)
+    assert abs(np.mean(got) / want - 1) < 0.04
+    dense = [
+        (lnn.Dense(ni, no, rng=s).params()["W"].astype(F64) ** 2).sum() / no for s in range(200)
+    ]
+    assert abs(np.mean(dense) / want - 1) < 0.01
+
+
+def test_initial_operators_are_the_paper_ones():
+    sd = lnn.StructuredDense(5, 5, structure="subdiagonal", corners=True, rng=0).params()
+    assert (sd["A"] == 1).all() and (sd["B"] == 1).all() and sd["A_corner"][0] == 0
+    td = lnn.StructuredDense(5, 5, structure="tridiagonal", rng=0).params()
+    np.testing.assert_array_equal(td["A"], [1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0])
+
+
+# --------------------------------------------------------------------------- counts
+
+
+@pytest.mark.parametrize(
+    "structure,rank,count",
+    [
+        ("toeplitz_like", 4, 2 * 4 * 784),
+        ("hankel_like", 4, 2 * 4 * 784),
+        ("vandermonde_like", 4, 2 * 4 * 784 + 784),
+        ("cauchy_like", 4, 2 * 4 * 784),
+        ("subdiagonal", 1, 2 * 784 + 2 * 783),
+        ("tridiagonal", 1, 2 * 784 + 2 * (3 * 784 - 2)),
+        ("circulant", None, 784),
+        ("toeplitz", None, 2 * 784 - 1),
+        ("low_rank", 4, 2 * 4 * 784),
+        ("unconstrained", None, 784 * 784),
+    ],
+)
+def test_parameter_counts_match_the_paper(structure, rank, count):
+    layer = lnn.StructuredDense(784, 784, structure=structure, rank=rank, bias=False, rng=0)
+    assert lnn.count_params(layer) == layer.n_weights == count
+    assert lnn.compression_ratio(layer) == 784 * 784 / count
+    with_bias = lnn.StructuredDense(784, 784, structure=structure, rank=rank, rng=0)
+    assert lnn.count_params(with_bias) == count + 784
+
+
+def test_counts_of_tiled_layers_and_models():
+    layer = lnn.StructuredDense(10, 25, structure="toeplitz_like", rank=2, rng=0)
+    assert layer.params()["G"].shape == (3, 1, 10, 2)  # 3 x 1 blocks of 10 x 10
+    assert layer.n_weights == 3 * 2 * 2 * 10
+    sd = lnn.StructuredDense(10, 25, structure="subdiagonal", corners=True, rng=0)
+    assert sd.n_weights == 3 * (2 * 10 + 2 * 9 + 2)
+    net = lnn.Sequential([layer, lnn.ReLU(), lnn.Dense(25, 3, rng=0)])
+    assert lnn.count_params(net) == 120 + 25 + 25 * 3 + 3
+    assert lnn.compression_ratio(lnn.Dense(3, 4)) == 1.0
+
+
+# --------------------------------------------------------------------------- specs
+
+
+def test_spec_round_trip_and_bit_for_bit_resume(tmp_path):
+    def trainer(checkpoint=None):
+        model = lnn.Sequential(
+            {
+                "sd": lnn.StructuredDense(64, 64, structure="subdiagonal", corners=True,
+                                          dtype=F64, rng=1),
+                "act": lnn.ReLU(dtype=F64),
+                "tl": lnn.StructuredDense(64, 32, structure="toeplitz_like", rank=2,
+                                          dtype=F64, rng=2),
+                "out": lnn.Dense(32, 10, dtype=F64, rng=3),
+            }
+        )  # fmt: skip
+        task = lnn.digits(flat=True)
+        opt = lnn.SGD(lr=1e-2, momentum=0.9, groups={"*.A*": {"lr": 1e-3}, "*.B*": {"lr": 1e-3}})
+        return lnn.Trainer(
+            model, task.loss(), opt, task, batch_size=16, rng=5, checkpoint=checkpoint
+        )
+
+    a = trainer()
+    a.fit(30, progress=False)
+    b = trainer(tmp_path / "ck.npz")
+    b.fit(10, progress=False)
+    cfg = b.spec["model"]["layers"]["sd"]
+    assert cfg["class"] == "StructuredDense" and cfg["corners"] is True
+    del b
+    c = lnn.load(tmp_path / "ck.npz")
+    c.fit(20, progress=False)
+    pa, pc = a.model.params(), c.model.params()
+    assert sorted(pa) == sorted(pc)
+    for k in pa:
+        np.testing.assert_array_equal(pa[k], pc[k])
+    assert a.history.loss == c.history.loss
+
+
+# --------------------------------------------------------------------------- bad input
+
+
+@pytest.mark.parametrize(
+    "kw,err,match",
+    [
+        ({"structure": "toeplitzlike"}, ValueError, "unknown structure 'toeplitzlike'; valid: "
+         "'toeplitz_like', 'hankel_like'"),
+        ({"structure": 3}, TypeError, "structure must be a name"),
+        ({"structure": "toeplitz_like", "rank": 0}, ValueError, r"rank must be in \[1, "),
+        ({"structure": "toeplitz_like", "rank": 9}, ValueError, r"rank must be in \[1, 8\]"),
+        ({"structure": "low_rank", "rank": 9}, ValueError, r"rank must be in \[1, 8\]"),
+        ({"structure": "toeplitz_like", "rank": 1.5}, TypeError, "rank must be an integer"),
+        ({"structure": "circulant", "rank": 2}, ValueError, "structure=.circulant. has no rank"),
+        ({"structure": "toeplitz_like", "corners": True}, ValueError, "corners=True is only for structure"),
+        ({"structure": "subdiagonal", "corners": 1}, TypeError, "corners must be True or False"),
+        ({"structure": "toeplitz_like", "dtype": np.int32}, TypeError, "dtype must be float32"),
+    ],
+)  # fmt: skip
+def test_bad_arguments(kw, err, match):
+    with pytest.raises(err, match="StructuredDense: " + match):
+        lnn.StructuredDense(8, 12, **kw)
+
+
+def test_bad_sizes():
+    with pytest.raises(ValueError, match="StructuredDense: in_features must be in"):
+        lnn.StructuredDense(0, 4)
+    with pytest.raises(ValueError, match="needs blocks of size"):
+        lnn.StructuredDense(1, 4, structure="subdiagonal")
+    layer = lnn.StructuredDense(8, 8, rng=0)
+    with pytest.raises(ValueError, match="StructuredDense: x must have 8 features"):
+        layer.forward(np.ones((2, 7)))
+    _, cache = layer.forward(np.ones((2, 8)))
+    with pytest.raises(ValueError, match=r"StructuredDense.backward: dy must have the shape"):
+        layer.backward(cache, np.ones((2, 7)))
+    with pytest.raises(TypeError, match="count_params: model must be"):
+        lnn.count_params(3)
+    with pytest.raises(TypeError, match="compression_ratio: layer must be"):
+        lnn.compression_ratio(lnn.ReLU())
