@@ -46,6 +46,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "lowdisp._pseudospectra_cli",
         "epsilon-pseudospectra of a matrix file, a checkpoint or a run folder",
     ),
+    "reproduce": ("lowdisp.nn._reproduce_cli", "rerun a paper's structured-layer experiment"),
     "bench": ("lowdisp._bench", "run a benchmark suite and print medians and ratios"),
     "info": ("lowdisp.cli", "print versions, the BLAS in use and thread counts"),
 }

@@ -35,7 +35,15 @@ def test_no_command_prints_help(capsys):
 
 
 def test_every_command_is_registered():
-    assert set(COMMANDS) == {"demo", "train", "analyze", "pseudospectra", "bench", "info"}
+    assert set(COMMANDS) == {
+        "demo",
+        "train",
+        "analyze",
+        "pseudospectra",
+        "reproduce",
+        "bench",
+        "info",
+    }
 
 
 def test_python_dash_m():
