@@ -324,7 +324,7 @@ def test_spec_round_trip_and_bit_for_bit_resume(tmp_path):
         ({"structure": "low_rank", "rank": 9}, ValueError, r"rank must be in \[1, 8\]"),
         ({"structure": "toeplitz_like", "rank": 1.5}, TypeError, "rank must be an integer"),
         ({"structure": "circulant", "rank": 2}, ValueError, "structure=.circulant. has no rank"),
-        ({"structure": "toeplitz_like", "corners": True}, ValueError, "corners=True is only for structure"),
+        ({"structure": "toeplitz_like", "corners": True}, ValueError, "corners=True is only for"),
         ({"structure": "subdiagonal", "corners": 1}, TypeError, "corners must be True or False"),
         ({"structure": "toeplitz_like", "dtype": np.int32}, TypeError, "dtype must be float32"),
     ],
@@ -349,3 +349,131 @@ def test_bad_sizes():
         lnn.count_params(3)
     with pytest.raises(TypeError, match="compression_ratio: layer must be"):
         lnn.compression_ratio(lnn.ReLU())
+
+
+# ----------------------------------------------------------- DiagonalCirculant, Fastfood
+
+OTHER = [
+    lambda: lnn.DiagonalCirculant(8, depth=3, relu_every=2, dtype=F64, rng=1),
+    lambda: lnn.DiagonalCirculant(7, depth=1, init="gaussian", dtype=F64, rng=1),
+    lambda: lnn.DiagonalCirculant(6, depth=4, relu_every=1, bias=False, dtype=F64, rng=1),
+    lambda: lnn.Fastfood(8, dtype=F64, rng=1),
+    lambda: lnn.Fastfood(5, dtype=F64, rng=1),
+    lambda: lnn.Fastfood(1, dtype=F64, rng=1),
+]
+OTHER_IDS = ["dc-relu2", "dc-depth1", "dc-relu1-nobias", "ff-8", "ff-5-padded", "ff-1"]
+
+
+@pytest.mark.parametrize("make_layer", OTHER, ids=OTHER_IDS)
+def test_vjp_of_diagonal_circulant_and_fastfood(make_layer):
+    layer = make_layer()
+    if "b" in layer.params():
+        layer.params()["b"][...] = np.random.default_rng(3).standard_normal(
+            layer.params()["b"].shape
+        )
+    f, vjp, point = layer_fn(layer)
+    point["x"] = np.random.default_rng(2).standard_normal((4, layer.n))
+    check_vjp(f, vjp, point, rng=0, rtol=1e-7)
+
+
+def test_diagonal_circulant_equals_its_product_of_factors():
+    layer = lnn.DiagonalCirculant(8, depth=3, dtype=F64, rng=1, init="gaussian")
+    P = layer.params()
+    P["b"][...] = np.random.default_rng(0).standard_normal((3, 8))
+    x = np.random.default_rng(1).standard_normal((5, 8))
+    h = x.T
+    for k in range(3):
+        h = np.diag(P["d"][k]) @ sla.circulant(P["c"][k]) @ h + P["b"][k][:, None]
+    np.testing.assert_allclose(layer.forward(x)[0], h.T, rtol=0, atol=1e-12)
+    relu = lnn.DiagonalCirculant(8, depth=3, relu_every=1, dtype=F64, rng=1)
+    y = relu.forward(x)[0]
+    h = x.T
+    for k in range(3):
+        h = np.diag(relu.params()["d"][k]) @ sla.circulant(relu.params()["c"][k]) @ h
+        h = np.maximum(h, 0) if k < 2 else h  # no ReLU after the last factor
+    np.testing.assert_allclose(y, h.T, rtol=0, atol=1e-12)
+    assert layer.n_weights == 48 and lnn.count_params(layer) == 72
+    assert lnn.compression_ratio(layer) == 64 / 48
+
+
+def test_diagonal_circulant_identity_init_is_near_a_signed_identity():
+    layer = lnn.DiagonalCirculant(32, depth=6, dtype=F64, rng=0)
+    M = layer.weight_matrix()
+    D = np.diag(np.prod(layer.params()["d"], axis=0))
+    assert np.abs(M - D).max() < 0.1
+
+
+def test_fastfood_equals_s_h_g_pi_h_b():
+    layer = lnn.Fastfood(6, dtype=F64, rng=1)
+    P = layer.params()
+    P["b"][...] = np.arange(6.0)
+    m = 8
+    H = sla.hadamard(m) / np.sqrt(m)
+    Pi = np.eye(m)[layer.perm]
+    V = np.diag(P["S"]) @ H @ np.diag(P["G"]) @ Pi @ H @ np.diag(P["B"])
+    x = np.random.default_rng(0).standard_normal((3, 6))
+    np.testing.assert_allclose(layer.forward(x)[0], x @ V[:6, :6].T + P["b"], atol=1e-12)
+    assert layer.n_weights == 24 and lnn.compression_ratio(layer) == 36 / 24
+
+
+def test_fastfood_and_gaussian_diagonal_circulant_match_dense_output_variance():
+    n = 64
+    ff = [(lnn.Fastfood(n, rng=s, dtype=F64).weight_matrix() ** 2).sum() / n for s in range(2000)]
+    assert abs(np.mean(ff) - 1) < 0.03  # Dense: n * 2/(n + n) = 1; MC std of the mean ~ 0.007
+    dc = [
+        (lnn.DiagonalCirculant(n, depth=1, init="gaussian", rng=s, dtype=F64).weight_matrix() ** 2)
+        .sum() / n
+        for s in range(1000)
+    ]  # fmt: skip
+    assert abs(np.mean(dc) - 1) < 0.03
+
+
+def test_specs_of_diagonal_circulant_and_fastfood_round_trip(tmp_path):
+    def trainer(checkpoint=None):
+        model = lnn.Sequential(
+            [
+                lnn.DiagonalCirculant(64, depth=2, relu_every=1, dtype=F64, rng=1),
+                lnn.Fastfood(64, dtype=F64, rng=2),
+                lnn.ReLU(dtype=F64),
+                lnn.Dense(64, 10, dtype=F64, rng=3),
+            ]
+        )
+        task = lnn.digits(flat=True)
+        return lnn.Trainer(
+            model, task.loss(), lnn.Adam(lr=1e-3), task, batch_size=16, rng=5,
+            checkpoint=checkpoint,
+        )  # fmt: skip
+
+    a = trainer()
+    a.fit(20, progress=False)
+    b = trainer(tmp_path / "ck.npz")
+    b.fit(10, progress=False)
+    assert b.spec["model"]["layers"]["1"]["perm_seed"] == b.model["1"].perm_seed
+    del b
+    c = lnn.load(tmp_path / "ck.npz")
+    c.fit(10, progress=False)
+    for k, v in a.model.params().items():
+        np.testing.assert_array_equal(v, c.model.params()[k])
+
+
+@pytest.mark.parametrize(
+    "make_layer,err,match",
+    [
+        (lambda: lnn.DiagonalCirculant(8, depth=0), ValueError,
+         r"DiagonalCirculant: depth must be in \[1, inf\]; got 0"),
+        (lambda: lnn.DiagonalCirculant(8), TypeError, "depth"),
+        (lambda: lnn.DiagonalCirculant(0, depth=1), ValueError, r"DiagonalCirculant: n must be in"),
+        (lambda: lnn.DiagonalCirculant(8, depth=2, relu_every=-1), ValueError, "relu_every"),
+        (lambda: lnn.DiagonalCirculant(8, depth=2, init="he"), ValueError,
+         "DiagonalCirculant: unknown init 'he'; valid: 'identity', 'gaussian'"),
+        (lambda: lnn.Fastfood(0), ValueError, r"Fastfood: n must be in \[1, inf\]"),
+        (lambda: lnn.Fastfood(4, perm_seed=-1), ValueError, "Fastfood: perm_seed"),
+        (lambda: lnn.DiagonalCirculant(4, depth=1).forward(np.ones((2, 5))), ValueError,
+         "DiagonalCirculant: x must have 4 features"),
+        (lambda: lnn.Fastfood(4).forward(np.ones((2, 5))), ValueError,
+         "Fastfood: x must have 4 features"),
+    ],
+)  # fmt: skip
+def test_bad_input_of_diagonal_circulant_and_fastfood(make_layer, err, match):
+    with pytest.raises(err, match=match):
+        make_layer()

@@ -20,6 +20,8 @@ Examples
 """
 
 from lowdisp.nn._checkpoint import Checkpoint, load, read_checkpoint, save
+from lowdisp.nn._diagonal_circulant import DiagonalCirculant
+from lowdisp.nn._fastfood import Fastfood
 from lowdisp.nn._history import History
 from lowdisp.nn._layers import (
     Activation,
@@ -90,9 +92,11 @@ __all__ = [
     "Callback",
     "Checkpoint",
     "Dense",
+    "DiagonalCirculant",
     "Dropout",
     "EarlyStopping",
     "Embedding",
+    "Fastfood",
     "GRUCell",
     "History",
     "LSTMCell",

@@ -19,7 +19,16 @@ import numpy as np
 
 import lowdisp.structured as ls
 
-__all__ = ["STRUCTURES", "Tiling", "apply", "init_params", "vjp", "weight_matrix"]
+__all__ = [
+    "STRUCTURES",
+    "Tiling",
+    "apply",
+    "circ_apply",
+    "circ_vjp",
+    "init_params",
+    "vjp",
+    "weight_matrix",
+]
 
 
 # ---------------------------------------------------------------------------
@@ -27,7 +36,7 @@ __all__ = ["STRUCTURES", "Tiling", "apply", "init_params", "vjp", "weight_matrix
 # ---------------------------------------------------------------------------
 
 
-def _circ_apply(c: np.ndarray, x: np.ndarray) -> np.ndarray:
+def circ_apply(c: np.ndarray, x: np.ndarray) -> np.ndarray:
     """``x C(c)ᵀ`` for rows ``x`` (m, n): the circular convolution of each row with ``c``."""
     import scipy.fft as sf
 
@@ -35,7 +44,7 @@ def _circ_apply(c: np.ndarray, x: np.ndarray) -> np.ndarray:
     return sf.irfft(sf.rfft(x, axis=-1) * sf.rfft(c), n=n, axis=-1).astype(x.dtype, copy=False)
 
 
-def _circ_vjp(c: np.ndarray, x: np.ndarray, dy: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def circ_vjp(c: np.ndarray, x: np.ndarray, dy: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """``(dx, dc)`` of ``y = x C(c)ᵀ``: ``dx = dy C(c)`` (a circular correlation),
     ``dc_k = Σ_b Σ_j dy_bj x_b,(j-k) mod n`` (summed over the batch in the frequency domain)."""
     import scipy.fft as sf
@@ -251,10 +260,10 @@ class _Circulant(_Structure):
         return p["c"]
 
     def apply(self, M, x):
-        return _circ_apply(M, x)
+        return circ_apply(M, x)
 
     def vjp(self, M, x, dy, p, corners):
-        dx, dc = _circ_vjp(M, x, dy)
+        dx, dc = circ_vjp(M, x, dy)
         return dx, {"c": dc}
 
 
