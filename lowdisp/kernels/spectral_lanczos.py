@@ -156,19 +156,28 @@ def _divide_row(Xr, Xi, i, dr, di, zr, zi, zsign, floor):  # pragma: no cover - 
     """Row ``i`` of X divided by the shifted diagonal ``(dr - zr) + i (di - zsign zi)``.
 
     A zero pivot (``z`` exactly on an eigenvalue) is replaced by ``floor``.
+    Smith's division: no ``c² + d²``, which underflows to 0 for a pivot below
+    1e-154 (it was then taken for a zero pivot and floored, a σ_min far too
+    large and not flagged); a quotient that overflows gives inf, which the
+    Lanczos loop flags as under the clamp.
     """
     for p in range(Xr.shape[1]):
         c = dr - zr[p]
         d = di - zsign * zi[p]
-        den = c * c + d * d
-        if den == 0.0:
+        if c == 0.0 and d == 0.0:
             c = floor
-            d = 0.0
-            den = floor * floor
         a = Xr[i, p]
         b = Xi[i, p]
-        Xr[i, p] = (a * c + b * d) / den
-        Xi[i, p] = (b * c - a * d) / den
+        if abs(c) >= abs(d):
+            r = d / c
+            t = 1.0 / (c + d * r)
+            Xr[i, p] = (a + b * r) * t
+            Xi[i, p] = (b - a * r) * t
+        else:
+            r = c / d
+            t = 1.0 / (c * r + d)
+            Xr[i, p] = (a * r + b) * t
+            Xi[i, p] = (b * r - a) * t
 
 
 @njit(cache=True, nogil=True, error_model="numpy")

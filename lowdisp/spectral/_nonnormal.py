@@ -19,7 +19,8 @@ from lowdisp.spectral._common import (
     scale_back,
     unit_scale,
 )
-from lowdisp.spectral._pseudo import UNDERFLOW_CLAMP, sigma_min_points
+from lowdisp.spectral._pseudo import sigma_min_points
+from lowdisp.spectral._resolvent import sigma_min_pow2
 
 __all__ = [
     "EigenvalueConditioning",
@@ -485,25 +486,77 @@ class KreissConstant:
     transient_upper_bound: float
 
 
-def _sigma_exact(M: np.ndarray, z: complex) -> float:
-    return float(sla.svdvals(z * np.eye(M.shape[0]) - M)[-1])
+#: sampled points whose σ_min lies under the inverse-Lanczos clamp are resolved
+#: exactly (:func:`sigma_min_pow2`) within this budget of n³ flops; the rest keep
+#: the clamp's lower bound
+_EXACT_FLOPS = 400 * 64**3
+#: up to this order the Nelder–Mead objective resolves clamped points exactly too
+_EXACT_REFINE_N = 128
 
 
-#: below this order, σ_min under the inverse-Lanczos clamp is recomputed by a dense SVD
-#: (at most this many sample points)
-_EXACT_UNDER_N = 64
-_EXACT_UNDER_PTS = 400
+def _log_grid(bottom: float, top: float) -> np.ndarray:
+    """40 log-spaced samples of [10**bottom, 10**top], more (up to 160) for a wider range."""
+    num = int(min(160, max(40, 4 * (top - bottom))))
+    return np.logspace(bottom, top, num)
+
+
+def _peak_coordinates(coord: np.ndarray, key: np.ndarray, real: bool) -> np.ndarray:
+    """``coord`` (angle or imaginary part) of the 8 eigenvalues with the largest ``key``:
+    the sampling grid passes through them (a peak near an eigenvalue is narrow)."""
+    top = coord[np.argsort(key)[::-1][:8]]
+    return np.abs(top) if real else top
+
+
+def _two_square(a: float) -> tuple[float, float]:
+    """``a*a = p + err`` exactly (Dekker's product with Veltkamp's split; no fma)."""
+    p = a * a
+    c = 134217729.0 * a  # 2**27 + 1
+    hi = c - (c - a)
+    lo = a - hi
+    return p, ((hi * hi - p) + 2 * hi * lo) + lo * lo
+
+
+def _circle_gap(z: complex, e: int) -> float:
+    """``|2**e z| − 1`` to full relative accuracy (z in M's units, 2**e z in A's).
+
+    A point of the sampling at distance δ ≪ 1 from the unit circle carries an
+    absolute rounding error eps in |z|; the ratio is taken with the gap of the
+    point actually used, computed here from error-free squares.
+    """
+    x, y = math.ldexp(z.real, e), math.ldexp(z.imag, e)
+    r = math.hypot(x, y)
+    if r >= 2.0:
+        return r - 1.0
+    px, ex = _two_square(x)
+    py, ey = _two_square(y)
+    return math.fsum((px, ex, py, ey, -1.0)) / (r + 1.0)
+
+
+def _pow2_quotient(num: np.ndarray, m: np.ndarray, k: np.ndarray, shift: int) -> np.ndarray:
+    """log2 of ``num / (m 2**k) * 2**shift`` (``inf`` where m = 0, ``-inf`` where num <= 0:
+    a point that rounded onto or inside the circle)."""
+    num = np.asarray(num, dtype=np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out = np.log2(np.maximum(num, 0.0)) - np.log2(m) - k + shift
+    return np.where(num > 0, out, -np.inf)
 
 
 def _kreiss_search(
-    M: np.ndarray, kind: str, rng: np.random.Generator, e: int = 0
+    M: np.ndarray, kind: str, rng: np.random.Generator, e: int = 0, *, where: str
 ) -> tuple[float, complex | None, np.ndarray, np.ndarray]:
     """(K, maximizer, sample points z, sampled ratios) of the Kreiss supremum of 2**e M.
 
     M is the unit-scaled matrix (:func:`unit_scale`); the returned points are
     in M's units (multiply by 2**e). The continuous ratio is invariant under
     scaling; the discrete one is computed with the unit circle of 2**e M,
-    the circle of radius R = 2**-e for M.
+    the circle of radius R = 2**-e for M, and the distance to it is kept
+    relative to R (δ = |z|/R − 1), so nothing underflows at any e.
+
+    Every ratio is carried as a base-2 logarithm with exact exponents
+    (σ_min = m 2**k from :func:`sigma_min_pow2` where it falls under the
+    inverse-Lanczos clamp): σ_min(zI − cJ_n) ~ |z|^n / c^{n−1} is far below
+    the range of double precision for a scaled Jordan block. A value K that
+    is itself not representable raises ``OverflowError``.
     """
     n = M.shape[0]
     eps = np.finfo(float).eps
@@ -521,16 +574,20 @@ def _kreiss_search(
             return 1.0, None, *empty
         R = float(ldexp(np.float64(1.0), -e))  # < normA <= n here
         top = math.log10(max(2 * normA / R, 2.0))
-        d = R * np.logspace(-8, top, 40)
+        # the peak sits at |z| − 1 ~ (1 − ρ(A))/n when ρ(A) is close to 1
+        gap = 1.0 - float(ldexp(np.float64(rho), e))
+        bottom = min(-8.0, math.log10(max(gap, 1e-300) / (4 * n)))
+        delta = _log_grid(bottom, top)  # |z| = R (1 + δ)
         na = 72
         th = np.linspace(0, np.pi if real else 2 * np.pi, na // (2 if real else 1) + 1)
-        D, TH = np.meshgrid(d, th)
-        z = ((R + D) * np.exp(1j * TH)).ravel()
-        measure = D.ravel()
+        th = np.union1d(th, _peak_coordinates(np.angle(lam), np.abs(lam), real))
+        D, TH = np.meshgrid(delta, th)
+        z = (R * (1 + D) * np.exp(1j * TH)).ravel()
+        measure, shift = D.ravel(), -e  # (|z_A| − 1) = δ, σ in M's units: ratio δ 2**-e / σ
 
         def point(p: np.ndarray) -> tuple[complex, float]:
-            dd = math.exp(p[0])
-            return complex((R + dd) * np.exp(1j * p[1])), dd
+            zz = complex(R * (1 + math.exp(p[0])) * np.exp(1j * p[1]))
+            return zz, _circle_gap(zz, e)  # |z_A| − 1 of the rounded point, exactly
 
         params = np.column_stack([np.log(D.ravel()), TH.ravel()])
     else:
@@ -542,15 +599,17 @@ def _kreiss_search(
         if omega <= 4 * eps * max(1.0, normA):
             return 1.0, None, *empty
         scale = max(normA, np.finfo(float).tiny)
-        x = np.logspace(-8, math.log10(2.0), 40) * scale
+        # the peak sits at Re z ~ |α(A)|/n when the spectral abscissa α is close to 0
+        bottom = min(-8.0, math.log10(max(-alpha / scale, 1e-300) / (4 * n)))
+        x = _log_grid(bottom, math.log10(2.0)) * scale
         y0 = float(lam.imag.min()) - normA
         y1 = float(lam.imag.max()) + normA
         if real:
             y0 = 0.0
-        y = np.linspace(y0, y1, 48)
+        y = np.union1d(np.linspace(y0, y1, 48), _peak_coordinates(lam.imag, lam.real, real))
         X, Y = np.meshgrid(x, y)
         z = (X + 1j * Y).ravel()
-        measure = X.ravel()
+        measure, shift = X.ravel(), 0
 
         def point(p: np.ndarray) -> tuple[complex, float]:
             xx = math.exp(p[0])
@@ -559,54 +618,68 @@ def _kreiss_search(
         params = np.column_stack([np.log(X.ravel()), Y.ravel()])
     with np.errstate(all="ignore"):
         res = sigma_min_points(T, z, tol=1e-6, maxiter=300, rng=rng)
-    sig = res.sigma
-    ratio = measure / sig
+    sm, sk = np.frexp(res.sigma)
+    sk = sk.astype(np.int64)
     # σ_min below the inverse-Lanczos clamp (1e-150 at unit scale) is not a
-    # singularity: measure/clamp is a lower bound there, and the candidates are
-    # certified by a dense SVD below (1e100·[[0, 1], [0, 0]] has K = 2.5e99)
+    # singularity: resolve it exactly (the largest lower bounds first, within a
+    # flop budget); the others keep measure/clamp, a lower bound
     under = np.flatnonzero(res.underflow)
-    if under.size and n <= _EXACT_UNDER_N and under.size <= _EXACT_UNDER_PTS:
-        sig = sig.copy()
-        for k in under:  # small matrices: the dense SVD resolves them
-            sig[k] = _sigma_exact(M, complex(z[k]))
-        with np.errstate(divide="ignore"):
-            ratio = measure / sig
-    else:
-        ratio[under] = measure[under] / UNDERFLOW_CLAMP
-    if np.isinf(ratio).any():
-        k = int(np.argmax(np.isinf(ratio)))
-        return math.inf, complex(z[k]), z, ratio
-    best, best_z = 1.0, None
-    order = np.argsort(ratio)[::-1]
+    budget = _EXACT_FLOPS // max(n, 1) ** 3
+    if under.size and budget:
+        # spread over the grid (every radius at fewer angles), not its corner
+        pick = under[:: -(-under.size // budget)]
+        sm[pick], sk[pick] = sigma_min_pow2(T, z[pick])
+    log2r = _pow2_quotient(measure, sm, sk, shift)
+    if np.isinf(log2r).any():  # σ_min = 0 exactly: z is an eigenvalue
+        k = int(np.argmax(np.isinf(log2r)))
+        return math.inf, complex(z[k]), z, np.full(z.size, math.inf)
     starts: list[int] = []
-    for k in order:
+    for k in np.argsort(log2r)[::-1]:
         if len(starts) == 3:
             break
-        if all(abs(z[k] - z[j]) > 0.05 * (1 + abs(z[j])) for j in starts):
+        if all(abs(z[k] - z[j]) > 0.05 * (abs(z[k]) + abs(z[j])) for j in starts):
             starts.append(int(k))
 
-    def neg_log_ratio(p: np.ndarray) -> float:
-        zz, m = point(p)
+    def neg_log2_ratio(p: np.ndarray) -> float:
+        zz, mm = point(p)
         r = sigma_min_points(T, np.array([zz]), tol=1e-13, maxiter=300, rng=rng)
-        s = r.sigma[0]
-        if r.underflow[0] and n <= _EXACT_UNDER_N:
-            s = _sigma_exact(M, zz)
-        return -(math.log(m) - math.log(max(s, 1e-300)))
+        pm, pk = np.frexp(r.sigma)
+        if r.underflow[0] and n <= _EXACT_REFINE_N:
+            pm, pk = sigma_min_pow2(T, np.array([zz]))
+        val = float(_pow2_quotient(np.array([mm]), pm, pk, shift)[0])
+        return -val if np.isfinite(val) else -1e300
 
+    best, best_z = 0.0, None  # log2 of the best certified ratio (K >= 1 = 2**0)
+    best_q, best_x = 1.0, 0  # the same ratio, exactly: best_q * 2**best_x
     for k in starts:
         opt = minimize(
-            neg_log_ratio,
+            neg_log2_ratio,
             params[k],
             method="Nelder-Mead",
             options={"xatol": 1e-9, "fatol": 1e-13, "maxfev": 600},
         )
         for p in (opt.x, params[k]):
-            zz, m = point(p)
-            sv = _sigma_exact(M, zz)  # certified by a dense SVD at the point
-            val = m / sv if sv > 0 else math.inf
+            zz, mm = point(p)
+            pm, pk = sigma_min_pow2(T, np.array([zz]))  # certified at the point
+            val = float(_pow2_quotient(np.array([mm]), pm, pk, shift)[0])
             if val > best:
                 best, best_z = val, zz
-    return best, best_z, z, ratio
+                if np.isfinite(val):
+                    best_q, best_x = mm / float(pm[0]), shift - int(pk[0])
+    if best == math.inf:
+        return math.inf, best_z, z, np.full(z.size, math.inf)
+    mant, ex = math.frexp(best_q)
+    if best_x + ex > np.finfo(np.float64).maxexp:
+        raise OverflowError(
+            f"{where}: the Kreiss constant exceeds the largest float "
+            f"({np.finfo(np.float64).max:.3g}): log10 K = {best * math.log10(2.0):.6g}. "
+            f"It is finite (A is power bounded / stable) but not representable in "
+            f"double precision"
+        )
+    value = math.ldexp(mant, best_x + ex)
+    with np.errstate(over="ignore"):
+        ratio = np.exp2(log2r)  # lower bounds for the transient curve (inf beyond range)
+    return value, best_z, z, ratio
 
 
 def kreiss_constant(A: Any, *, kind: str = "discrete", rng: Any = None) -> KreissConstant:
@@ -632,6 +705,10 @@ def kreiss_constant(A: Any, *, kind: str = "discrete", rng: Any = None) -> Kreis
     ------
     ValueError
         A not square, empty or not finite; unknown ``kind``.
+    OverflowError
+        K is finite (A power bounded, resp. stable) but exceeds the largest
+        double (1.8e308); the message gives log10 K. ``value = inf`` is kept
+        for K = ∞ (ρ(A) > 1, resp. α(A) > 0).
 
     Notes
     -----
@@ -643,6 +720,15 @@ def kreiss_constant(A: Any, *, kind: str = "discrete", rng: Any = None) -> Kreis
     grid by batched inverse Lanczos and the best three samples are refined
     by Nelder–Mead. The supremum can be multimodal, so the result is a lower
     bound, exact when the sampling finds the right basin.
+
+    Scale: the ratio is formed in base-2 mantissa/exponent form, with
+    σ_min(zI − T) from a scaled back substitution on the Schur factor where
+    it falls below the inverse-Lanczos clamp (σ_min(zI − cJ_n) ~ |z|^n/c^{n−1}
+    is far below 1e-308 for a scaled Jordan block), so K is exact to rounding
+    for any scale of A in 1e-300..1e300 (tested against the closed form of
+    Jordan blocks). The point z of the certification is the rounded one and
+    its distance to the unit circle is computed exactly; a peak closer than
+    about 1e-12 to the circle is found only to the float grid of z.
 
     References
     ----------
@@ -667,7 +753,7 @@ def kreiss_constant(A: Any, *, kind: str = "discrete", rng: Any = None) -> Kreis
     gen = as_rng(rng, where=where)
     M, e = unit_scale(as_dense_square(A, "A", where=where))
     with blas_threads(1):
-        value, z, _, _ = _kreiss_search(M, kind, gen, e)
+        value, z, _, _ = _kreiss_search(M, kind, gen, e, where=where)
     if z is not None:
         z = complex(ldexp(np.complex128(z), e))
     return KreissConstant(float(value), z, kind, float(math.e * M.shape[0] * value))
@@ -760,6 +846,9 @@ def transient_growth(A: Any, steps: int, *, rng: Any = None) -> TransientGrowth:
     ------
     ValueError
         A not square, empty or not finite; ``steps < 0``.
+    OverflowError
+        The Kreiss constant of A is finite but not representable (as in
+        :func:`kreiss_constant`).
 
     Notes
     -----
@@ -789,7 +878,7 @@ def transient_growth(A: Any, steps: int, *, rng: Any = None) -> TransientGrowth:
     single = _out_complex(A) == np.complex64
     M, e = unit_scale(M)
     with blas_threads(1):
-        value, zmax, z, ratio = _kreiss_search(M, "discrete", gen, e)
+        value, zmax, z, ratio = _kreiss_search(M, "discrete", gen, e, where=where)
         norms = _power_norms(M, steps)
     k = np.arange(steps + 1)
     # ‖A^k‖ = 2^{ke} ‖M^k‖ exactly: overflow gives inf, underflow 0 (both as for A^k itself)
