@@ -83,7 +83,7 @@ sphinx_gallery_conf = {
     "gallery_dirs": "auto_examples",
     "filename_pattern": r"/plot_",
     "ignore_pattern": r"__init__\.py|conftest\.py",
-    "within_subsection_order": "FileNameSortKey",
+    "within_subsection_order": "lowdisp_docs.GalleryOrder",
     "image_scrapers": ("matplotlib", "lowdisp_docs.png_file_scraper"),
     "remove_config_comments": True,
     "download_all_examples": False,

@@ -77,7 +77,12 @@ def module_page(modname: str) -> str:
     if groups["class"]:
         lines += ["Classes", "-------", "", *_autosummary(groups["class"], template="class.rst")]
     if groups["function"]:
-        lines += ["Functions", "---------", "", *_autosummary(groups["function"], template=None)]
+        lines += [
+            "Functions",
+            "---------",
+            "",
+            *_autosummary(groups["function"], template="function.rst"),
+        ]
     if groups["data"]:
         lines += ["Data", "----", ""]
         for name in groups["data"]:
@@ -188,3 +193,34 @@ def escape_plain_text_maths(app, what, name, obj, options, lines) -> None:
         if new != line:
             lines[i] = new
             ESCAPED.add(name)
+
+
+#: Gallery order: the structured matrices, then the orthogonal maps and training, then
+#: the spectral analysis of trained weights. Examples not listed follow, by file name.
+GALLERY_ORDER = (
+    "plot_displacement_spectrum.py",
+    "plot_toeplitz_solve.py",
+    "plot_thomas2018_learned_operators.py",
+    "plot_araujo2019_diagonal_circulant.py",
+    "plot_spectral_norm.py",
+    "plot_orthogonal_maps.py",
+    "plot_copy_task.py",
+    "plot_trained_pseudospectra.py",
+    "plot_pseudospectra.py",
+    "plot_kreiss_transient.py",
+)
+
+
+class GalleryOrder:
+    """sphinx-gallery ``within_subsection_order``: :data:`GALLERY_ORDER`, then by name."""
+
+    def __init__(self, src_dir: str) -> None:
+        self.src_dir = src_dir
+
+    def __call__(self, filename: str) -> tuple[int, str]:
+        if filename in GALLERY_ORDER:
+            return (GALLERY_ORDER.index(filename), filename)
+        return (len(GALLERY_ORDER), filename)
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__}>"
