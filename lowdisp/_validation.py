@@ -21,6 +21,7 @@ __all__ = [
     "as_plain_ndarray",
     "as_rng",
     "check_bool",
+    "check_dtype",
     "check_finite",
     "check_int",
     "check_option",
@@ -246,6 +247,26 @@ def check_bool(value: Any, name: str, *, where: str | None = None) -> bool:
     if not isinstance(value, bool | np.bool_):
         raise TypeError(f"{_prefix(where)}{name} must be True or False; got {value!r}")
     return bool(value)
+
+
+def check_dtype(
+    dtype: Any, allowed: Any, name: str = "dtype", *, where: str | None = None
+) -> np.dtype:
+    """A dtype option: one of ``allowed`` (anything :class:`numpy.dtype` accepts names it).
+
+    Returns the :class:`numpy.dtype`; anything else (a wrong or unknown dtype,
+    a string that is no dtype, ``None``) is a ``TypeError`` listing the valid
+    dtypes.
+    """
+    valid = [np.dtype(a) for a in allowed]
+    names = " or ".join(str(v) for v in valid)
+    try:
+        dt = np.dtype(dtype) if dtype is not None else None
+    except (TypeError, ValueError):
+        dt = None
+    if dt is None or dt not in valid:
+        raise TypeError(f"{_prefix(where)}{name} must be {names}; got {dtype!r}")
+    return dt
 
 
 def check_real(

@@ -130,17 +130,6 @@ def test_cayley_of_rotation_by_pi_fails_but_scaling_works():
     assert np.allclose(sc.forward(sc.right_inverse(W))[0], W)
 
 
-@pytest.mark.slow
-def test_example_script_writes_png(tmp_path):
-    import runpy
-    from pathlib import Path
-
-    script = Path(__file__).resolve().parents[1] / "examples" / "plot_orthogonal_maps.py"
-    mod = runpy.run_path(str(script), run_name="example")
-    out = mod["main"](str(tmp_path / "maps.png"))
-    assert out.exists() and out.stat().st_size > 10_000
-
-
 @pytest.mark.parametrize("name", ["scaled_cayley", "householder", "svd", "expm"])
 def test_real_maps_float32(rng, name):
     p = orthogonal(8, method=name, dtype=np.float32)

@@ -16,6 +16,7 @@ from lowdisp._config import default_tolerance
 from lowdisp._validation import (
     as_array,
     as_rng,
+    check_dtype,
     check_int,
     check_positive,
     check_shape,
@@ -155,14 +156,8 @@ def orthogonal_schur(W: np.ndarray) -> tuple[np.ndarray, list[tuple[int, float]]
 
 
 def check_real_dtype(dtype: Any, where: str) -> np.dtype:
-    """The dtype of a real map: float32 or float64."""
-    try:
-        dt = np.dtype(dtype)
-    except TypeError as exc:
-        raise TypeError(f"{where}: dtype must be float32 or float64; got {dtype!r}") from exc
-    if dt not in _REAL:
-        raise TypeError(f"{where}: dtype must be float32 or float64; got {dt}")
-    return dt
+    """The dtype of a real map: float32 or float64 (:func:`lowdisp._validation.check_dtype`)."""
+    return check_dtype(dtype, _REAL, where=where)
 
 
 class _Param:
@@ -270,13 +265,6 @@ class _Param:
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(n={self.n}, dtype={self.dtype})"
-
-
-def check_flag(value: Any, name: str, *, where: str) -> bool:
-    """A True/False option (a string such as ``"no"`` would be truthy)."""
-    if not isinstance(value, bool | np.bool_):
-        raise TypeError(f"{where}: {name} must be True or False; got {value!r}")
-    return bool(value)
 
 
 class _SkewParam(_Param):

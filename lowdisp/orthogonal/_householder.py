@@ -299,11 +299,6 @@ def householder_product(V: Any, tau: Any = None) -> np.ndarray:
     return out
 
 
-def _flag(value: Any, where: str) -> bool:
-    """``adjoint`` must be a bool (a string such as ``"yes"`` or ``"no"`` would be truthy)."""
-    return check_bool(value, "adjoint", where=where)
-
-
 def householder_apply(V: Any, X: Any, *, tau: Any = None, adjoint: bool = False) -> np.ndarray:
     """Multiply by a product of Householder reflectors without forming it.
 
@@ -362,7 +357,9 @@ def householder_apply(V: Any, X: Any, *, tau: Any = None, adjoint: bool = False)
         as_array(V, "V", where=where, ndim=2)
     Xa, vec = _as_block(X, "X", np.shape(V)[0], where)
     Va, ta, dt = _check_reflectors(V, tau, where, (Xa,))
-    out, _ = _apply(_plan(Va, ta), Xa.astype(dt, copy=False), _flag(adjoint, where))
+    out, _ = _apply(
+        _plan(Va, ta), Xa.astype(dt, copy=False), check_bool(adjoint, "adjoint", where=where)
+    )
     return out[:, 0] if vec else out
 
 
@@ -422,7 +419,7 @@ def householder_apply_vjp(
     Va, ta, dt = _check_reflectors(V, tau, where, (Xa, Ga))
     Xa, Ga = Xa.astype(dt, copy=False), Ga.astype(dt, copy=False)
     wy = _plan(Va, ta)
-    adj = _flag(adjoint, where)
+    adj = check_bool(adjoint, "adjoint", where=where)
     saved = _prepare(wy, Xa, adj, Ga)
     gY, gX, gt = _apply_vjp(wy, Xa, Ga, adj, saved)
     assert gX is not None
@@ -630,7 +627,7 @@ class Householder(_Param):
         """
         V = self._v(theta, "apply")
         Xa, vec = _as_block(X, "X", self.n, "Householder.apply", allow_complex=False)
-        adj = _flag(adjoint, "Householder.apply")
+        adj = check_bool(adjoint, "adjoint", where="Householder.apply")
         out, _ = _apply(_plan(V, None), Xa.astype(self.dtype, copy=False), adj)
         return out[:, 0] if vec else out
 

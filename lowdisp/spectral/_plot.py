@@ -12,6 +12,8 @@ from typing import Any
 
 import numpy as np
 
+from lowdisp._validation import check_bool, check_int
+
 __all__ = ["auto_levels", "plot_numerical_range", "plot_pseudospectra", "plot_transient"]
 
 
@@ -118,12 +120,10 @@ def plot_pseudospectra(
     >>> ax.get_xlabel()
     'Re z'
     """
-    from lowdisp._validation import check_bool as check_flag
-    from lowdisp._validation import check_int
     from lowdisp.spectral._pseudo import Pseudospectra, pseudospectra
 
     where = "plot_pseudospectra"
-    colorbar = check_flag(colorbar, "colorbar", where=where)
+    colorbar = check_bool(colorbar, "colorbar", where=where)
     npts = check_int(npts, "npts", where=where, low=2)
     if not isinstance(cmap, str):
         raise TypeError(f"{where}: cmap must be a colormap name (str); got {cmap!r}")
@@ -202,11 +202,9 @@ def plot_numerical_range(
     >>> len(ax.lines)
     2
     """
-    from lowdisp._validation import check_bool as check_flag
-    from lowdisp._validation import check_int
     from lowdisp.spectral._nonnormal import numerical_range
 
-    eigenvalues = check_flag(eigenvalues, "eigenvalues", where="plot_numerical_range")
+    eigenvalues = check_bool(eigenvalues, "eigenvalues", where="plot_numerical_range")
     npts = check_int(npts, "npts", where="plot_numerical_range", low=3)
     from lowdisp.spectral._common import as_dense_square
 
