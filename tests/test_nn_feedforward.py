@@ -384,3 +384,25 @@ def test_mnist_noise_task_rebuilds_from_its_spec(tmp_path):
     tr.fit(2, progress=False)
     back = lnn.load(tr.save(tmp_path / "ck.npz"))
     np.testing.assert_array_equal(back.task.eval_data()[0], x)
+
+
+def test_standardize_uses_training_and_validation_statistics():
+    pytest.importorskip("sklearn")
+    raw = lnn.digits(flat=True, validation_fraction=0.15)
+    std = lnn.digits(flat=True, validation_fraction=0.15, standardize=True)
+    fit = np.concatenate([raw.train_data()[0], raw.validation_data()[0]])
+    mean, sd = fit.mean(axis=0), fit.std(axis=0)
+    assert (sd == 0).any()  # digits has constant corner pixels: centred only
+    sd1 = np.where(sd == 0, 1.0, sd)
+    for a, b in (
+        (raw.train_data()[0], std.train_data()[0]),
+        (raw.validation_data()[0], std.validation_data()[0]),
+        (raw.eval_data()[0], std.eval_data()[0]),
+    ):
+        np.testing.assert_allclose(b, (a - mean) / sd1, rtol=1e-12, atol=1e-12)
+    both = np.concatenate([std.train_data()[0], std.validation_data()[0]])
+    np.testing.assert_allclose(both.mean(axis=0), 0, atol=1e-12)
+    np.testing.assert_allclose(both.std(axis=0)[sd > 0], 1, rtol=1e-12)
+    assert std.config["args"]["standardize"] is True and "standardize" not in raw.config["args"]
+    with pytest.raises(TypeError, match="standardize"):
+        lnn.digits(flat=True, standardize=1)

@@ -101,7 +101,9 @@ def test_the_paper_anchors_sit_beside_the_noise_rows():
     full = settings(quick=False)
     assert full.lr == 1e-3 and full.momentum == 0.9 and full.batch_size == 50
     assert full.seeds >= 3 and full.datasets == ("mnist", "mnist_noise")
-    labels = {m.label for m in full.models}
+    assert "vandermonde_like" not in {m.family for m in full.models}  # see DEFAULT_OFF
+    assert "left out: vandermonde_like" in full.notes
+    labels = {m.label for m in settings(quick=False, families=["all"]).models}
     assert {k[1] for k in ANCHORS} <= labels
     assert ANCHORS[("mnist_noise", "LDR-TD r=1")][0] == 78.45
     assert ANCHORS[("mnist_noise", "LDR-SD r=1")][:2] == (78.0, 1.2)
@@ -129,6 +131,7 @@ def test_the_paper_anchors_sit_beside_the_noise_rows():
         (["reproduce", "thomas2018", "--seeds", "0"], "--seeds"),
         (["reproduce", "thomas2018", "--epochs", "-1"], "--epochs"),
         (["reproduce", "thomas2018", "--jobs", "x"], "--jobs"),
+        (["reproduce", "thomas2018", "--quick", "--families", "toeplitz"], "unknown model famil"),
     ],
 )
 def test_bad_arguments_are_one_line(argv, needle, capsys):

@@ -22,7 +22,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from lowdisp.nn._reproduce import ModelSpec, Settings
+from lowdisp.nn._reproduce import ModelSpec, Settings, select_families
 
 __all__ = ["FULL", "QUICK", "ordering_report", "settings"]
 
@@ -58,13 +58,20 @@ FULL = {
 QUICK = {"datasets": ("digits",), "models": _models((1, 2, 4)), "seeds": 2, "epochs": 30}
 
 
-def settings(*, quick: bool, seeds: int | None = None, epochs: int | None = None) -> Settings:
-    """The grid of ``lowdisp reproduce araujo2019`` (``quick`` or full)."""
+def settings(
+    *,
+    quick: bool,
+    seeds: int | None = None,
+    epochs: int | None = None,
+    families: Sequence[str] | None = None,
+) -> Settings:
+    """The grid of ``lowdisp reproduce araujo2019`` (``quick`` or full); ``families``
+    selects model families (default all)."""
     base = QUICK if quick else FULL
     return Settings(
         paper="Araujo et al. 2019: diagonal-circulant vs equal-budget blocks",
         datasets=tuple(base["datasets"]),
-        models=tuple(base["models"]),
+        models=select_families(base["models"], families, {}),
         seeds=int(seeds if seeds is not None else base["seeds"]),
         epochs=int(epochs if epochs is not None else base["epochs"]),
         quick=quick,

@@ -40,19 +40,21 @@ __all__ = [
     "format_markdown",
     "prepare_out",
     "run_grid",
+    "select_families",
     "write_outputs",
 ]
 
-#: dataset name -> (task factory, keyword arguments); all flat, 15% validation
+_FLAT = {"flat": True, "validation_fraction": 0.15, "standardize": True}
+
+#: dataset name -> (task factory, keyword arguments); all flat, 15% validation, and
+#: standardised per feature as in the authors' preprocessing (``normalize_data`` of
+#: structured-nets ``scripts/data``: (x - mean) / std with training statistics)
 DATASETS: dict[str, tuple[str, dict[str, Any]]] = {
-    "digits": ("digits", {"flat": True, "validation_fraction": 0.15}),
-    "mnist": ("mnist", {"flat": True, "validation_fraction": 0.15}),
-    "mnist_noise": (
-        "mnist",
-        {"flat": True, "validation_fraction": 0.15, "variant": "noise", "level": 6},
-    ),
-    "mnist_rot": ("mnist", {"flat": True, "validation_fraction": 0.15, "variant": "rot"}),
-    "mnist1d": ("mnist1d", {"flat": True, "validation_fraction": 0.15}),
+    "digits": ("digits", dict(_FLAT)),
+    "mnist": ("mnist", dict(_FLAT)),
+    "mnist_noise": ("mnist", {**_FLAT, "variant": "noise", "level": 6}),
+    "mnist_rot": ("mnist", {**_FLAT, "variant": "rot"}),
+    "mnist1d": ("mnist1d", dict(_FLAT)),
 }
 
 #: files written by a reproduction (an --out folder holding one of them is a previous run)
@@ -119,6 +121,28 @@ def build_shl(spec: ModelSpec, n_in: int, n_out: int, *, dtype: Any, rng: Any) -
         raise ValueError(f"build_shl: unknown model kind {spec.kind!r}")
     readout = lnn.Dense(width, n_out, dtype=dtype, rng=gen)
     return lnn.Sequential({"hidden": hidden, "act": lnn.ReLU(dtype=dtype), "readout": readout})
+
+
+def select_families(
+    models: Sequence[ModelSpec], families: Sequence[str] | None, default_off: dict[str, str]
+) -> tuple[ModelSpec, ...]:
+    """The models of the named families (``["all"]``: every one; ``None``: all but
+    ``default_off``); an unknown family is a :class:`~lowdisp.exceptions.UsageError`
+    listing the valid ones."""
+    from lowdisp.exceptions import UsageError
+
+    known = list(dict.fromkeys(m.family for m in models))
+    if families is None:
+        return tuple(m for m in models if m.family not in default_off)
+    wanted = list(families)
+    if wanted == ["all"]:
+        return tuple(models)
+    bad = [f for f in wanted if f not in known]
+    if bad:
+        raise UsageError(
+            f"reproduce: unknown model families {bad}; valid: {', '.join(known)} (or all)"
+        )
+    return tuple(m for m in models if m.family in wanted)
 
 
 @dataclass(frozen=True)
