@@ -36,6 +36,8 @@ __all__ = [
     "pow2_exponent",
     "prod_pow2",
     "safe_exponent",
+    "scale_back",
+    "unit_scale",
 ]
 
 T = TypeVar("T")
@@ -390,3 +392,59 @@ def prod_pow2(x: Any) -> tuple[complex | float, int]:
     if isinstance(mant, complex):
         return mant, e
     return float(mant), e
+
+
+#: ε or grid coordinates larger than this times max|A| set the scale instead of A
+_OTHERS_DOMINATE = 2.0**60
+
+
+def unit_scale(M: np.ndarray, *others: float) -> tuple[np.ndarray, int]:
+    """``(M * 2**-e, e)`` with ``max(max|M|, *others) = f 2**e``, ``1 <= f < 2``.
+
+    The exact power-of-two rescaling at the door of every dense routine
+    (spectral measures, orthogonality errors, skew Schur and eigen forms):
+    they compute on a matrix whose largest entry lies in [1, 2)
+    and scale their results back with :func:`scale_back`, so that
+    f(2**k A) = 2**k f(A) bit for bit and f(c A) = c f(A) to rounding for
+    any c in 1e-300..1e300 (absolute tolerances, squared norms and LAPACK's
+    own scaling then never see entries near under- or overflow). ``others``
+    (ε, grid coordinates) set ``e`` instead when they exceed ``2**60 max|A|``:
+    the scale then follows them and A's entries may lose digits below their
+    rounding (or underflow), which cannot change the result.
+    """
+    big = float(max_abs(M)) if M.size else 0.0
+    other = max((abs(float(o)) for o in others), default=0.0)
+    if other > _OTHERS_DOMINATE * big:
+        # only when they dwarf A (a scale-invariant test): routines called on the
+        # same A then share its unit-scaled copy, hence one cached Schur form
+        big = other
+    if big == 0.0 or not np.isfinite(big):
+        return M, 0
+    e = int(pow2_exponent(big)) - 1  # max in [1, 2): e = 0 for max|A| = 1
+    return (ldexp(M, -e) if e else M), e
+
+
+def scale_back(x: Any, e: int, *, where: str, what: str) -> Any:
+    """``x * 2**e`` (exact unless it underflows); a finite value that overflows is an error.
+
+    Raises
+    ------
+    ValueError
+        When ``x`` is finite but ``x * 2**e`` is not representable (it names
+        ``what`` and ``where``).
+    """
+    if e == 0:
+        return x
+    arr = np.asarray(x)
+    with np.errstate(over="ignore", under="ignore", invalid="ignore"):
+        out = ldexp(arr, e)
+        bad = np.isfinite(arr) & ~np.isfinite(out)
+    if np.any(bad):
+        raise ValueError(
+            f"{where}: {what} overflows: it exceeds the largest float "
+            f"({np.finfo(np.float64).max:.3g}) for this scale of A (max|A| ~ 2**{e}); "
+            f"scale A down and multiply the result back in extended precision"
+        )
+    if np.ndim(x) == 0 and not isinstance(x, np.ndarray):
+        return complex(out) if np.iscomplexobj(out) else float(out)
+    return out

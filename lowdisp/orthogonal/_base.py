@@ -20,9 +20,7 @@ from lowdisp._validation import (
     check_int,
     check_positive,
     check_shape,
-    ldexp,
-    max_abs,
-    pow2_exponent,
+    unit_scale,
 )
 from lowdisp.exceptions import NotOnManifoldError
 
@@ -82,11 +80,10 @@ def orthogonality_error(W: Any) -> float:
     if n == 0:
         return 0.0
     Wd = W.astype(np.complex128 if W.dtype.kind == "c" else np.float64)
-    amax = float(max_abs(Wd))
-    if amax == 0.0:
+    Ws, e = unit_scale(Wd)
+    if not Ws.any():
         return 1.0
-    e = int(pow2_exponent(amax))
-    sv = sla.svdvals(ldexp(Wd, -e), check_finite=False)
+    sv = sla.svdvals(Ws, check_finite=False)
     with np.errstate(over="ignore"):
         sigma = np.ldexp(sv, e)  # may overflow to inf: then so does the answer
         err = np.abs(sigma - 1.0) * (sigma + 1.0)
@@ -125,7 +122,7 @@ def eigenphases(W: Any) -> np.ndarray:
     if W.shape[0] == 0:
         return np.zeros(0, dtype=W.real.dtype)
     # phases are invariant under positive scaling: rescale by a power of two
-    lam = sla.eigvals(ldexp(Wd, -int(pow2_exponent(float(max_abs(Wd))))), check_finite=False)
+    lam = sla.eigvals(unit_scale(Wd)[0], check_finite=False)
     return np.sort(np.angle(lam)).astype(W.real.dtype, copy=False)
 
 

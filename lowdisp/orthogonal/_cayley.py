@@ -9,7 +9,15 @@ import numpy as np
 import scipy.linalg as sla
 
 from lowdisp._config import result_dtype
-from lowdisp._validation import as_array, check_int, ldexp, max_abs, pow2_exponent, safe_exponent
+from lowdisp._validation import (
+    as_array,
+    check_int,
+    ldexp,
+    max_abs,
+    pow2_exponent,
+    safe_exponent,
+    unit_scale,
+)
 from lowdisp.exceptions import NotOnManifoldError
 from lowdisp.orthogonal._base import _SkewParam
 from lowdisp.orthogonal._init import cayley_init
@@ -121,9 +129,8 @@ def _cayley_spectral(A: np.ndarray) -> tuple[np.ndarray, _Resolvent]:
     """
     n = A.shape[0]
     if A.dtype.kind == "c":
-        Ad = A.astype(np.complex128)
-        e = int(pow2_exponent(float(max_abs(Ad))))
-        lam, V = np.linalg.eigh(ldexp(1j * Ad, -e))  # iA Hermitian; A = -i V lam V^H
+        As, e = unit_scale(A.astype(np.complex128))
+        lam, V = np.linalg.eigh(1j * As)  # iA Hermitian; A = -i V lam V^H
         with np.errstate(over="ignore"):  # |lam| beyond the float range: arctan(inf) = pi/2
             phi = np.arctan(np.ldexp(lam, e))
         W = (V * np.exp(2j * phi)[None, :]) @ V.conj().T

@@ -7,7 +7,15 @@ from typing import Any
 import numpy as np
 import scipy.linalg as sla
 
-from lowdisp._validation import as_array, check_option, check_shape, ldexp, max_abs, pow2_exponent
+from lowdisp._validation import (
+    as_array,
+    check_option,
+    check_shape,
+    ldexp,
+    max_abs,
+    pow2_exponent,
+    unit_scale,
+)
 from lowdisp.exceptions import NotOnManifoldError
 from lowdisp.orthogonal._base import _SkewParam, orthogonal_schur
 from lowdisp.orthogonal._init import henaff
@@ -100,9 +108,7 @@ def expm_skew(A: Any) -> np.ndarray:
 
 def _hermitian_eig(A: np.ndarray, where: str) -> tuple[np.ndarray, np.ndarray]:
     """``iA = V diag(lam) V^H`` for a complex skew-Hermitian ``A`` (rescaled by ``2^-e``)."""
-    Ah = A.astype(np.complex128)
-    e = int(pow2_exponent(float(max_abs(Ah))))
-    As = ldexp(Ah, -e)
+    As, e = unit_scale(A.astype(np.complex128))
     lam, V = np.linalg.eigh(0.5j * (As - As.conj().T))
     with np.errstate(over="ignore"):
         lam = np.ldexp(lam, e)

@@ -1,8 +1,8 @@
 """The real Schur form of skew matrices, computed on a power-of-two rescaled copy (private).
 
-The generic exact power-of-two helpers (``max_abs``, ``pow2_exponent``,
-``ldexp``, ``safe_exponent``, ``column_exponents``) live in
-:mod:`lowdisp._validation`, shared by every subpackage.
+The exact power-of-two helpers (``unit_scale``, ``scale_back``, ``max_abs``,
+``pow2_exponent``, ``ldexp``, ``safe_exponent``, ``column_exponents``) live
+in :mod:`lowdisp._validation`, shared by every subpackage.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import scipy.linalg as sla
 
-from lowdisp._validation import max_abs, pow2_exponent
+from lowdisp._validation import unit_scale
 
 __all__ = ["skew_schur"]
 
@@ -25,12 +25,10 @@ def skew_schur(A: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     ``A`` are ``+-i b_j`` and zeros. Computed in float64.
     """
     n = A.shape[0]
-    Ad = A.astype(np.float64)
-    amax = float(max_abs(Ad)) if n else 0.0
-    if amax == 0.0:
+    As, e = unit_scale(A.astype(np.float64))
+    if not As.any():
         return np.eye(n), np.zeros(0, dtype=np.intp), np.zeros(0)
-    e = int(pow2_exponent(amax))
-    T, Q = sla.schur(np.ldexp(Ad, -e), output="real", check_finite=False)
+    T, Q = sla.schur(As, output="real", check_finite=False)
     s = np.flatnonzero(np.diagonal(T, -1) != 0)  # first index of each 2 x 2 block
     with np.errstate(over="ignore"):  # |b| > 1.8e308 becomes inf; callers decide
         b = np.ldexp(0.5 * (T[s, s + 1] - T[s + 1, s]), e)

@@ -329,8 +329,8 @@ def compute(
     True
     """
     from lowdisp._config import blas_threads
-    from lowdisp._validation import ldexp
-    from lowdisp.spectral._common import as_dense_square, complex_schur, safe_norm, unit_scale
+    from lowdisp._validation import ldexp, unit_scale
+    from lowdisp.spectral._common import as_dense_square, complex_schur, safe_norm
     from lowdisp.spectral._crisscross import pseudospectral_abscissa, pseudospectral_radius
     from lowdisp.spectral._nonnormal import kreiss_constant, numerical_radius
     from lowdisp.spectral._norm import spectral_norm

@@ -26,14 +26,8 @@ import numpy as np
 import scipy.linalg as sla
 
 from lowdisp._config import blas_threads
-from lowdisp._validation import as_rng, check_int, ldexp
-from lowdisp.spectral._common import (
-    as_dense_square,
-    check_eps,
-    complex_schur,
-    scale_back,
-    unit_scale,
-)
+from lowdisp._validation import as_rng, check_int, ldexp, scale_back, unit_scale
+from lowdisp.spectral._common import as_dense_square, check_eps, complex_schur
 
 __all__ = ["CrissCross", "pseudospectral_abscissa", "pseudospectral_radius"]
 

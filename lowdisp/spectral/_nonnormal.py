@@ -11,14 +11,16 @@ import scipy.linalg as sla
 from scipy.optimize import minimize
 
 from lowdisp._config import blas_threads
-from lowdisp._validation import as_rng, check_bool, check_int, check_option, ldexp
-from lowdisp.spectral._common import (
-    as_dense_square,
-    complex_schur,
-    safe_norm,
+from lowdisp._validation import (
+    as_rng,
+    check_bool,
+    check_int,
+    check_option,
+    ldexp,
     scale_back,
     unit_scale,
 )
+from lowdisp.spectral._common import as_dense_square, complex_schur, safe_norm
 from lowdisp.spectral._pseudo import sigma_min_points
 from lowdisp.spectral._resolvent import sigma_min_pow2
 

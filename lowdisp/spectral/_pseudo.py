@@ -22,13 +22,10 @@ from lowdisp._validation import (
     check_positive,
     ldexp,
     lookup,
-)
-from lowdisp.exceptions import ConvergenceWarning, UnderflowWarning
-from lowdisp.spectral._common import (
-    as_dense_square,
-    complex_schur,
     unit_scale,
 )
+from lowdisp.exceptions import ConvergenceWarning, UnderflowWarning
+from lowdisp.spectral._common import as_dense_square, complex_schur
 
 __all__ = ["UNDERFLOW_CLAMP", "Pseudospectra", "pseudospectra", "sigma_min_points"]
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from lowdisp._validation import ldexp, max_abs, pow2_exponent
+from lowdisp._validation import ldexp, max_abs, pow2_exponent, unit_scale
 
 __all__ = ["sigma_min_pow2"]
 
@@ -55,9 +55,7 @@ def sigma_min_pow2(T: np.ndarray, z: np.ndarray) -> tuple[np.ndarray, np.ndarray
     if z.size == 0:
         return m, k
     # T and z by a common power of two: max |t_ij| in [1, 2) (exact)
-    big = float(max_abs(np.triu(T)))
-    t = int(pow2_exponent(big)) - 1 if big > 0 else 0
-    Tu = ldexp(np.triu(T), -t)
+    Tu, t = unit_scale(np.triu(T))
     zu = ldexp(z, -t)
     chunk = max(1, _BLOCK_BYTES // (16 * n * n))
     for s in range(0, z.size, chunk):
