@@ -94,6 +94,57 @@ def test_an_existing_run_is_refused_then_forced(thomas_quick, capsys):
     assert len(runs) == len(THOMAS_WEIGHTS) and {r["epochs"] for r in runs} == {"1"}
 
 
+#: araujo2019 quick: equal hidden-layer weights 2 k n per depth k
+def _araujo_weights():
+    out = {"unconstrained": N * N}
+    for k in (1, 2, 4):
+        out[f"diag-circulant depth={k}"] = 2 * k * N
+        out[f"low_rank r={k}"] = 2 * k * N
+        out[f"toeplitz_like r={k}"] = 2 * k * N
+        out[f"dense width={2 * k}"] = 2 * k * N
+    return out
+
+
+@pytest.mark.slow
+def test_araujo2019_quick_grid_equal_budgets(tmp_path):
+    pytest.importorskip("sklearn")
+    out = tmp_path / "araujo"
+    # the quick grid with fewer epochs: the counts and columns do not depend on them
+    assert main(["reproduce", "araujo2019", "--quick", "--epochs", "2", "--out", str(out)]) == 0
+    header, rows = _read(out / "table.csv")
+    assert tuple(header) == TABLE_COLUMNS
+    weights = _araujo_weights()
+    assert [r["model"] for r in rows] == list(weights)
+    for r in rows:
+        w = weights[r["model"]]
+        assert int(r["hidden_weights"]) == w, r["model"]
+        if r["model"].startswith("dense width="):
+            width = int(r["model"].split("=")[1])  # n -> width, then width x 10 readout
+            assert int(r["total_params"]) == w + width + width * 10 + 10
+        elif r["model"].startswith("diag-circulant"):
+            k = int(r["model"].split("=")[1])  # one bias per factor
+            assert int(r["total_params"]) == w + k * N + N * 10 + 10
+        else:
+            assert int(r["total_params"]) == w + N + N * 10 + 10
+        assert int(r["seeds"]) == 2
+    assert (out / "accuracy_vs_params.png").stat().st_size > 5000
+    assert "depth 4 (512 weights)" in (out / "summary.md").read_text()
+
+
+@pytest.mark.slow
+def test_worker_processes_give_the_same_numbers(tmp_path):
+    pytest.importorskip("sklearn")
+    args = ["reproduce", "thomas2018", "--quick", "--families", "low_rank,circulant"]
+    args += ["--epochs", "1", "--no-plot"]
+    assert main([*args, "--out", str(tmp_path / "a"), "--jobs", "1"]) == 0
+    assert main([*args, "--out", str(tmp_path / "b"), "--jobs", "2"]) == 0
+    _, a = _read(tmp_path / "a" / "results.csv")
+    _, b = _read(tmp_path / "b" / "results.csv")
+    key = ("model", "seed", "test_accuracy", "val_accuracy", "best_epoch")
+    assert [tuple(r[k] for k in key) for r in a] == [tuple(r[k] for k in key) for r in b]
+    assert len(a) == 4
+
+
 def test_the_paper_anchors_sit_beside_the_noise_rows():
     from lowdisp.nn._repro_thomas2018 import ANCHORS, settings
     from lowdisp.nn._reproduce import aggregate

@@ -51,7 +51,7 @@ FULL = {
     "datasets": ("mnist", "mnist_noise"),
     "models": _models((1, 2, 4, 8)),
     "seeds": 3,
-    "epochs": 20,
+    "epochs": 30,
 }
 
 #: the --quick grid (< 2 minutes): digits (n = 64)

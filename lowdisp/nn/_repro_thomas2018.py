@@ -51,7 +51,7 @@ FULL = {
     "datasets": ("mnist", "mnist_noise"),
     "models": _models(_RANKS),
     "seeds": 3,
-    "epochs": 40,
+    "epochs": 30,
 }
 
 #: families left out of the default full grid, with the reason (printed in the summary)

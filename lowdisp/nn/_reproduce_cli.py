@@ -52,13 +52,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--epochs",
         type=int_at_least(1),
         default=None,
-        help="epochs for every model (full: 40, quick: 30)",
+        help="epochs for every model (default 30)",
     )
     parser.add_argument(
         "--jobs",
         type=int_at_least(1),
-        default=1,
-        help="worker processes (one BLAS thread each); 2 on a 2-core machine",
+        default=None,
+        help="worker processes, one BLAS thread each (default: 1 with --quick, "
+        "else min(2, CPU count))",
     )
     parser.add_argument(
         "--families",
@@ -77,7 +78,7 @@ def reproduce(
     out: str | None = None,
     seeds: int | None = None,
     epochs: int | None = None,
-    jobs: int = 1,
+    jobs: int | None = None,
     families: Any = None,
     force: bool = False,
     plot: bool = True,
@@ -95,6 +96,8 @@ def reproduce(
     if isinstance(families, str):
         families = [f.strip() for f in families.split(",") if f.strip()]
     settings = mod.settings(quick=quick, seeds=seeds, epochs=epochs, families=families)
+    if jobs is None:
+        jobs = 1 if quick else min(2, os.cpu_count() or 1)
     out = out or os.path.join("runs", f"reproduce-{paper}" + ("-quick" if quick else ""))
     prepare_out(out, force=force, where=where)
     n_runs = len(settings.datasets) * len(settings.models) * settings.seeds
