@@ -477,3 +477,137 @@ def test_specs_of_diagonal_circulant_and_fastfood_round_trip(tmp_path):
 def test_bad_input_of_diagonal_circulant_and_fastfood(make_layer, err, match):
     with pytest.raises(err, match=match):
         make_layer()
+
+
+# ------------------------------------------------------------- structured recurrent maps
+
+RECURRENT = ["toeplitz_like:2", "hankel_like", "subdiagonal", "tridiagonal", "circulant"]
+RECURRENT += ["toeplitz", "low_rank:3", "cauchy_like:2"]
+
+
+def cell_fn(cell):
+    live = cell.params()
+
+    def set_params(d):
+        for k, v in d.items():
+            if k in live:
+                live[k][...] = v
+
+    def f(d):
+        set_params(d)
+        return np.array(cell.forward_sequence(d["x"])[0])
+
+    def vjp(d, dy):
+        set_params(d)
+        _, cache = cell.forward_sequence(d["x"])
+        dx, grads = cell.backward_sequence(cache, dy)
+        return {**grads, "x": dx}
+
+    return f, vjp, {k: v.copy() for k, v in live.items()}
+
+
+@pytest.mark.parametrize("cell_name", ["tanh", "lstm"])
+@pytest.mark.parametrize("recurrent", RECURRENT)
+def test_structured_recurrent_matrix_forward_and_vjp(recurrent, cell_name):
+    cell = lnn.make_cell(cell_name, 3, 6, recurrent=recurrent, dtype=F64, rng=0)
+    P = cell.params()
+    for k in ("W.A", "W.B", "W_h.A", "W_h.B"):
+        if k in P:
+            P[k][...] += 0.3 * np.random.default_rng(1).standard_normal(P[k].shape)
+    x = np.random.default_rng(0).standard_normal((5, 2, 3))
+    # forward against the dense definition: the same cell with W (W_h) = the structured matrix
+    name, _, rank = recurrent.partition(":")
+    kw = {"rank": int(rank)} if rank else {}
+    if cell_name == "tanh":
+        W = cell.recurrent_matrix()
+        layer = lnn.StructuredDense(6, 6, structure=name, dtype=F64, bias=False, **kw)
+        for k, v in P.items():
+            if k.startswith("W."):
+                layer.params()[k[2:]][...] = v
+        np.testing.assert_allclose(W, layer.weight_matrix(), rtol=0, atol=1e-14)
+        want = oracles.rnn_forward_naive(W, P["U"], P["b"], x)
+    else:
+        layer = lnn.StructuredDense(6, 24, structure=name, dtype=F64, bias=False, **kw)
+        for k, v in P.items():
+            if k.startswith("W_h."):
+                layer.params()[k[4:]][...] = v
+        Wh = dense_oracle(layer)
+        want = oracles.lstm_forward_naive(P["W_x"], Wh, P["b"], x)
+    H, _ = cell.forward_sequence(x)
+    np.testing.assert_allclose(H, want, rtol=0, atol=1e-12)
+    f, vjp, point = cell_fn(cell)
+    point["x"] = x
+    check_vjp(f, vjp, point, rng=0, rtol=1e-7)
+
+
+def test_structured_recurrent_configs_round_trip_and_resume(tmp_path):
+    task = lnn.copy_memory(5)
+
+    def trainer(checkpoint=None):
+        return lnn.make_trainer(
+            task, "lstm", hidden=16, batch_size=4, rng=3, dtype=F64, checkpoint=checkpoint,
+            cell_options={"recurrent": "subdiagonal", "recurrent_options": {"corners": True}},
+        )  # fmt: skip
+
+    a = trainer()
+    a.fit(12, progress=False)
+    b = trainer(tmp_path / "ck.npz")
+    b.fit(4, progress=False)
+    cfg = b.spec["model"]["layers"]["rnn"]["cell"]
+    assert cfg["recurrent"] == "subdiagonal"
+    assert cfg["recurrent_options"] == {"rank": 1, "corners": True}
+    del b
+    c = lnn.load(tmp_path / "ck.npz")
+    c.fit(8, progress=False)
+    for k, v in a.model.params().items():
+        np.testing.assert_array_equal(v, c.model.params()[k])
+    cell = lnn.TanhRNNCell(2, 8, recurrent="toeplitz_like:3", rng=0)
+    assert cell.get_config()["recurrent_options"] == {"rank": 3, "corners": False}
+    assert cell.activation == "tanh" and cell.params()["W.G"].shape == (8, 3)
+
+
+def test_a_structured_dense_object_as_the_recurrent_matrix():
+    layer = lnn.StructuredDense(8, 8, structure="circulant", dtype=F64, rng=4)
+    cell = lnn.TanhRNNCell(2, 8, recurrent=layer, dtype=F64, rng=0)
+    np.testing.assert_array_equal(cell.params()["W.c"], layer.params()["c"])
+    np.testing.assert_allclose(cell.recurrent_matrix(), layer.weight_matrix(), atol=1e-15)
+    assert cell.get_config()["recurrent"] == "circulant"
+
+
+def test_structured_recurrent_init_matches_the_dense_entry_variance():
+    n = 16
+    got = [
+        (lnn.TanhRNNCell(2, n, recurrent="toeplitz_like:2", dtype=F64, rng=s)
+         .recurrent_matrix() ** 2).mean()
+        for s in range(1500)
+    ]  # fmt: skip
+    assert abs(np.mean(got) * 3 * n - 1) < 0.04  # torch's U(±1/√n): variance 1/(3n)
+
+
+@pytest.mark.parametrize(
+    "kw,err,match",
+    [
+        ({"recurrent": "toeplitz:2"}, ValueError, "structure='toeplitz' has no rank"),
+        ({"recurrent": "toeplitz_like:x"}, ValueError, "the rank after ':' must be an integer"),
+        ({"recurrent": "toeplitz_like:9"}, ValueError, r"rank must be in \[1, 8\]"),
+        ({"recurrent": "circulent:2"}, ValueError, "unknown structured recurrent 'circulent:2'"),
+        ({"recurrent": "toeplitz_like", "recurrent_options": {"n_neg": 2}}, TypeError,
+         "takes recurrent_options 'rank' and 'corners' only"),
+        ({"recurrent": "toeplitz_like:2", "recurrent_options": {"rank": 3}}, ValueError,
+         "disagree"),
+        ({"recurrent": "circulant", "recurrent_init": "henaff"}, ValueError,
+         "recurrent_init applies to dense and orthogonal"),
+    ],
+)  # fmt: skip
+def test_bad_structured_recurrent(kw, err, match):
+    with pytest.raises(err, match="TanhRNNCell: .*" + match):
+        lnn.TanhRNNCell(2, 8, **kw)
+
+
+def test_bad_structured_lstm_recurrent():
+    with pytest.raises(ValueError, match="LSTMCell: unknown recurrent 'nope'; valid: 'dense' or"):
+        lnn.LSTMCell(2, 8, recurrent="nope")
+    with pytest.raises(TypeError, match="LSTMCell: recurrent='dense' takes no recurrent_options"):
+        lnn.LSTMCell(2, 8, recurrent_options={"rank": 2})
+    with pytest.raises(TypeError, match="LSTMCell: W_h is 4n x n"):
+        lnn.LSTMCell(2, 8, recurrent=lnn.StructuredDense(8, 8, rng=0))

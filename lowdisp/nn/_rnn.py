@@ -34,6 +34,7 @@ from lowdisp._validation import (
     check_real,
     lookup,
 )
+from lowdisp.nn import _structures as S
 from lowdisp.nn._layers import (
     Layer,
     Workspace,
@@ -133,6 +134,129 @@ class _MapWeight:
         if self.dict_theta:
             return {f"W.theta.{k}": self._cast(np.asarray(v)) for k, v in dtheta.items()}
         return {"W.theta": self._cast(np.asarray(dtheta))}
+
+
+class _StructuredWeight:
+    """The recurrent matrix is a structured matrix of :mod:`lowdisp.nn._structures` (the
+    structures of :class:`~lowdisp.nn.StructuredDense`), parameters ``"<prefix>.<name>"``.
+
+    ``build`` forms the dense matrix once per forward pass (``I Mᵀ`` through the
+    structure's fast product, so the fused loop keeps its one GEMM per step) and
+    ``pullback`` maps ``dL/dW`` to the parameters with the structure's vjp at the
+    identity (``<dW, M> = <dWᵀ, I Mᵀ>``): O(r n² log n) per pass for the FFT
+    families, against O(T B n²) for the loop itself.
+    """
+
+    is_complex = False
+    map = None
+
+    def __init__(
+        self,
+        structure: str,
+        rank: int | None,
+        corners: bool,
+        n_out: int,
+        n_in: int,
+        dtype: np.dtype,
+        gen: np.random.Generator,
+        where: str,
+        prefix: str = "W",
+    ) -> None:
+        self.structure, self.rank, self.corners = S.check_structure(
+            structure, rank, corners, n_in, n_out, where
+        )
+        self.prefix = prefix
+        self.tiling = S.Tiling(self.structure, n_in, n_out, self.corners)
+        self.n_in, self.dtype = n_in, dtype
+        # torch's U(±1/√n) recurrent init has entry variance 1/(3n): the same E‖W‖_F²
+        raw = S.init_params(self.tiling, self.rank, 1.0 / (3.0 * n_in), gen, dtype)
+        self.params = {f"{prefix}.{k}": v for k, v in raw.items()}
+
+    def _own(self, params: dict) -> dict:
+        pre = self.prefix + "."
+        return {k[len(pre) :]: v for k, v in params.items() if k.startswith(pre)}
+
+    def build(self, params: dict) -> tuple[np.ndarray, Any]:
+        own = self._own(params)
+        eye = np.eye(self.n_in, dtype=self.dtype)
+        Wt, cache = S.apply(self.tiling, own, eye)
+        return np.ascontiguousarray(Wt.T, dtype=self.dtype), (own, cache)
+
+    def pullback(self, cache: Any, dW: np.ndarray) -> dict:
+        own, inner = cache
+        dWT = np.ascontiguousarray(dW.T, dtype=self.dtype)
+        _, g = S.vjp(self.tiling, own, inner, dWT)
+        return {f"{self.prefix}.{k}": np.asarray(v, dtype=self.dtype) for k, v in g.items()}
+
+    def options(self) -> dict[str, Any]:
+        return {"rank": self.rank, "corners": self.corners}
+
+
+def _copy_initial(params: dict, initial: dict, prefix: str, where: str) -> None:
+    """Start from the parameter values of a given StructuredDense (same shapes)."""
+    for k, v in initial.items():
+        dst = params.get(f"{prefix}.{k}")
+        if dst is None or dst.shape != np.shape(v):
+            raise ValueError(
+                f"{where}: the StructuredDense recurrent must be n x n with n = hidden_size "
+                f"(parameter {k!r} of shape {np.shape(v)} does not fit)"
+            )
+        dst[...] = v
+
+
+def _structured_recurrent(
+    recurrent: Any, options: dict, init: str | None, where: str
+) -> tuple[str, int | None, bool, dict | None] | None:
+    """``(structure, rank, corners, initial params or None)`` when ``recurrent`` names a
+    structure (``"toeplitz_like"``, ``"toeplitz_like:4"``) or is a square
+    :class:`~lowdisp.nn.StructuredDense`; ``None`` otherwise."""
+    initial = None
+    if isinstance(recurrent, str):
+        name, colon, rk = recurrent.partition(":")
+        if name not in S.STRUCTURES or name == "unconstrained":
+            if colon:
+                valid = ", ".join(s for s in S.STRUCTURES if s != "unconstrained")
+                raise ValueError(
+                    f"{where}: unknown structured recurrent {recurrent!r}; 'name:rank' takes a "
+                    f"structure of StructuredDense: {valid}"
+                )
+            return None
+        opts = dict(options)
+        unknown = set(opts) - {"rank", "corners"}
+        if unknown:
+            raise TypeError(
+                f"{where}: recurrent={recurrent!r} takes recurrent_options 'rank' and "
+                f"'corners' only; got {sorted(unknown)}"
+            )
+        rank = opts.get("rank")
+        if colon:
+            try:
+                r = int(rk)
+            except ValueError:
+                raise ValueError(
+                    f"{where}: recurrent={recurrent!r}: the rank after ':' must be an integer"
+                ) from None
+            if rank is not None and rank != r:
+                raise ValueError(
+                    f"{where}: recurrent={recurrent!r} and recurrent_options rank={rank!r} disagree"
+                )
+            rank = r
+        corners = opts.get("corners", False)
+    elif type(recurrent).__name__ == "StructuredDense" and hasattr(recurrent, "structure"):
+        if options:
+            raise TypeError(f"{where}: a StructuredDense recurrent takes no recurrent_options")
+        name, rank, corners = recurrent.structure, recurrent.rank, recurrent.corners
+        initial = {k: v for k, v in recurrent.params().items() if k != "b"}
+    else:
+        return None
+    if init is not None:
+        raise ValueError(
+            f"{where}: recurrent_init applies to dense and orthogonal recurrent matrices, "
+            f"not to recurrent={name!r}"
+        )
+    if not S.STRUCTURES[name].ranked and rank is None:
+        return name, None, bool(corners), initial
+    return name, rank, corners, initial
 
 
 #: ``recurrent=`` names -> (lowdisp.orthogonal method name or None for dense, default activation)
@@ -481,20 +605,36 @@ class RNNCell(_Cell):
             )
         if activation is not None and not isinstance(activation, str):
             raise TypeError(f"{where}: activation must be None or a name; got {activation!r}")
-        self.weight = _make_weight(
-            recurrent,
-            self.hidden_size,
-            self.dtype,
-            gen,
-            dict(recurrent_options or {}),
-            recurrent_init,
+        structured = _structured_recurrent(
+            recurrent, dict(recurrent_options or {}), recurrent_init, where
         )
+        if structured is not None:
+            name, rank, corners, initial = structured
+            n = self.hidden_size
+            self.weight: Any = _StructuredWeight(name, rank, corners, n, n, self.dtype, gen, where)
+            if initial is not None:
+                _copy_initial(self.weight.params, initial, "W", where)
+            recurrent = name
+        else:
+            self.weight = _make_weight(
+                recurrent,
+                self.hidden_size,
+                self.dtype,
+                gen,
+                dict(recurrent_options or {}),
+                recurrent_init,
+            )
         if activation is None:
-            activation = RECURRENT[recurrent][1] if isinstance(recurrent, str) else "modrelu"
+            if structured is not None:
+                activation = "tanh"
+            else:
+                activation = RECURRENT[recurrent][1] if isinstance(recurrent, str) else "modrelu"
         self.activation = check_option(activation, "activation", self.ACTIVATIONS, where=where)
         self.recurrent = recurrent if isinstance(recurrent, str) else type(recurrent).__name__
         self.recurrent_init = recurrent_init
-        if isinstance(recurrent, str):
+        if structured is not None:
+            self.recurrent_options = self.weight.options()
+        elif isinstance(recurrent, str):
             #: every argument of the map, defaults included (n_neg, k, dtype, perm, ...)
             self.recurrent_options = _map_options(recurrent, self.weight.map)
         else:
@@ -564,6 +704,8 @@ class RNNCell(_Cell):
         >>> RNNCell(2, 3, rng=0).recurrent_matrix().shape
         (3, 3)
         """
+        if isinstance(self.weight, _StructuredWeight):
+            return self.weight.build(self._params)[0].copy()
         if self.weight.map is None:
             return self._params["W"].copy()
         W, _ = self.weight.map.forward(self.weight.theta(self._params))
@@ -758,6 +900,14 @@ class LSTMCell(_Cell):
     input_size, hidden_size : int
     forget_bias : float
         Initial value of the forget-gate bias (1.0).
+    recurrent : str or StructuredDense, optional
+        ``"dense"`` (default) or a structure of :class:`~lowdisp.nn.StructuredDense`
+        for ``W_h`` (``"toeplitz_like:4"``, ``"subdiagonal"``, ...): its four
+        n x n gate blocks are independent structured blocks (the layer's
+        rectangular tiling), parameters ``W_h.<name>`` with leading axes
+        ``(4, 1)``, initialised with the dense entry variance ``1/(3n)``.
+    recurrent_options : dict, optional
+        ``{"rank": r, "corners": bool}`` for a structured ``W_h``.
     dtype : {float32, float64}
     rng : seed or Generator, optional
         All weights ``U[±1/√n]`` (PyTorch's default).
@@ -778,6 +928,8 @@ class LSTMCell(_Cell):
         hidden_size: int,
         *,
         forget_bias: float = 1.0,
+        recurrent: Any = "dense",
+        recurrent_options: dict | None = None,
         dtype: Any = np.float32,
         rng: Any = None,
     ) -> None:
@@ -789,22 +941,58 @@ class LSTMCell(_Cell):
         forget_bias = check_real(forget_bias, "forget_bias", where=where)
         gen = as_rng(rng, where=where)
         lim = 1.0 / np.sqrt(n)
+        if recurrent_options is not None and not isinstance(recurrent_options, Mapping):
+            raise TypeError(
+                f"{where}: recurrent_options must be a dict; got {type(recurrent_options).__name__}"
+            )
+        structured = None
+        if not (isinstance(recurrent, str) and recurrent == "dense"):
+            structured = _structured_recurrent(
+                recurrent, dict(recurrent_options or {}), None, where
+            )
+            if structured is None:
+                valid = ", ".join(s for s in S.STRUCTURES if s != "unconstrained")
+                raise ValueError(
+                    f"{where}: unknown recurrent {recurrent!r}; valid: 'dense' or a structure "
+                    f"(optionally 'name:rank'): {valid}"
+                )
+        elif recurrent_options:
+            raise TypeError(f"{where}: recurrent='dense' takes no recurrent_options")
         self._params = {
             "W_x": gen.uniform(-lim, lim, (4 * n, self.input_size)).astype(self.dtype),
-            "W_h": gen.uniform(-lim, lim, (4 * n, n)).astype(self.dtype),
-            "b": np.zeros(4 * n, dtype=self.dtype),
         }
+        self._wh: _StructuredWeight | None = None
+        if structured is None:
+            self._params["W_h"] = gen.uniform(-lim, lim, (4 * n, n)).astype(self.dtype)
+            self.recurrent, self.recurrent_options = "dense", {}
+        else:
+            name, rank, corners, initial = structured
+            if initial is not None:
+                raise TypeError(
+                    f"{where}: W_h is 4n x n; give the structure by name "
+                    f"(e.g. 'toeplitz_like:4'), not as a StructuredDense"
+                )
+            self._wh = _StructuredWeight(
+                name, rank, corners, 4 * n, n, self.dtype, gen, where, prefix="W_h"
+            )
+            self._params.update(self._wh.params)
+            self.recurrent, self.recurrent_options = name, self._wh.options()
+        self._params["b"] = np.zeros(4 * n, dtype=self.dtype)
         self._params["b"][n : 2 * n] = forget_bias
         self.forget_bias = float(forget_bias)
 
     def get_config(self) -> dict[str, Any]:
-        return {
+        cfg: dict[str, Any] = {
             "class": type(self).__name__,
             "input_size": self.input_size,
             "hidden_size": self.hidden_size,
             "forget_bias": self.forget_bias,
             "dtype": self.dtype.name,
         }
+        if self._wh is not None:  # (dense: the keys of earlier checkpoints, unchanged)
+            cfg["recurrent"] = self.recurrent
+            cfg["recurrent_options"] = dict(self.recurrent_options)
+        return cfg
 
     def forward_sequence(self, x: Any, h0=None, *, train: bool = True):
         """Run the whole sequence; see :meth:`RNNCell.forward_sequence`."""
@@ -816,7 +1004,8 @@ class LSTMCell(_Cell):
         n = self.hidden_size
         A = self._project(x, p["W_x"], p["b"])  # becomes the gate activations
         T, B, _ = A.shape
-        WhT = np.ascontiguousarray(p["W_h"].T)
+        W_h, whc = (p["W_h"], None) if self._wh is None else self._wh.build(p)
+        WhT = np.ascontiguousarray(W_h.T)
         H = np.empty((T + 1, B, n), dtype=self.dtype)
         C = np.empty((T + 1, B, n), dtype=self.dtype)
         TC = np.empty((T, B, n), dtype=self.dtype)
@@ -836,16 +1025,15 @@ class LSTMCell(_Cell):
             np.add(C[t + 1], tmp2, out=C[t + 1])
             np.tanh(C[t + 1], out=TC[t])
             np.multiply(a[:, 3 * n :], TC[t], out=H[t + 1])
-        return H[1:], (x, A, H, C, TC)
+        return H[1:], (x, A, H, C, TC, W_h, whc)
 
     def backward_sequence(self, cache: Any, dH, dh_last=None):
         """BPTT; see :meth:`RNNCell.backward_sequence`."""
-        x, A, H, C, TC = cache
+        x, A, H, C, TC, W_h, whc = cache
         p = self._params
         n = self.hidden_size
         T, B, _ = A.shape
         dt = self.dtype
-        W_h = p["W_h"]
         dG = np.empty((T, B, 4 * n), dtype=dt)
         ch = np.zeros((B, n), dtype=dt)
         if dh_last is not None:
@@ -892,15 +1080,18 @@ class LSTMCell(_Cell):
             np.matmul(d, W_h, out=ch)
         dG2 = dG.reshape(T * B, 4 * n)
         dX, dWx = self._input_grads(x, dG2, p["W_x"])
-        grads = {
-            "W_x": dWx,
-            "W_h": dG2.T @ H[:-1].reshape(T * B, n),
-            "b": dG2.sum(axis=0),
-        }
+        dW_h = dG2.T @ H[:-1].reshape(T * B, n)
+        grads = {"W_x": dWx}
+        if self._wh is None:
+            grads["W_h"] = dW_h
+        else:
+            grads.update(self._wh.pullback(whc, dW_h))
+        grads["b"] = dG2.sum(axis=0)
         return dX, grads
 
     def __repr__(self) -> str:
-        return f"LSTMCell({self.input_size}, {self.hidden_size})"
+        rec = "" if self._wh is None else f", recurrent={self.recurrent!r}"
+        return f"LSTMCell({self.input_size}, {self.hidden_size}{rec})"
 
 
 class GRUCell(_Cell):
@@ -1102,13 +1293,15 @@ def make_cell(
     check_option(name, "cell", CELLS, where="make_cell")
     if name in ("lstm", "gru"):
         extra = set(options) & {"recurrent_init", "recurrent_options", "activation", "recurrent"}
+        if name == "lstm":  # a structured W_h
+            extra -= {"recurrent", "recurrent_options"}
         if extra:
             raise TypeError(
                 f"make_cell: {sorted(extra)} apply to the Elman cells (tanh, relu and the "
                 f"orthogonal maps), not to cell {name!r}"
             )
     if name == "lstm":
-        allowed = {"forget_bias"}
+        allowed = {"forget_bias", "recurrent", "recurrent_options"}
     elif name == "gru":
         allowed = set()
     elif name in ("tanh", "relu"):

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from lowdisp._validation import as_rng, check_bool, check_int, check_option
+from lowdisp._validation import as_rng, check_bool, check_int
 from lowdisp.nn import _structures as S
 from lowdisp.nn._layers import Dense, Layer, _as_grad, _as_input, _check_dtype
 from lowdisp.nn._spec import register_layer
@@ -37,7 +37,7 @@ class StructuredDense(Layer):
             Sylvester (Z₁ᵀ, Z₋₁): ``M = J · (Toeplitz-like)``; 2 r s.
         ``vandermonde_like``
             Stein (D(v), Z₀ᵀ): ``M = Σ diag(g_i) V(v) L(h_i)ᵀ`` with learned nodes
-            ``v`` (initialised U(-1, 1)); 2 r s + s.
+            ``v`` (initialised U(-0.7, 0.7) as structured-nets); 2 r s + s.
         ``cauchy_like``
             Sylvester (D(s), D(t)): ``M_jk = g_jᵀ h_k / (s_j - t_k)`` with fixed
             nodes ``s_j = j + ½``, ``t_k = k``; 2 r s.
@@ -146,45 +146,13 @@ class StructuredDense(Layer):
         where = "StructuredDense"
         self.in_features = check_int(in_features, "in_features", where=where, low=1)
         self.out_features = check_int(out_features, "out_features", where=where, low=1)
-        if not isinstance(structure, str):
-            raise TypeError(f"{where}: structure must be a name (str); got {structure!r}")
-        check_option(structure, "structure", STRUCTURES, where=where)
-        self.structure = structure
-        st = STRUCTURES[structure]
         bias = check_bool(bias, "bias", where=where)
-        self.corners = check_bool(corners, "corners", where=where)
-        if self.corners and structure != "subdiagonal":
-            raise ValueError(
-                f"{where}: corners=True is only for structure='subdiagonal' (learned "
-                f"corners of the LDR-SD operators); got "
-                f"structure={structure!r}"
-            )
         self.dtype = _check_dtype(dtype, where)
         ni, no = self.in_features, self.out_features
-        self._t = S.Tiling(structure, ni, no, self.corners)
-        s = self._t.s
-        if st.ranked:
-            high = s if st.tiled else min(ni, no)
-            what = "the block size s = min(in, out)" if st.tiled else "min(in, out)"
-            if rank is None:
-                rank = 1
-            self.rank: int | None = check_int(rank, "rank", where=where, low=1)
-            if self.rank > high:
-                raise ValueError(
-                    f"{where}: rank must be in [1, {high}] ({what}) for structure="
-                    f"{structure!r}; got {rank}"
-                )
-        else:
-            if rank is not None:
-                raise ValueError(
-                    f"{where}: structure={structure!r} has no rank; pass rank=None; got {rank!r}"
-                )
-            self.rank = None
-        if s == 1 and structure in ("subdiagonal", "tridiagonal"):
-            raise ValueError(
-                f"{where}: structure={structure!r} needs blocks of size s = min(in, out) >= 2; "
-                f"got in_features={ni}, out_features={no}"
-            )
+        self.structure, self.rank, self.corners = S.check_structure(
+            structure, rank, corners, ni, no, where
+        )
+        self._t = S.Tiling(self.structure, ni, no, self.corners)
         gen = as_rng(rng, where=where)
         # Dense's entry variance (Glorot uniform): the same mean output variance
         self._params = S.init_params(self._t, self.rank, 2.0 / (ni + no), gen, self.dtype)

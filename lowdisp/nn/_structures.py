@@ -18,11 +18,13 @@ from typing import Any
 import numpy as np
 
 import lowdisp.structured as ls
+from lowdisp._validation import check_bool, check_int, check_option
 
 __all__ = [
     "STRUCTURES",
     "Tiling",
     "apply",
+    "check_structure",
     "circ_apply",
     "circ_vjp",
     "init_params",
@@ -126,7 +128,7 @@ class _VandermondeLike(_Structure):
         return {"G": (s, r), "H": (s, r), "v": (s,)}
 
     def fixed(self, s, gen):
-        return {"v": gen.uniform(-1.0, 1.0, s)}
+        return {"v": gen.uniform(-0.7, 0.7, s)}  # structured-nets: U(-0.7, 0.7)
 
     def weight(self, R, C, s, fixed):
         # E M_jk² = r σ⁴ Σ_{l<=k} v_j^{2l}; summed over k < C: Σ_{l<C} (C - l) v_j^{2l}
@@ -268,8 +270,9 @@ class _Circulant(_Structure):
 
 
 class _Toeplitz(_Structure):
-    """``M = T(c, r)`` (first column c, first row ``[c_0, r]``), applied as the Stein
-    Toeplitz-like matrix ``L(c) L(e_0)ᵀ + L(e_0) L([0, r])ᵀ`` of rank 2."""
+    """``M = T(c, r)`` (first column c, first row ``[c_0, r]``), applied as the leading
+    block of the circulant of ``e = [c, 0, ..., 0, r_{n-1}, ..., r_1]`` (length
+    ``L = next_fast_len(2n - 1)``): ``T x = (C(e) [x; 0])[:n]``."""
 
     ranked = False
     bilinear = False
@@ -281,17 +284,30 @@ class _Toeplitz(_Structure):
         return float(R * C)
 
     def build(self, p, corners):
+        import scipy.fft as sf
+
         c, r = p["c"], p["r"]
         s = c.shape[0]
-        G = np.zeros((s, 2), dtype=c.dtype)
-        H = np.zeros((s, 2), dtype=c.dtype)
-        G[:, 0], G[0, 1] = c, 1.0
-        H[0, 0], H[1:, 1] = 1.0, r
-        return ls.toeplitz_like(G, H, kind="stein")
+        e = np.zeros(sf.next_fast_len(2 * s - 1, real=True), dtype=c.dtype)
+        e[:s] = c
+        if s > 1:
+            e[-(s - 1) :] = r[::-1]
+        return e
+
+    def apply(self, M, x):
+        s = x.shape[1]
+        xp = np.zeros((x.shape[0], M.shape[0]), dtype=x.dtype)
+        xp[:, :s] = x
+        return circ_apply(M, xp)[:, :s]
 
     def vjp(self, M, x, dy, p, corners):
-        d = M.vjp(x.T, dy.T)
-        return d["X"].T, {"c": d["G"][:, 0].copy(), "r": d["H"][1:, 1].copy()}
+        s = x.shape[1]
+        xp = np.zeros((x.shape[0], M.shape[0]), dtype=x.dtype)
+        xp[:, :s] = x
+        dyp = np.zeros_like(xp)
+        dyp[:, :s] = dy
+        dxp, de = circ_vjp(M, xp, dyp)
+        return dxp[:, :s], {"c": de[:s].copy(), "r": de[::-1][: s - 1].copy()}
 
 
 class _LowRank(_Structure):
@@ -324,6 +340,42 @@ STRUCTURES: dict[str, _Structure] = {
     "low_rank": _LowRank(),
     "unconstrained": _Unconstrained(),
 }
+
+
+def check_structure(
+    structure: Any, rank: Any, corners: Any, ni: int, no: int, where: str
+) -> tuple[str, int | None, bool]:
+    """Validate ``(structure, rank, corners)`` of an ``(no, ni)`` matrix (errors name ``where``)."""
+    if not isinstance(structure, str):
+        raise TypeError(f"{where}: structure must be a name (str); got {structure!r}")
+    check_option(structure, "structure", STRUCTURES, where=where)
+    st = STRUCTURES[structure]
+    corners = check_bool(corners, "corners", where=where)
+    if corners and structure != "subdiagonal":
+        raise ValueError(
+            f"{where}: corners=True is only for structure='subdiagonal' (learned corners of "
+            f"the LDR-SD operators); got structure={structure!r}"
+        )
+    s = min(ni, no)
+    if st.ranked:
+        high = s if st.tiled else min(ni, no)
+        what = "the block size s = min(in, out)" if st.tiled else "min(in, out)"
+        rank = check_int(1 if rank is None else rank, "rank", where=where, low=1)
+        if rank > high:
+            raise ValueError(
+                f"{where}: rank must be in [1, {high}] ({what}) for structure={structure!r}; "
+                f"got {rank}"
+            )
+    elif rank is not None:
+        raise ValueError(
+            f"{where}: structure={structure!r} has no rank; pass rank=None; got {rank!r}"
+        )
+    if s == 1 and structure in ("subdiagonal", "tridiagonal"):
+        raise ValueError(
+            f"{where}: structure={structure!r} needs blocks of size s = min(in, out) >= 2; "
+            f"got in_features={ni}, out_features={no}"
+        )
+    return structure, rank, corners
 
 
 class Tiling:
@@ -470,6 +522,11 @@ def weight_matrix(t: Tiling, P: dict[str, np.ndarray], dtype: np.dtype) -> np.nd
     for i in range(p):
         for j in range(q):
             M = t.st.build(t.block(P, i, j), t.corners)
-            blk = ls.circulant(M).toarray() if t.structure == "circulant" else M.toarray()
+            if t.structure == "circulant":
+                blk = ls.circulant(M).toarray()
+            elif t.structure == "toeplitz":
+                blk = ls.circulant(M).toarray()[:s, :s]
+            else:
+                blk = M.toarray()
             W[i * s : (i + 1) * s, j * s : (j + 1) * s] = blk
     return W[: t.no, : t.ni]

@@ -1,0 +1,273 @@
+"""``bench_layers``: time per training step of the structured layers (private).
+
+Two tables, one BLAS thread, float32 by default, cases interleaved round-robin
+(``--rounds`` samples each, medians reported) so machine load hits all alike:
+
+1. **Layer step**: one ``StructuredDense`` (or ``Fastfood``, one-factor
+   ``DiagonalCirculant``) n x n layer: forward, backward (input gradient
+   included) and an SGD-momentum update, for batch 50 and 256 and n = 784,
+   1024, 4096, against :class:`lowdisp.nn.Dense` of the same size in the same
+   run (``speedup`` = Dense time / structure time). The SGD rate is tiny
+   (1e-9): the update's arithmetic is timed while the parameters stay at their
+   initial values (random cotangents would otherwise drive learned operators
+   to overflow after a few steps).
+2. **SHL step against torch-structured** (``--torch``; skipped cleanly when
+   ``torch_structured`` is not importable): the single-hidden-layer net of
+   Thomas et al. 2018 (structured n x n layer, ReLU, dense 10-way softmax
+   readout, cross-entropy, SGD momentum 0.9, lr 1e-3) on random data, lowdisp
+   against the authors' PyTorch layers as packaged in PyPI ``torch-structured``
+   (one torch thread), for every structure both have. torch-structured's
+   ToeplitzLike is the Stein (Z₀, Z₀ᵀ) form; lowdisp's ``toeplitz_like`` is
+   Sylvester (Z₁, Z₋₁) (same class and parameter count).
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from lowdisp._bench._common import format_table, save_results, thread_count
+from lowdisp._config import blas_threads
+
+__all__ = ["add_arguments", "run"]
+
+#: structure -> rank used by the benchmark (the paper's: r = 4, learned operators r = 1)
+RANKS = {
+    "toeplitz_like": 4,
+    "hankel_like": 4,
+    "vandermonde_like": 4,
+    "cauchy_like": 4,
+    "subdiagonal": 1,
+    "tridiagonal": 1,
+    "circulant": None,
+    "toeplitz": None,
+    "low_rank": 4,
+}
+DEFAULT = "toeplitz_like,hankel_like,cauchy_like,subdiagonal,tridiagonal,circulant,toeplitz,"
+DEFAULT += "low_rank,fastfood,diagonal_circulant"
+#: lowdisp structure -> torch-structured layer class
+TORCH = {
+    "toeplitz_like": "ToeplitzLike",
+    "subdiagonal": "LDRSubdiagonal",
+    "tridiagonal": "LDRTridiagonal",
+    "circulant": "Circulant",
+    "low_rank": "LowRank",
+    "vandermonde_like": "VandermondeLike",
+    "fastfood": "FastFood",
+    "unconstrained": "Unconstrained",
+}
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options of the layers suite."""
+    parser.add_argument("--sizes", default="784,1024,4096")
+    parser.add_argument("--batches", default="50,256")
+    parser.add_argument("--structures", default=DEFAULT, help="comma-separated; see RANKS")
+    parser.add_argument("--dtype", default="float32")
+    parser.add_argument("--rounds", type=int, default=5, help="interleaved timing rounds (>= 5)")
+    parser.add_argument(
+        "--max-step", type=float, default=20.0, help="skip a case whose first step takes longer (s)"
+    )
+    parser.add_argument("--quick", action="store_true", help="n = 784, batch 50, 3 rounds")
+    parser.add_argument(
+        "--torch", action="store_true", help="also the SHL step against torch-structured"
+    )
+    parser.add_argument("--results", default=None, help="directory for the results file")
+    parser.add_argument("--no-save", action="store_true")
+
+
+def make_layer(structure: str, n: int, dtype: Any, rng: int = 0) -> Any:
+    """The n x n layer of a benchmark case (``"dense"``, a structure, ``"fastfood"``, ...)."""
+    import lowdisp.nn as lnn
+
+    if structure == "dense":
+        return lnn.Dense(n, n, dtype=dtype, rng=rng)
+    if structure == "fastfood":
+        return lnn.Fastfood(n, dtype=dtype, rng=rng)
+    if structure == "diagonal_circulant":
+        return lnn.DiagonalCirculant(n, depth=1, dtype=dtype, rng=rng)
+    return lnn.StructuredDense(
+        n, n, structure=structure, rank=RANKS.get(structure), dtype=dtype, rng=rng
+    )
+
+
+def layer_step(structure: str, n: int, batch: int, dtype: Any) -> Callable[[], None]:
+    """One training step of one layer: forward, backward (with dx), SGD-momentum update."""
+    import lowdisp.nn as lnn
+
+    layer = make_layer(structure, n, dtype)
+    opt = lnn.SGD(lr=1e-9, momentum=0.9)
+    params = layer.params()
+    gen = np.random.default_rng(0)
+    x = gen.standard_normal((batch, n)).astype(dtype)
+    dy = gen.standard_normal((batch, n)).astype(dtype)
+
+    def step() -> None:
+        _, cache = layer.forward(x)
+        _, grads = layer.backward(cache, dy)
+        opt.step(params, grads)
+
+    return step
+
+
+def shl_step_lowdisp(structure: str, n: int, batch: int, dtype: Any) -> Callable[[], None]:
+    """The SHL net's training step in lowdisp (structured layer, ReLU, Dense(n, 10), CE, SGD)."""
+    import lowdisp.nn as lnn
+
+    net = lnn.Sequential(
+        [
+            make_layer(structure, n, dtype),
+            lnn.ReLU(dtype=dtype),
+            lnn.Dense(n, 10, dtype=dtype, rng=1),
+        ]
+    )
+    loss = lnn.SoftmaxCrossEntropy()
+    opt = lnn.SGD(lr=1e-3, momentum=0.9)
+    params = net.params()
+    gen = np.random.default_rng(0)
+    x = gen.standard_normal((batch, n)).astype(dtype)
+    y = gen.integers(0, 10, batch)
+
+    def step() -> None:
+        out, cache = net.forward(x)
+        _, dout = loss(out, y)
+        _, grads = net.backward(cache, dout)
+        opt.step(params, grads)
+
+    return step
+
+
+def shl_step_torch(structure: str, n: int, batch: int, dtype: Any) -> Callable[[], None]:
+    """The same SHL step with torch-structured's layer (the authors' code)."""
+    import torch
+    from torch_structured.structured import layers as tsl
+
+    dt = torch.float32 if np.dtype(dtype) == np.float32 else torch.float64
+    torch.manual_seed(0)
+    cls = getattr(tsl, TORCH[structure])
+    kw = {"r": RANKS[structure]} if RANKS.get(structure) else {}
+    layer = cls(layer_size=n, bias=True, **kw).to(dt)
+    head = torch.nn.Linear(n, 10).to(dt)
+    params = [*layer.parameters(), *head.parameters()]
+    opt = torch.optim.SGD(params, lr=1e-3, momentum=0.9)
+    gen = np.random.default_rng(0)
+    x = torch.from_numpy(gen.standard_normal((batch, n)).astype(dtype))
+    y = torch.from_numpy(gen.integers(0, 10, batch))
+
+    def step() -> None:
+        opt.zero_grad()
+        out = head(torch.relu(layer(x)))
+        torch.nn.functional.cross_entropy(out, y).backward()
+        opt.step()
+
+    return step
+
+
+def _time(cases: list[tuple[tuple, Callable[[], None]]], rounds: int, max_step: float):
+    """Medians (ms) of interleaved rounds; a case whose warm-up step exceeds max_step is skipped."""
+    kept = []
+    for key, fn in cases:
+        t0 = time.perf_counter()
+        fn()  # first call: allocation, FFT plans, Numba compilation
+        fn()
+        if (time.perf_counter() - t0) / 2 > max_step:
+            print(f"skipped (step > {max_step} s): {key}")
+            continue
+        kept.append((key, fn))
+    samples: dict[tuple, list[float]] = {key: [] for key, _ in kept}
+    for _ in range(rounds):
+        for key, fn in kept:
+            t0 = time.perf_counter()
+            fn()
+            samples[key].append(time.perf_counter() - t0)
+    return {k: float(np.median(v)) * 1e3 for k, v in samples.items()}
+
+
+def run(args: argparse.Namespace) -> int:
+    """Time every configuration, print the tables, save them."""
+    import scipy.linalg  # noqa: F401  (load scipy's BLAS before blas_threads snapshots)
+
+    sizes = [784] if args.quick else [int(s) for s in args.sizes.split(",") if s]
+    batches = [50] if args.quick else [int(b) for b in args.batches.split(",") if b]
+    rounds = 3 if args.quick else args.rounds
+    structures = [s for s in args.structures.split(",") if s]
+    dtype = np.dtype(args.dtype)
+    out = [
+        f"# bench_layers: one training step (forward, backward with dx, SGD momentum), "
+        f"{dtype.name}, {rounds} interleaved rounds, medians; threads: {thread_count()} "
+        f"(pinned to 1 BLAS thread)"
+    ]
+    with blas_threads(1):
+        cases = []
+        for n in sizes:
+            for b in batches:
+                for s in ["dense", *structures]:
+                    cases.append(((n, b, s), layer_step(s, n, b, dtype)))
+        med = _time(cases, rounds, args.max_step)
+    rows = []
+    for (n, b, s), ms in med.items():
+        dense = med.get((n, b, "dense"), float("nan"))
+        rank = RANKS.get(s)
+        rows.append([n, b, s, "" if rank is None else rank, ms, dense / ms])
+    out.append(format_table(["n", "batch", "layer", "r", "ms/step", "speedup vs Dense"], rows))
+    if args.torch:
+        out.append(_torch_table(args, sizes, batches, structures, dtype, rounds))
+    text = "\n\n".join(out)
+    print(text)
+    if not args.no_save:
+        print(f"saved {save_results('layers', text, args.results)}")
+    return 0
+
+
+def _torch_table(args, sizes, batches, structures, dtype, rounds) -> str:
+    try:
+        import torch
+        import torch_structured.structured.layers  # noqa: F401
+    except ImportError as exc:
+        msg = f"# torch-structured comparison skipped: not importable ({exc})"
+        print(msg)
+        return msg
+    torch.set_num_threads(1)
+    both = [s for s in ["unconstrained", *structures] if s in TORCH]
+    with blas_threads(1):
+        cases = []
+        for n in sizes:
+            for b in batches:
+                for s in both:
+                    mine = "dense" if s == "unconstrained" else s
+                    cases.append(((n, b, s, "lowdisp"), shl_step_lowdisp(mine, n, b, dtype)))
+                    cases.append(((n, b, s, "torch"), shl_step_torch(s, n, b, dtype)))
+        med = _time(cases, rounds, args.max_step)
+    rows = []
+    for n in sizes:
+        for b in batches:
+            for s in both:
+                lo, to = med.get((n, b, s, "lowdisp")), med.get((n, b, s, "torch"))
+                if lo is None and to is None:
+                    continue
+                ratio = to / lo if lo and to else float("nan")
+                rows.append([n, b, s, lo if lo else "skipped", to if to else "skipped", ratio])
+    head = (
+        f"# SHL training step (structured n x n, ReLU, Linear(n, 10), CE, SGD momentum), "
+        f"lowdisp vs torch-structured {_ts_version()} (torch {torch.__version__}, 1 thread)"
+    )
+    return (
+        head
+        + "\n"
+        + format_table(
+            ["n", "batch", "layer", "lowdisp ms", "torch-structured ms", "lowdisp speedup"], rows
+        )
+    )
+
+
+def _ts_version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("torch-structured")
+    except PackageNotFoundError:  # pragma: no cover
+        return "unknown"
