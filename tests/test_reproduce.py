@@ -183,6 +183,7 @@ def test_the_paper_anchors_sit_beside_the_noise_rows():
         (["reproduce", "thomas2018", "--epochs", "-1"], "--epochs"),
         (["reproduce", "thomas2018", "--jobs", "x"], "--jobs"),
         (["reproduce", "thomas2018", "--quick", "--families", "toeplitz"], "unknown model famil"),
+        (["reproduce", "thomas2018", "--quick", "--datasets", "mnist"], "valid: digits"),
     ],
 )
 def test_bad_arguments_are_one_line(argv, needle, capsys):

@@ -19,6 +19,7 @@ Examples
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import importlib
 import os
 import sys
@@ -67,6 +68,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="comma-separated model families to run (e.g. toeplitz_like,low_rank), or 'all'; "
         "default: the paper's grid (thomas2018 full leaves vandermonde_like out, see summary)",
     )
+    parser.add_argument(
+        "--datasets",
+        default=None,
+        help="comma-separated subset of the grid's datasets (e.g. mnist_noise)",
+    )
     parser.add_argument("--force", action="store_true", help="overwrite a previous run in --out")
     parser.add_argument("--no-plot", action="store_true", help="skip the plot (no matplotlib)")
 
@@ -80,6 +86,7 @@ def reproduce(
     epochs: int | None = None,
     jobs: int | None = None,
     families: Any = None,
+    datasets: Any = None,
     force: bool = False,
     plot: bool = True,
     log: Any = print,
@@ -98,6 +105,16 @@ def reproduce(
     settings = mod.settings(quick=quick, seeds=seeds, epochs=epochs, families=families)
     if jobs is None:
         jobs = 1 if quick else min(2, os.cpu_count() or 1)
+    if datasets is not None:
+        if isinstance(datasets, str):
+            datasets = [d.strip() for d in datasets.split(",") if d.strip()]
+        bad = [d for d in datasets if d not in settings.datasets]
+        if bad or not datasets:
+            raise UsageError(
+                f"{where}: --datasets {','.join(datasets)}: not in the {paper} grid; valid: "
+                f"{', '.join(settings.datasets)}"
+            )
+        settings = dataclasses.replace(settings, datasets=tuple(datasets))
     out = out or os.path.join("runs", f"reproduce-{paper}" + ("-quick" if quick else ""))
     prepare_out(out, force=force, where=where)
     n_runs = len(settings.datasets) * len(settings.models) * settings.seeds
@@ -162,6 +179,7 @@ def run(args: argparse.Namespace) -> int:
         epochs=args.epochs,
         jobs=args.jobs,
         families=args.families,
+        datasets=args.datasets,
         force=args.force,
         plot=not args.no_plot,
         log=log,
