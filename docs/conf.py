@@ -111,3 +111,4 @@ html_context = {"default_mode": "light"}
 
 def setup(app):
     app.connect("autodoc-process-docstring", lowdisp_docs.escape_plain_text_maths)
+    app.connect("autodoc-process-signature", lowdisp_docs.public_signature)

@@ -224,3 +224,30 @@ class GalleryOrder:
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__}>"
+
+
+def public_signature(app, what, name, obj, options, signature, return_annotation):
+    """``autodoc-process-signature`` hook: the signature a user calls, without private
+    parameters.
+
+    A ``LinearOperator`` subclass inherits SciPy's ``__new__(cls, *args, **kwargs)``,
+    which autodoc would show instead of ``__init__``; and keyword parameters starting
+    with ``_`` (``_where``: the public name to report errors under) are internal.
+    """
+    if what not in ("class", "function", "method") or signature is None:
+        return None
+    target = obj.__init__ if what == "class" else obj
+    try:
+        sig = inspect.signature(target)
+    except (TypeError, ValueError):
+        return None
+    params = list(sig.parameters.values())
+    if what == "class" and params and params[0].name == "self":
+        params = params[1:]
+    hidden = [p for p in params if p.name.startswith("_")]
+    if not hidden and not (what == "class" and signature == "(*args, **kwargs)"):
+        return None
+    params = [
+        p.replace(annotation=inspect.Parameter.empty) for p in params if not p.name.startswith("_")
+    ]
+    return str(inspect.Signature(params)), None
