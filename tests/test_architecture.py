@@ -143,11 +143,6 @@ ALLOWED_CIRCLES: dict[frozenset[str], str] = {
         "spec/get_config methods call back into it (function-level imports); splitting "
         "_spec into a description layer and a builder is left for issue 11"
     ),
-    frozenset({"spectral._nonnormal", "spectral._plot", "spectral._pseudo"}): (
-        "the plot functions compute what they draw (pseudospectra, numerical range) and "
-        "the result objects' .plot() methods call the plot functions; issue 11B (plot "
-        "functions take result objects) removes this circle"
-    ),
 }
 
 

@@ -16,6 +16,15 @@ densifies it. The Schur-based routines densify operators up to n = 8192.
 - Plots (matplotlib imported lazily): :func:`plot_pseudospectra`,
   :func:`plot_numerical_range`, :func:`plot_transient`.
 
+Plots draw result objects: ``plot_pseudospectra(ps)`` for a
+:class:`Pseudospectra`, ``plot_transient(tg)`` for a :class:`TransientGrowth`
+(also ``ps.plot()``, ``tg.plot()``). As a shorthand each also takes the
+matrix itself and computes the result with default options
+(``pseudospectra(A, npts=npts)``, ``transient_growth(A, steps, rng=rng)``);
+pass a result to control the computation. ``plot_numerical_range`` takes the
+matrix (the numerical range has no result object). Every option is checked
+before anything is computed or drawn.
+
 Input contract (see docs/spectral.md): array-likes and ``np.matrix``
 (masked arrays and 0 x 0 matrices are a ``ValueError``); every dense routine
 rescales A by an exact power of two at the door, so f(cA) = c f(A) to
@@ -46,11 +55,12 @@ from lowdisp.spectral._nonnormal import (
     numerical_abscissa,
     numerical_radius,
     numerical_range,
+    plot_numerical_range,
+    plot_transient,
     transient_growth,
 )
 from lowdisp.spectral._norm import NormEstimate, spectral_norm, spectral_normalize
-from lowdisp.spectral._plot import plot_numerical_range, plot_pseudospectra, plot_transient
-from lowdisp.spectral._pseudo import Pseudospectra, pseudospectra
+from lowdisp.spectral._pseudo import Pseudospectra, plot_pseudospectra, pseudospectra
 
 __all__ = [
     "CrissCross",

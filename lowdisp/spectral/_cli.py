@@ -531,7 +531,7 @@ def run_matrix(
             matplotlib.use("Agg")
         import matplotlib.pyplot as plt
 
-        from lowdisp.spectral._plot import plot_pseudospectra
+        from lowdisp.spectral._pseudo import plot_pseudospectra
 
         ax = plot_pseudospectra(rep.grid)
         if name:

@@ -34,6 +34,8 @@ __all__ = [
     "numerical_abscissa",
     "numerical_radius",
     "numerical_range",
+    "plot_numerical_range",
+    "plot_transient",
     "transient_growth",
 ]
 
@@ -800,8 +802,6 @@ class TransientGrowth:
         >>> from lowdisp.spectral import transient_growth
         >>> ax = transient_growth(np.array([[0.5, 2.0], [0.0, 0.5]]), 10, rng=0).plot()
         """
-        from lowdisp.spectral._plot import plot_transient
-
         return plot_transient(self, ax=ax)
 
 
@@ -904,3 +904,92 @@ def transient_growth(A: Any, steps: int, *, rng: Any = None) -> TransientGrowth:
         with np.errstate(over="ignore"):
             norms, lb = norms.astype(np.float32), lb.astype(np.float32)
     return TransientGrowth(k, norms, lb, kreiss)
+
+
+def plot_numerical_range(
+    A: Any, *, ax: Any = None, npts: int = 100, eigenvalues: bool = True
+) -> Any:
+    """Boundary of the numerical range W(A), with the eigenvalues.
+
+    Parameters
+    ----------
+    A : (n, n) array_like or LinearOperator
+        The matrix (the numerical range is computed here: it has no result
+        object).
+    ax : matplotlib Axes, optional
+    npts : int
+        Boundary points (see :func:`numerical_range`).
+    eigenvalues : bool
+        Also plot the eigenvalues.
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import matplotlib
+    >>> matplotlib.use("Agg")
+    >>> from lowdisp.spectral import plot_numerical_range
+    >>> ax = plot_numerical_range(np.array([[1.0, 2.0], [0.0, -1.0]]))
+    >>> len(ax.lines)
+    2
+    """
+    from lowdisp.spectral._plot import draw_numerical_range
+
+    where = "plot_numerical_range"
+    eigenvalues = check_bool(eigenvalues, "eigenvalues", where=where)
+    npts = check_int(npts, "npts", where=where, low=3)
+    M = as_dense_square(A, "A", where=where)
+    w = numerical_range(M, npts=npts)
+    ev = np.linalg.eigvals(M) if eigenvalues else None
+    return draw_numerical_range(w, ev, ax=ax)
+
+
+def plot_transient(A: Any, steps: int | None = None, *, ax: Any = None, rng: Any = None) -> Any:
+    """Semilog plot of ‖A^k‖₂ with the resolvent lower bounds and the Kreiss bounds.
+
+    A nearly flat curve (max/min < 2, e.g. an orthogonal matrix, whose norms
+    are 1 to rounding) is drawn on a linear axis with ticks labelled relative
+    to a round centre (``1 + 5e-08``) instead of a log axis whose ticks would
+    all read ``1×10^0``.
+
+    Parameters
+    ----------
+    A : TransientGrowth or (n, n) array_like
+        A computed :class:`TransientGrowth`, or a matrix as a shorthand for
+        ``transient_growth(A, steps, rng=rng)`` (then ``steps`` is required).
+    steps : int, optional
+        Largest power when A is a matrix.
+    ax : matplotlib Axes, optional
+    rng : optional
+        Seed passed to :func:`transient_growth`.
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import matplotlib
+    >>> matplotlib.use("Agg")
+    >>> from lowdisp.spectral import plot_transient
+    >>> ax = plot_transient(np.array([[0.9, 3.0], [0.0, 0.8]]), 30, rng=0)
+    >>> ax.get_yscale()
+    'log'
+    """
+    from lowdisp.spectral._plot import draw_transient
+
+    where = "plot_transient"
+    if isinstance(A, TransientGrowth):
+        tg = A
+    else:
+        if steps is None:
+            raise ValueError(f"{where}: steps is required when A is a matrix")
+        steps = check_int(steps, "steps", where=where, low=0)
+        gen = as_rng(rng, where=where)
+        as_dense_square(A, "A", where=where)  # errors in this function's name
+        tg = transient_growth(A, steps, rng=gen)
+    return draw_transient(tg, ax=ax)

@@ -15,10 +15,11 @@ from lowdisp._validation import (
     as_array,
     as_rng,
     check_bool,
+    check_finite,
     check_int,
+    check_option,
     check_positive,
     ldexp,
-    lookup,
     max_abs,
     pow2_exponent,
 )
@@ -308,8 +309,53 @@ def _dense(op: _Op) -> NormEstimate:
     return NormEstimate(sigma, U[:, 0], Vh[0].conj(), op.count, True, err)
 
 
-_METHODS = ("auto", "power", "lanczos", "randomized", "dense")
+def _iterative(
+    core: Callable[..., NormEstimate],
+    default_maxiter: Callable[[_Op], int],
+    *,
+    with_rng: bool = False,
+) -> Callable[..., NormEstimate]:
+    """A table entry for an iterative method: its start vector and iteration budget."""
+
+    def run(
+        op: _Op, v0: np.ndarray | None, tol: float, maxiter: int | None, gen: Any, where: str
+    ) -> NormEstimate:
+        it = default_maxiter(op) if maxiter is None else maxiter
+        v = v0 if v0 is not None else _start(op, None, gen, where)
+        return core(op, v, tol, it, gen) if with_rng else core(op, v, tol, it)
+
+    return run
+
+
+def _dense_method(
+    op: _Op, v0: np.ndarray | None, tol: float, maxiter: int | None, gen: Any, where: str
+) -> NormEstimate:
+    """The table entry of ``method="dense"`` (the iteration options are ignored)."""
+    if op.dense is None and min(op.shape) > MAX_DENSIFY:
+        m, n = op.shape
+        raise ValueError(
+            f"{where}: method='dense' would form this {m} x {n} operator "
+            f"({m * n * op.work_dtype.itemsize / 2**30:.1f} GiB); it densifies operators "
+            f"only up to min(m, n) = {MAX_DENSIFY}: use method='lanczos'"
+        )
+    return _dense(op)
+
+
+#: method name -> core ``(op, v0, tol, maxiter, rng, where) -> NormEstimate``
+_METHODS: dict[str, Callable[..., NormEstimate]] = {
+    "power": _iterative(_power, lambda op: 5000),
+    "lanczos": _iterative(_lanczos, lambda op: min(min(op.shape) + 1, 500)),
+    "randomized": _iterative(_randomized, lambda op: 500, with_rng=True),
+    "dense": _dense_method,
+}
+#: every accepted name (``"auto"`` picks one of the table by the size of A)
+_METHOD_NAMES = ("auto", *_METHODS)
 _DENSE_BELOW = 64
+
+
+def _auto_method(op: _Op) -> str:
+    """``"dense"`` for small arrays, ``"lanczos"`` otherwise."""
+    return "dense" if op.dense is not None and min(op.shape) <= _DENSE_BELOW else "lanczos"
 
 
 def spectral_norm(
@@ -390,14 +436,12 @@ def spectral_norm(
     True
     """
     where = "spectral_norm"
-    kind = lookup({k: k for k in _METHODS}, method, "method", where=where)
+    check_option(method, "method", _METHOD_NAMES, where=where)
     tol = check_positive(tol, "tol", where=where)
     if tol >= 1:
         raise ValueError(f"{where}: tol must be in (0, 1); got {tol!r}")
     op = _Op(A, where=where)
     if op.dense is not None:
-        from lowdisp._validation import check_finite
-
         check_finite(op.dense, "A", where=where)
     if op.dtype.itemsize <= (8 if op.complex else 4):
         tol = max(tol, 1e-6)  # single precision products cannot certify more
@@ -406,27 +450,8 @@ def spectral_norm(
     if maxiter is not None:
         maxiter = check_int(maxiter, "maxiter", where=where, low=1)
     v_start = _start(op, v0, gen, where) if v0 is not None else None
-    if kind == "auto":
-        kind = "dense" if op.dense is not None and min(op.shape) <= _DENSE_BELOW else "lanczos"
-    if kind == "dense":
-        if op.dense is None and min(op.shape) > MAX_DENSIFY:
-            m, n = op.shape
-            raise ValueError(
-                f"{where}: method='dense' would form this {m} x {n} operator "
-                f"({m * n * op.work_dtype.itemsize / 2**30:.1f} GiB); it densifies operators "
-                f"only up to min(m, n) = {MAX_DENSIFY}: use method='lanczos'"
-            )
-        est = _dense(op)
-    else:
-        defaults = {"lanczos": min(min(op.shape) + 1, 500), "power": 5000, "randomized": 500}
-        it = defaults[kind] if maxiter is None else maxiter
-        v = v_start if v_start is not None else _start(op, None, gen, where)
-        if kind == "lanczos":
-            est = _lanczos(op, v, tol, it)
-        elif kind == "power":
-            est = _power(op, v, tol, it)
-        else:
-            est = _randomized(op, v, tol, it, gen)
+    core = _METHODS[_auto_method(op) if method == "auto" else method]
+    est = core(op, v_start, tol, maxiter, gen, where)
     out_dt = np.result_type(op.dtype, np.float32)
     ex = op.exp or 0
     with np.errstate(over="ignore"):
@@ -490,7 +515,7 @@ def spectral_normalize(
     where = "spectral_normalize"
     target = check_positive(target, "target", where=where)
     clip = check_bool(clip, "clip", where=where)
-    lookup({k: k for k in _METHODS}, method, "method", where=where)
+    check_option(method, "method", _METHOD_NAMES, where=where)
     check_positive(tol, "tol", where=where)
     if tol >= 1:
         raise ValueError(f"{where}: tol must be in (0, 1); got {tol!r}")

@@ -1,8 +1,13 @@
-"""Matplotlib plots of pseudospectra, numerical ranges and transients (private).
+"""Drawing of pseudospectra, numerical ranges and transients (private).
 
-matplotlib is imported inside each function, so importing lowdisp.spectral
-never imports it. The functions draw on ``ax`` (a new figure's axes when
-omitted) and return the Axes; they never call ``plt.show()``.
+These functions draw computed results (:class:`Pseudospectra`,
+:class:`TransientGrowth`, a numerical-range boundary) and import nothing
+from the modules that compute them: the public ``plot_*`` functions live
+next to their result classes (``_pseudo``, ``_nonnormal``), validate, compute
+when handed a matrix, and call these. matplotlib is imported inside each
+function, so importing lowdisp.spectral never imports it. The functions draw
+on ``ax`` (a new figure's axes when omitted) and return the Axes; they never
+call ``plt.show()``.
 """
 
 from __future__ import annotations
@@ -12,9 +17,14 @@ from typing import Any
 
 import numpy as np
 
-from lowdisp._validation import check_bool, check_int
-
-__all__ = ["auto_levels", "plot_numerical_range", "plot_pseudospectra", "plot_transient"]
+__all__ = [
+    "auto_levels",
+    "check_cmap",
+    "draw_numerical_range",
+    "draw_pseudospectra",
+    "draw_transient",
+    "eps_levels",
+]
 
 
 def _axes(ax: Any) -> Any:
@@ -56,7 +66,7 @@ def auto_levels(sigma_min: np.ndarray, width: float, *, max_levels: int = 8) -> 
     return np.round(levels, 10) if levels.size else np.array([hi])
 
 
-def _eps_levels(eps: Any, *, where: str) -> np.ndarray:
+def eps_levels(eps: Any, *, where: str) -> np.ndarray:
     """log10 of the sorted ε levels: one ε > 0 or a non-empty sequence of them."""
     from lowdisp.spectral._common import check_eps
 
@@ -75,56 +85,8 @@ def _eps_levels(eps: Any, *, where: str) -> np.ndarray:
     return np.log10(np.sort(np.asarray(vals, dtype=float)))
 
 
-def plot_pseudospectra(
-    A: Any,
-    eps: Any = None,
-    *,
-    ax: Any = None,
-    npts: int = 100,
-    colorbar: bool = True,
-    cmap: str = "viridis",
-) -> Any:
-    """Contours of σ_min(zI − A) = ε (ε-pseudospectra boundaries) with the eigenvalues.
-
-    Parameters
-    ----------
-    A : Pseudospectra or (n, n) array_like
-        A computed :class:`Pseudospectra` or a matrix (computed with
-        ``pseudospectra(A, npts=npts)``).
-    eps : float or sequence of float, optional
-        The ε levels; automatic (up to 8 decade-spaced levels) by default.
-    ax : matplotlib Axes, optional
-    npts : int
-        Grid size when A is a matrix.
-    colorbar : bool
-        Add a colorbar labelled log10 ε.
-    cmap : str
-        Colormap of the contour lines.
-
-    Returns
-    -------
-    matplotlib.axes.Axes
-
-    Raises
-    ------
-    ValueError
-        A grid with fewer than 2 points per side; an ε ≤ 0.
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> import matplotlib
-    >>> matplotlib.use("Agg")
-    >>> from lowdisp.spectral import plot_pseudospectra
-    >>> ax = plot_pseudospectra(np.array([[1.0, 10.0], [0.0, 2.0]]), [0.1, 1.0], npts=30)
-    >>> ax.get_xlabel()
-    'Re z'
-    """
-    from lowdisp.spectral._pseudo import Pseudospectra, pseudospectra
-
-    where = "plot_pseudospectra"
-    colorbar = check_bool(colorbar, "colorbar", where=where)
-    npts = check_int(npts, "npts", where=where, low=2)
+def check_cmap(cmap: Any, *, where: str) -> str:
+    """A matplotlib colormap name (matplotlib imported here, lazily)."""
     if not isinstance(cmap, str):
         raise TypeError(f"{where}: cmap must be a colormap name (str); got {cmap!r}")
     import matplotlib
@@ -133,21 +95,21 @@ def plot_pseudospectra(
         raise ValueError(
             f"{where}: unknown cmap {cmap!r}; use a name from matplotlib.colormaps (e.g. 'viridis')"
         )
-    # the levels are checked before the grid is computed
-    user_levels = None if eps is None else _eps_levels(eps, where=where)
-    if isinstance(A, Pseudospectra):
-        ps = A
-    else:
-        from lowdisp.spectral._common import as_dense_square
+    return cmap
 
-        ps = pseudospectra(as_dense_square(A, "A", where=where), npts=npts)
+
+def draw_pseudospectra(
+    ps: Any, levels: np.ndarray | None, *, ax: Any, colorbar: bool, cmap: str
+) -> Any:
+    """Contours of log10 σ_min of a computed :class:`Pseudospectra` at ``levels``
+    (log10 ε; automatic when None), with the eigenvalues inside the grid."""
     if ps.re.size < 2 or ps.im.size < 2:
         raise ValueError(
             "plot_pseudospectra: the grid needs at least 2 points per side to draw contours; "
             f"got {ps.re.size} x {ps.im.size}"
         )
     width = float(max(ps.re[-1] - ps.re[0], ps.im[-1] - ps.im[0]))
-    levels = auto_levels(ps.sigma_min, width) if user_levels is None else user_levels
+    levels = auto_levels(ps.sigma_min, width) if levels is None else levels
     ax = _axes(ax)
     L = np.log10(ps.sigma_min)
     if levels.size == 1:
@@ -174,47 +136,12 @@ def plot_pseudospectra(
     return ax
 
 
-def plot_numerical_range(
-    A: Any, *, ax: Any = None, npts: int = 100, eigenvalues: bool = True
-) -> Any:
-    """Boundary of the numerical range W(A), with the eigenvalues.
-
-    Parameters
-    ----------
-    A : (n, n) array_like or LinearOperator
-    ax : matplotlib Axes, optional
-    npts : int
-        Boundary points (see :func:`numerical_range`).
-    eigenvalues : bool
-        Also plot the eigenvalues.
-
-    Returns
-    -------
-    matplotlib.axes.Axes
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> import matplotlib
-    >>> matplotlib.use("Agg")
-    >>> from lowdisp.spectral import plot_numerical_range
-    >>> ax = plot_numerical_range(np.array([[1.0, 2.0], [0.0, -1.0]]))
-    >>> len(ax.lines)
-    2
-    """
-    from lowdisp.spectral._nonnormal import numerical_range
-
-    eigenvalues = check_bool(eigenvalues, "eigenvalues", where="plot_numerical_range")
-    npts = check_int(npts, "npts", where="plot_numerical_range", low=3)
-    from lowdisp.spectral._common import as_dense_square
-
-    M = as_dense_square(A, "A", where="plot_numerical_range")
-    w = numerical_range(M, npts=npts)
+def draw_numerical_range(w: np.ndarray, ev: np.ndarray | None, *, ax: Any) -> Any:
+    """The boundary points ``w`` of a numerical range (closed up), and eigenvalues ``ev``."""
     ax = _axes(ax)
     wc = np.append(w, w[0])
     ax.plot(wc.real, wc.imag, "-", color="C1", label="boundary of W(A)")
-    if eigenvalues:
-        ev = np.linalg.eigvals(M)
+    if ev is not None:
         ax.plot(ev.real, ev.imag, "k.", ms=4, label="eigenvalues")
     ax.set_xlabel("Re z")
     ax.set_ylabel("Im z")
@@ -250,54 +177,9 @@ def _flat_axis(ax: Any, lo: float, hi: float) -> None:
     ax.yaxis.set_minor_formatter(FuncFormatter(lambda v, p=None: ""))
 
 
-def plot_transient(A: Any, steps: int | None = None, *, ax: Any = None, rng: Any = None) -> Any:
-    """Semilog plot of ‖A^k‖₂ with the resolvent lower bounds and the Kreiss bounds.
-
-    A nearly flat curve (max/min < 2, e.g. an orthogonal matrix, whose norms
-    are 1 to rounding) is drawn on a linear axis with ticks labelled relative
-    to a round centre (``1 + 5e-08``) instead of a log axis whose ticks would
-    all read ``1×10^0``.
-
-    Parameters
-    ----------
-    A : TransientGrowth or (n, n) array_like
-        A computed :class:`TransientGrowth`, or a matrix (then ``steps`` is
-        required and :func:`transient_growth` is called).
-    steps : int, optional
-        Largest power when A is a matrix.
-    ax : matplotlib Axes, optional
-    rng : optional
-        Seed passed to :func:`transient_growth`.
-
-    Returns
-    -------
-    matplotlib.axes.Axes
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> import matplotlib
-    >>> matplotlib.use("Agg")
-    >>> from lowdisp.spectral import plot_transient
-    >>> ax = plot_transient(np.array([[0.9, 3.0], [0.0, 0.8]]), 30, rng=0)
-    >>> ax.get_yscale()
-    'log'
-    """
-    from lowdisp.spectral._nonnormal import TransientGrowth, transient_growth
-
-    if isinstance(A, TransientGrowth):
-        tg = A
-    else:
-        if steps is None:
-            raise ValueError("plot_transient: steps is required when A is a matrix")
-        from lowdisp._validation import as_rng, check_int
-
-        steps = check_int(steps, "steps", where="plot_transient", low=0)
-        rng = as_rng(rng, where="plot_transient")
-        from lowdisp.spectral._common import as_dense_square
-
-        as_dense_square(A, "A", where="plot_transient")  # errors in this function's name
-        tg = transient_growth(A, steps, rng=rng)
+def draw_transient(tg: Any, *, ax: Any) -> Any:
+    """Semilog plot of a computed :class:`TransientGrowth`: ‖A^k‖₂, the resolvent
+    lower bounds and the Kreiss bounds (a nearly flat curve on a linear axis)."""
     ax = _axes(ax)
     ax.semilogy(tg.k, tg.norms, "o-", ms=3, color="C0", label="‖A^k‖₂")
     ax.semilogy(tg.k, tg.lower_bounds, "--", color="C3", label="resolvent lower bound on max_{j≤k}")

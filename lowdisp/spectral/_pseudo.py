@@ -27,7 +27,13 @@ from lowdisp._validation import (
 from lowdisp.exceptions import ConvergenceWarning, UnderflowWarning
 from lowdisp.spectral._common import as_dense_square, complex_schur
 
-__all__ = ["UNDERFLOW_CLAMP", "Pseudospectra", "pseudospectra", "sigma_min_points"]
+__all__ = [
+    "UNDERFLOW_CLAMP",
+    "Pseudospectra",
+    "plot_pseudospectra",
+    "pseudospectra",
+    "sigma_min_points",
+]
 
 #: σ_min below this cannot be represented through the resolvent (θ = σ⁻² would
 #: overflow); such points are reported as this value with an UnderflowWarning.
@@ -187,8 +193,6 @@ class Pseudospectra:
         >>> ps = pseudospectra(np.array([[0.0, 1.0], [0.0, 0.0]]), npts=20)
         >>> ax = ps.plot([1e-2, 1e-1])
         """
-        from lowdisp.spectral._plot import plot_pseudospectra
-
         return plot_pseudospectra(self, eps, ax=ax, **kwargs)
 
 
@@ -690,7 +694,71 @@ def _grid_axis(v: Any, name: str) -> np.ndarray:
     return arr
 
 
-_METHODS = {"auto": "auto", "lanczos": "lanczos", "svd": "svd"}
+@dataclass(frozen=True)
+class _GridOptions:
+    """The checked options of one :func:`pseudospectra` call, handed to a grid core."""
+
+    tol: float
+    maxiter: int
+    rng: np.random.Generator
+    warm: bool
+    workers: int
+    progress: Any
+
+
+def _svd_grid(
+    M: np.ndarray, T: np.ndarray, re: np.ndarray, im: np.ndarray, opts: _GridOptions
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``method="svd"``: a dense SVD per point; (σ_min, underflow, unconverged) on the grid."""
+    if M.dtype.kind == "f":  # σ_min(z̄I − A) = σ_min(zI − A): compute Im z >= 0, mirror
+        rows, inv = _mirror_rows(im)
+        Zr = re[None, :] + 1j * rows[:, None]
+        S = _svd_points(M, Zr.ravel()).reshape(Zr.shape)[inv]
+    else:
+        Z = re[None, :] + 1j * im[:, None]
+        S = _svd_points(M, Z.ravel()).reshape(Z.shape)
+    # exact zeros (z exactly an eigenvalue) are stored as the clamp silently;
+    # positive values below it are genuine underflow and are reported
+    under = (S > 0) & (S < UNDERFLOW_CLAMP)
+    return np.maximum(S, UNDERFLOW_CLAMP), under, np.zeros(S.shape, dtype=bool)
+
+
+def _lanczos_grid(
+    M: np.ndarray, T: np.ndarray, re: np.ndarray, im: np.ndarray, opts: _GridOptions
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``method="lanczos"``: batched inverse Lanczos on the Schur factor, in row tiles."""
+    if M.dtype.kind == "f":
+        rows, inv = _mirror_rows(im)
+    else:
+        rows, inv = im, np.arange(im.size)
+    bar = _Bar(opts.progress, rows.size * re.size)
+    try:
+        S, _its, under, uncon = _grid_tiles(
+            T,
+            re,
+            rows,
+            tol=opts.tol,
+            maxiter=opts.maxiter,
+            rng=opts.rng,
+            warm=opts.warm,
+            workers=opts.workers,
+            progress=bar,
+        )
+    finally:
+        bar.close()
+    return S[inv], under[inv], uncon[inv]
+
+
+def _auto_grid(
+    M: np.ndarray, T: np.ndarray, re: np.ndarray, im: np.ndarray, opts: _GridOptions
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``method="auto"``: ``"svd"`` for n <= 12, else ``"lanczos"``."""
+    core = _svd_grid if M.shape[0] <= _SVD_BELOW else _lanczos_grid
+    return core(M, T, re, im, opts)
+
+
+#: method name -> grid core ``(M, T, re, im, options) -> (sigma, underflow, unconverged)``
+_METHODS = {"auto": _auto_grid, "lanczos": _lanczos_grid, "svd": _svd_grid}
 
 
 def pseudospectra(
@@ -812,7 +880,7 @@ def pseudospectra(
     True
     """
     where = "pseudospectra"
-    kind = lookup(_METHODS, method, "method", where=where)
+    core = lookup(_METHODS, method, "method", where=where)
     tol = check_positive(tol, "tol", where=where)
     if tol >= 1:
         raise ValueError(f"{where}: tol must be in (0, 1); got {tol!r}")
@@ -844,8 +912,6 @@ def pseudospectra(
             )
         bx_u = tuple(float(v) for v in b)
     M = as_dense_square(A, "A", where=where)
-    n = M.shape[0]
-    real = M.dtype.kind == "f"
     # compute at unit scale: M 2**-e (exact), grid 2**-e; results scaled back
     others = [float(np.abs(v).max()) for v in (re_u, im_u) if v is not None]
     if bx_u is not None and (re_u is None or im_u is None):
@@ -861,42 +927,8 @@ def pseudospectra(
                 bx = tuple(float(ldexp(np.float64(v), -e)) for v in bx_u)  # type: ignore[assignment]
         re_ = ldexp(re_u, -e) if re_u is not None else np.linspace(bx[0], bx[1], npts)
         im_ = ldexp(im_u, -e) if im_u is not None else np.linspace(bx[2], bx[3], npts)
-        if kind == "auto":
-            kind = "svd" if n <= _SVD_BELOW else "lanczos"
-        if kind == "svd":
-            Z = re_[None, :] + 1j * im_[:, None]
-            if real:
-                rows, inv = _mirror_rows(im_)
-                Zr = re_[None, :] + 1j * rows[:, None]
-                S = _svd_points(M, Zr.ravel()).reshape(Zr.shape)[inv]
-            else:
-                S = _svd_points(M, Z.ravel()).reshape(Z.shape)
-            # exact zeros (z exactly an eigenvalue) are stored as the clamp silently;
-            # positive values below it are genuine underflow and are reported
-            under = (S > 0) & (S < UNDERFLOW_CLAMP)
-            S = np.maximum(S, UNDERFLOW_CLAMP)
-            uncon = np.zeros(S.shape, dtype=bool)
-        else:
-            if real:
-                rows, inv = _mirror_rows(im_)
-            else:
-                rows, inv = im_, np.arange(im_.size)
-            bar = _Bar(progress, rows.size * re_.size)
-            try:
-                S, _its, under, uncon = _grid_tiles(
-                    T,
-                    re_,
-                    rows,
-                    tol=tol,
-                    maxiter=maxiter,
-                    rng=gen,
-                    warm=warm,
-                    workers=nworkers,
-                    progress=bar,
-                )
-            finally:
-                bar.close()
-            S, under, uncon = S[inv], under[inv], uncon[inv]
+        opts = _GridOptions(tol, maxiter, gen, warm, nworkers, progress)
+        S, under, uncon = core(M, T, re_, im_, opts)
     # the clamp is relative to A's scale: 1e-150 2**e (1e-150 for 1 <= max|A| < 2)
     floor = max(float(ldexp(np.float64(UNDERFLOW_CLAMP), e)), _SMALLEST)
     _report(under, uncon, where=where, maxiter=maxiter, clamp=floor)
@@ -912,6 +944,66 @@ def pseudospectra(
                 f"(max ~ 2**{e}): choose a grid inside the floating-point range"
             )
     return Pseudospectra(re_, im_, S, eigs)
+
+
+def plot_pseudospectra(
+    A: Any,
+    eps: Any = None,
+    *,
+    ax: Any = None,
+    npts: int = 100,
+    colorbar: bool = True,
+    cmap: str = "viridis",
+) -> Any:
+    """Contours of σ_min(zI − A) = ε (ε-pseudospectra boundaries) with the eigenvalues.
+
+    Parameters
+    ----------
+    A : Pseudospectra or (n, n) array_like
+        A computed :class:`Pseudospectra`, or a matrix as a shorthand for
+        ``pseudospectra(A, npts=npts)`` (see "Plots" in :mod:`lowdisp.spectral`).
+    eps : float or sequence of float, optional
+        The ε levels; automatic (up to 8 decade-spaced levels) by default.
+    ax : matplotlib Axes, optional
+    npts : int
+        Grid size when A is a matrix.
+    colorbar : bool
+        Add a colorbar labelled log10 ε.
+    cmap : str
+        Colormap of the contour lines.
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+
+    Raises
+    ------
+    ValueError
+        A grid with fewer than 2 points per side; an ε ≤ 0.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import matplotlib
+    >>> matplotlib.use("Agg")
+    >>> from lowdisp.spectral import plot_pseudospectra
+    >>> ax = plot_pseudospectra(np.array([[1.0, 10.0], [0.0, 2.0]]), [0.1, 1.0], npts=30)
+    >>> ax.get_xlabel()
+    'Re z'
+    """
+    from lowdisp.spectral._plot import check_cmap, draw_pseudospectra, eps_levels
+
+    where = "plot_pseudospectra"
+    colorbar = check_bool(colorbar, "colorbar", where=where)
+    npts = check_int(npts, "npts", where=where, low=2)
+    cmap = check_cmap(cmap, where=where)
+    # the levels are checked before the grid is computed
+    levels = None if eps is None else eps_levels(eps, where=where)
+    if isinstance(A, Pseudospectra):
+        ps = A
+    else:
+        ps = pseudospectra(as_dense_square(A, "A", where=where), npts=npts)
+    return draw_pseudospectra(ps, levels, ax=ax, colorbar=colorbar, cmap=cmap)
 
 
 #: the smallest positive double (a subnormal)
