@@ -406,3 +406,36 @@ def test_standardize_uses_training_and_validation_statistics():
     assert std.config["args"]["standardize"] is True and "standardize" not in raw.config["args"]
     with pytest.raises(TypeError, match="standardize"):
         lnn.digits(flat=True, standardize=1)
+
+
+def test_build_model_refuses_a_flat_task():
+    with pytest.raises(ValueError, match="build_mlp"):
+        lnn.build_model(_task(), "tanh", hidden=4)
+
+
+def test_structured_shl_checkpoint_rebuilds_and_resumes(tmp_path):
+    pytest.importorskip("sklearn")
+    task = lnn.digits(flat=True, validation_fraction=0.15, standardize=True)
+
+    def make(path=None):
+        model = lnn.Sequential(
+            {
+                "hidden": lnn.StructuredDense(
+                    64, 64, structure="tridiagonal", rank=1, dtype=np.float64, rng=0
+                ),
+                "act": lnn.ReLU(dtype=np.float64),
+                "readout": lnn.Dense(64, 10, dtype=np.float64, rng=1),
+            }
+        )
+        opt = lnn.SGD(1e-3, momentum=0.9)
+        return lnn.Trainer(model, task.loss(), opt, task, batch_size=50, rng=2, checkpoint=path)
+
+    full = make()
+    full.fit(40, progress=False)  # 25 steps per epoch
+    part = make(tmp_path / "ck.npz")
+    part.fit(30, progress=False)
+    back = lnn.load(tmp_path / "ck.npz")  # model, task (digits, flat, standardised) from the spec
+    assert back.task.config == task.config and back.task.flat
+    back.fit(10, progress=False)
+    for k, v in full.model.params().items():
+        np.testing.assert_array_equal(back.model.params()[k], v)

@@ -909,6 +909,11 @@ def build_model(
     """
     if not isinstance(task, Task):
         raise TypeError(f"build_model: task must be a Task; got {type(task).__name__}")
+    if task.flat:
+        raise ValueError(
+            f"build_model: the task {task.name!r} is flat (feature vectors, no time axis); "
+            f"build a feed-forward net with build_mlp(task, ...) or a Sequential"
+        )
     hidden = check_int(hidden, "hidden", where="build_model", low=1)
     dt = _check_dtype(dtype, "build_model")
     gen = as_rng(rng, where="build_model")
