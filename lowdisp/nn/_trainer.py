@@ -256,7 +256,10 @@ class EarlyStopping(Callback):
     goes to ``trainer.history.records`` at the end of ``fit``. The best
     parameters live in the callback (callbacks are not saved in
     checkpoints): a run resumed from a checkpoint starts a new search.
-    On an interrupt (:class:`TrainingInterrupted`) nothing is restored.
+    The checkpoint that ``fit`` writes at its end holds the last step's
+    parameters (it is written before the best ones are restored; call
+    ``trainer.save`` afterwards to keep them). On an interrupt
+    (:class:`TrainingInterrupted`) nothing is restored.
 
     Examples
     --------
