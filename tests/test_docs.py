@@ -73,8 +73,8 @@ def test_examples_run(modname, tmp_path, monkeypatch):
 # and one folder per page, unless the line before it (blank lines aside) is
 # "<!-- fragment -->". ```python blocks are executed; ```sh blocks run each `lowdisp ...`
 # line through lowdisp.cli.main (a line ending in "# exits N" must exit with N, the others
-# with 0). "<!-- test: run -->" (the older marker) changes nothing. ```text blocks are
-# output or illustrations, not code.
+# with 0; a line ending in a backslash continues on the next). "<!-- test: run -->" (the
+# older marker) changes nothing. ```text blocks are output or illustrations, not code.
 
 DOCS = Path(__file__).resolve().parents[1] / "docs"
 FRAGMENT = "<!-- fragment -->"
@@ -133,7 +133,7 @@ def run_blocks(page: str, capsys) -> None:
             except Exception as exc:
                 raise AssertionError(f"{where} failed (mark it {FRAGMENT} if it is one)") from exc
             continue
-        for cmd_line in code.splitlines():
+        for cmd_line in code.replace("\\\n", " ").splitlines():  # join continued lines
             if not cmd_line.strip():
                 continue
             command, _, comment = cmd_line.partition("  # ")
