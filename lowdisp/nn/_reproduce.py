@@ -486,6 +486,7 @@ def plot_accuracy_vs_params(
     if path is not None and axes is None:
         matplotlib.use("Agg", force=False)
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import NullFormatter
 
     datasets = list(dict.fromkeys(r["dataset"] for r in rows))
     if axes is None:
@@ -518,6 +519,7 @@ def plot_accuracy_vs_params(
                 zorder=3,
             )
         ax.set_xscale("log")
+        ax.xaxis.set_minor_formatter(NullFormatter())  # no crowded 2x10^2, 3x10^2, ... labels
         ax.set_xlabel("hidden-layer weights")
         ax.set_ylabel("test accuracy %")
         ax.set_title(f"{ds} (n = {sub[0]['n']})")
