@@ -102,11 +102,20 @@ class StructuredDense(Layer):
 
     and the bilinear structures take ``σ⁴ = in · out · σ_W² / (r w)``.
 
-    **Gradients** come from the vjps of :mod:`lowdisp.structured` (the
-    circulant from a real-FFT correlation); the dense matrix is never formed.
+    **Gradients** come from the vjps of :mod:`lowdisp.structured` (circulant
+    and Toeplitz: real-FFT correlations, Toeplitz through its circulant
+    embedding of length ``next_fast_len(2s - 1)``); the dense matrix is never
+    formed. LDR-SD corner gradients: relabelling the indices cyclically
+    (``P v = roll(v, -1)``) makes the corner of A the last subdiagonal entry
+    of ``P A Pᵀ``, and ``P M Pᵀ`` is the LDR-SD matrix of the relabelled
+    operators and generators, so one more vjp gives both corner gradients.
     The operator parameters (``A``, ``B``, corners, ``v``) are ordinary
     parameters; give them their own learning rate with an optimizer group,
     e.g. ``SGD(lr=1e-3, groups={"*.A*": {"lr": 1e-4}, "*.B*": {"lr": 1e-4}})``.
+
+    The learned Vandermonde nodes make ``v^(s-1)`` overflow once ``|v|``
+    grows past 1 at large s; LDR-TD corners are fixed at 0 (as in the
+    paper's code). See ``docs/layers.md``.
 
     References
     ----------
