@@ -23,6 +23,11 @@ from hypothesis import strategies as st
 from scipy.optimize import minimize_scalar
 
 import lowdisp as ld
+from lowdisp.spectral import (
+    kreiss_constant,
+    transient_growth,
+)
+from tests import oracles
 
 EXAMPLES = settings().max_examples
 FEW = max(5, EXAMPLES // 4)
@@ -172,3 +177,81 @@ def test_sigma_min_pow2_against_a_dense_svd(rng):
         want = [np.linalg.svd(zz * np.eye(n) - T, compute_uv=False)[-1] for zz in z]
         m, k = sigma_min_pow2(T, z)
         np.testing.assert_allclose(np.ldexp(m, k), want, rtol=1e-10)
+
+
+def _contractions(rng):
+    G = rng.standard_normal((8, 8))
+    Q, _ = np.linalg.qr(G)
+    return [
+        G / oracles.spectral_norm_dense(G),  # ||A|| = 1 exactly (to rounding)
+        0.5 * G / oracles.spectral_norm_dense(G),
+        Q,  # orthogonal
+        np.eye(6, k=1),  # nilpotent shift, ||A|| = 1
+        np.zeros((3, 3)),
+    ]
+
+
+@pytest.mark.parametrize("kind", ["discrete", "continuous"])
+def test_kreiss_constant_of_contractions_is_one(rng, kind):
+    mats = _contractions(rng)
+    if kind == "continuous":
+        # omega(A) <= 0: shift the contractions left
+        mats = [M - 1.0 * np.eye(M.shape[0]) for M in mats]
+    for M in mats:
+        K = kreiss_constant(M, kind=kind, rng=rng)
+        assert K.value == 1.0
+        assert K.maximizer is None
+        assert K.transient_upper_bound == pytest.approx(math.e * M.shape[0])
+
+
+def test_kreiss_constant_against_sampling_and_the_theorem(rng):
+    A = np.array([[0.5, 4.0, 0.0], [0.0, 0.6, 3.0], [0.0, 0.0, 0.4]])
+    K = kreiss_constant(A, rng=rng)
+    ref = oracles.kreiss_sampled(A, "discrete")
+    assert K.value >= ref * (1 - 1e-9)  # at least as good as dense sampling
+    z = K.maximizer
+    assert abs(z) > 1
+    assert K.value == pytest.approx((abs(z) - 1) / oracles.sigma_min_svd(A, z), rel=1e-12)
+    peak = oracles.power_norms(A, 200).max()
+    assert K.value <= peak <= K.transient_upper_bound
+
+
+def test_continuous_kreiss_constant(rng):
+    A = np.array([[-1.0, 10.0], [0.0, -2.0]])
+    K = kreiss_constant(A, kind="continuous", rng=rng)
+    ref = oracles.kreiss_sampled(A, "continuous")
+    assert K.value >= ref * (1 - 1e-9)
+    z = K.maximizer
+    assert z.real > 0
+    assert K.value == pytest.approx(z.real / oracles.sigma_min_svd(A, z), rel=1e-12)
+    import scipy.linalg as sla
+
+    peak = max(np.linalg.norm(sla.expm(t * A), 2) for t in np.linspace(0, 5, 200))
+    assert K.value <= peak * (1 + 1e-9) and peak <= K.transient_upper_bound
+
+
+def test_kreiss_constant_unstable_is_infinite():
+    K = kreiss_constant(np.diag([1.5, 0.2]))
+    assert K.value == math.inf and K.maximizer == 1.5
+    Kc = kreiss_constant(np.diag([0.1, -1.0]), kind="continuous")
+    assert Kc.value == math.inf
+
+
+def test_transient_growth_norms_and_bounds(rng):
+    A = np.array([[0.9, 3.0, 0.0], [0.0, 0.85, 3.0], [0.0, 0.0, 0.8]])
+    tg = transient_growth(A, 60, rng=rng)
+    np.testing.assert_allclose(tg.norms, oracles.power_norms(A, 60), rtol=1e-10)
+    assert tg.k.tolist() == list(range(61))
+    assert tg.lower_bounds[0] == 1.0
+    # certified: the running maximum of ||A^k|| dominates the resolvent bounds
+    assert np.all(np.maximum.accumulate(tg.norms) >= tg.lower_bounds * (1 - 1e-10))
+    assert np.all(np.diff(tg.lower_bounds) >= -1e-12)
+    assert tg.lower_bounds[-1] > 1.5
+    assert tg.kreiss.value <= tg.norms.max() * (1 + 1e-12)
+
+
+def test_transient_growth_of_a_contraction(rng):
+    Q, _ = np.linalg.qr(rng.standard_normal((5, 5)))
+    tg = transient_growth(Q, 10, rng=rng)
+    np.testing.assert_allclose(tg.norms, 1.0, rtol=1e-12)
+    assert np.all(tg.lower_bounds == 1.0) and tg.kreiss.value == 1.0

@@ -269,3 +269,14 @@ def test_choose_lists_the_names_when_ambiguous():
     assert _choose({"x": np.eye(3), "y": np.ones((1, 3))}, None, "x")[0] == "x"
     with pytest.raises(UsageError, match="no square weight matrix"):
         _choose({"y": np.ones((1, 3))}, None, "x")
+
+
+def test_issue9_orthogonal_float32_never_prints_inf_bounds():
+    from scipy.stats import ortho_group
+
+    from lowdisp.spectral._cli import compute
+
+    W = ortho_group.rvs(64, random_state=3).astype(np.float32)
+    text = compute(W, measures=("basic", "kreiss")).text
+    assert "inf ≤" not in text and "= inf" not in text
+    assert "float32 ulp" in text and "ρ(A) = 1 " in text

@@ -20,6 +20,10 @@ import pytest
 
 import lowdisp as ld
 import lowdisp.spectral._pseudo as pseudo_mod
+from lowdisp.spectral import (
+    departure_from_normality,
+    pseudospectra,
+)
 
 A = np.array([[1.0, 2.0], [0.0, 0.5]])
 PS = ld.pseudospectra(A, npts=4)
@@ -253,3 +257,34 @@ def test_no_nan_for_finite_input_at_extreme_scales():
                 *ld.pseudospectra(X, npts=3).sigma_min.ravel(),
             ]
         assert not np.isnan(np.array(vals, dtype=complex)).any(), c
+
+
+@pytest.mark.parametrize("bad", ["no", None, 0, np.array([True])])
+def test_boolean_options_are_validated(bad):
+    # a string such as "no" is truthy: departure_from_normality(relative="no") was relative
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from lowdisp.spectral import (
+        plot_numerical_range,
+        plot_pseudospectra,
+        spectral_normalize,
+    )
+
+    A = np.array([[1.0, 2.0], [0.0, 0.5]])
+    with pytest.raises(TypeError, match="departure_from_normality: relative must be True"):
+        departure_from_normality(A, relative=bad)
+    with pytest.raises(TypeError, match="spectral_normalize: clip must be True or False"):
+        spectral_normalize(A, clip=bad)
+    with pytest.raises(TypeError, match="pseudospectra: warm_start must be True or False"):
+        pseudospectra(A, npts=3, warm_start=bad)
+    with pytest.raises(TypeError, match="plot_pseudospectra: colorbar must be True or False"):
+        plot_pseudospectra(A, npts=3, colorbar=bad)
+    with pytest.raises(TypeError, match="plot_numerical_range: eigenvalues must be True"):
+        plot_numerical_range(A, eigenvalues=bad)
+    plt.close("all")
+    assert departure_from_normality(A, relative=np.bool_(True)) == pytest.approx(
+        departure_from_normality(A) / np.linalg.norm(A)
+    )

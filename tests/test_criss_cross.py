@@ -1,29 +1,23 @@
-"""The fast criss-cross, numerical radius, shared Schur form and tiled grid (issue 9).
-
-Oracles: dense grids of σ_min by ``svdvals`` (the pseudospectral abscissa and
-radius are the max of Re z and |z| over the grid points inside σ_ε), a fine
-θ grid of dense ``eigvalsh`` (numerical radius), and values recorded from
-the previous implementation (QZ-based criss-cross, 128-angle sampling with
-bounded scalar refinement) at n = 200 and 300 before it was replaced.
-"""
+"""pseudospectral_abscissa and pseudospectral_radius (criss-cross): against dense grids
+of σ_min, closed forms, recorded values, scale invariance, bad input."""
 
 from __future__ import annotations
 
 import functools
+import math
 
 import numpy as np
 import pytest
 import scipy.linalg as sla
 
 import lowdisp.spectral._crisscross as cc
-import lowdisp.spectral._nonnormal as nn
 from lowdisp.spectral import (
+    CrissCross,
     numerical_radius,
     pseudospectra,
     pseudospectral_abscissa,
     pseudospectral_radius,
 )
-from lowdisp.spectral._common import complex_schur
 from tests import oracles
 
 
@@ -164,72 +158,6 @@ def test_circle_crossings_with_a_singular_matrix():
     assert abs(oracles.sigma_min_svd(A, r.maximizer) - 1e-3) < 1e-12
 
 
-def _nr_mats() -> list[np.ndarray]:
-    rng = np.random.default_rng(8)
-    return [
-        rng.standard_normal((40, 40)) / 6,
-        (rng.standard_normal((30, 30)) + 1j * rng.standard_normal((30, 30))) / 8,
-        oracles.grcar(25),
-    ]
-
-
-@functools.cache
-def _nr_oracle(i: int) -> float:
-    return oracles.numerical_radius_sampled(_nr_mats()[i], m=6000)
-
-
-@pytest.mark.parametrize("lanczos_from", [600, 20], ids=["dense-eigh", "lanczos"])
-def test_numerical_radius_against_a_fine_theta_grid(lanczos_from, monkeypatch):
-    monkeypatch.setattr(nn, "_LANCZOS_FROM", lanczos_from)
-    for i, A in enumerate(_nr_mats()):
-        ref = _nr_oracle(i)
-        r = numerical_radius(A, rng=0)
-        assert ref - 1e-12 <= r <= ref * (1 + 1e-6)  # the fine grid is itself a lower bound
-        assert r <= np.linalg.norm(A, 2) * (1 + 1e-12)
-
-
-def test_numerical_radius_closed_form_and_polygon_bound():
-    for n in (3, 6, 11):
-        S = np.eye(n, k=1)
-        assert abs(numerical_radius(S) - np.cos(np.pi / (n + 1))) <= 1e-13
-    # the apex of two support lines of the unit disc at ±a lies at 1/cos(a)
-    a = 0.3
-    assert abs(nn._apex_bound(-a, 1.0, a, 1.0) - 1 / np.cos(a)) < 1e-14
-
-
-def test_schur_form_is_shared_and_read_only():
-    A = np.random.default_rng(1).standard_normal((30, 30))
-    T1, Z1 = complex_schur(A)
-    T2, _ = complex_schur(A.copy())
-    assert T1 is T2 and not T1.flags.writeable and not Z1.flags.writeable
-    with pytest.raises(ValueError):
-        T1[0, 0] = 1.0
-    B = A.copy()
-    B[0, 0] += 1e-300  # any change of the bytes means a new factorization
-    B[0, 0] = np.nextafter(A[0, 0], 1.0)
-    T3, Z3 = complex_schur(B)
-    assert T3 is not T1
-    assert np.allclose(Z3 @ T3 @ Z3.conj().T, B, atol=1e-12)
-
-
-def test_grid_tiles_do_not_depend_on_the_thread_count():
-    A = oracles.grcar(40)
-    seen = []
-    p1 = pseudospectra(A, npts=24, rng=3, workers=1)
-    p2 = pseudospectra(A, npts=24, rng=3, workers=3, progress=lambda d, t: seen.append((d, t)))
-    assert np.array_equal(p1.sigma_min, p2.sigma_min)
-    assert seen and seen[-1][0] == seen[-1][1] == 12 * 24  # real A: half the rows, mirrored
-    ref = np.array([[oracles.sigma_min_svd(A, complex(x, y)) for x in p1.re] for y in p1.im])
-    assert np.max(np.abs(p1.sigma_min - ref) / ref) < 1e-5
-
-
-def test_grid_bad_workers_and_progress():
-    with pytest.raises(ValueError, match="pseudospectra: workers"):
-        pseudospectra(np.eye(20), npts=5, workers=0)
-    with pytest.raises(TypeError, match="pseudospectra: progress must be"):
-        pseudospectra(np.eye(20), npts=5, progress="yes")
-
-
 def test_radius_finds_the_maximum_the_legacy_qz_search_missed():
     """A triangular 5 x 5 case where the previous implementation returned 0.98627 (an
     interior local maximum): a dense polar grid finds σ_ε points beyond it."""
@@ -246,3 +174,99 @@ def test_radius_finds_the_maximum_the_legacy_qz_search_missed():
     inside = np.abs(Z[np.less_equal(_smin_dense(A, Z), eps)])
     assert inside.max() > 0.98627 + 0.01  # the legacy value was not the maximum
     assert inside.max() - 1e-12 <= r.value <= inside.max() + 5e-4  # within the grid step
+
+
+SCALES = [1e-300, 1e-150, 1e150, 1e300]
+
+
+@pytest.mark.parametrize("scale", SCALES)
+def test_criss_cross_is_scale_invariant(scale):
+    # at 1e150 the criss-cross returned 0.95 (below the spectral abscissa 2)
+    A = np.array([[1.0, 5.0], [0.0, 2.0]])
+    eps = 1e-2
+    for fn in (pseudospectral_abscissa, pseudospectral_radius):
+        ref = fn(A, eps)
+        got = fn(A * scale, eps * scale)
+        assert got.value / scale == pytest.approx(ref.value, rel=1e-12)
+        smin = sla.svdvals(got.maximizer * np.eye(2) - A * scale)[-1]
+        assert smin / (eps * scale) == pytest.approx(1.0, rel=1e-8)
+
+
+def test_issue9_criss_cross_at_tiny_and_huge_scales():
+    # the Schur-factor climbs work on A / 2^k like the rest of the dense routines
+    A = np.array([[0.5, 3.0, 0.0], [0.0, -0.4, 2.0], [0.0, 0.0, 0.1]])
+    ref_r = pseudospectral_radius(A, 0.05).value
+    ref_a = pseudospectral_abscissa(A, 0.05).value
+    for s in (1e-250, 1e250):
+        assert abs(pseudospectral_radius(s * A, 0.05 * s).value / s - ref_r) <= 1e-12 * ref_r
+        assert abs(pseudospectral_abscissa(s * A, 0.05 * s).value / s - ref_a) <= 1e-12 * ref_a
+
+
+@pytest.mark.slow
+def test_grcar_published_values():
+    # Guglielmi & Overton, SIMAX 32(4), 2011: Grcar(100), eps = 1e-4
+    A = oracles.grcar(100)
+    a = pseudospectral_abscissa(A, 1e-4)
+    r = pseudospectral_radius(A, 1e-4)
+    assert isinstance(a, CrissCross)
+    assert abs(a.value - 2.41276) <= 1e-5
+    assert abs(r.value - 2.85216) <= 1e-5
+    for res in (a, r):
+        assert abs(oracles.sigma_min_svd(A, res.maximizer) / 1e-4 - 1) <= 1e-8
+    assert a.maximizer.real == pytest.approx(a.value, abs=1e-14)
+    assert abs(r.maximizer) == pytest.approx(r.value, rel=1e-14)
+
+
+@pytest.mark.parametrize("eps", [1e-8, 1e-4, 1e-2, 0.3, 2.0])
+def test_jordan_block_closed_form(eps):
+    J = oracles.jordan_block(2)
+    exact = math.sqrt(eps + eps * eps)
+    a = pseudospectral_abscissa(J, eps)
+    r = pseudospectral_radius(J, eps)
+    assert abs(a.value - exact) <= 1e-12 * exact
+    assert abs(r.value - exact) <= 1e-12 * exact
+    for res in (a, r):
+        assert abs(oracles.sigma_min_svd(J, res.maximizer) / eps - 1) <= 1e-8
+
+
+def test_normal_matrix_abscissa_and_radius(rng):
+    n = 12
+    Q, _ = np.linalg.qr(oracles.random_matrix(rng, n, n, np.complex128))
+    lam = rng.standard_normal(n) + 1j * rng.standard_normal(n)
+    A = (Q * lam) @ Q.conj().T
+    eps = 0.05
+    assert pseudospectral_abscissa(A, eps).value == pytest.approx(lam.real.max() + eps, rel=1e-10)
+    assert pseudospectral_radius(A, eps).value == pytest.approx(np.abs(lam).max() + eps, rel=1e-10)
+
+
+def test_criss_cross_bounds_the_grid(rng):
+    # every grid point inside sigma_eps lies left of alpha_eps and inside rho_eps
+    A = oracles.random_triangular(rng, 15)
+    eps = 1e-2
+    ps = pseudospectra(A, npts=40, tol=1e-10, rng=rng)
+    X, Y = np.meshgrid(ps.re, ps.im)
+    inside = ps.sigma_min <= eps
+    assert inside.any()
+    a = pseudospectral_abscissa(A, eps).value
+    r = pseudospectral_radius(A, eps).value
+    assert X[inside].max() <= a + 1e-12
+    assert np.abs(X + 1j * Y)[inside].max() <= r + 1e-12
+    # and the grid gets close (spacing ~ 0.1 of the box)
+    h = ps.re[1] - ps.re[0]
+    assert X[inside].max() >= a - 2 * h
+
+
+def test_criss_cross_bad_input():
+    for f in (pseudospectral_abscissa, pseudospectral_radius):
+        with pytest.raises(ValueError, match="eps must be finite and > 0"):
+            f(np.eye(2), 0.0)
+        with pytest.raises(ValueError, match="eps must be finite and > 0"):
+            f(np.eye(2), float("nan"))
+        with pytest.raises(TypeError, match="eps must be a real number"):
+            f(np.eye(2), "0.1")
+        with pytest.raises(ValueError, match="A must be a square matrix"):
+            f(np.ones((2, 3)), 0.1)
+        with pytest.raises(ValueError, match="A must not be empty"):
+            f(np.zeros((0, 0)), 0.1)
+        with pytest.raises(ValueError, match="A must be finite"):
+            f(np.array([[np.nan]]), 0.1)
