@@ -158,3 +158,12 @@ def test_scaled_cayley_bad_input(rng):
         sc.right_inverse(np.diag([1.0, 1.0, -1.0]))
     assert not sc.in_manifold(np.eye(3) * 1j)
     assert not sc.in_manifold(np.eye(2))
+
+
+def test_cayley_of_rotation_by_pi_fails_but_scaling_works():
+    # eigenvalue -1 of W: cayley(W) is singular; with D the inverse map exists
+    W = -np.eye(2)
+    with pytest.raises(np.linalg.LinAlgError, match="n_neg"):
+        cayley(W)
+    sc = ScaledCayley(2, n_neg=2)
+    assert np.allclose(sc.forward(sc.right_inverse(W))[0], W)

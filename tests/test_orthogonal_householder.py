@@ -268,3 +268,25 @@ def test_functional_bad_input(rng):
         householder_apply(np.zeros((4, 1)), np.ones(4))
     with pytest.raises(ValueError, match="dY must have the shape of X"):
         householder_apply_vjp(V, np.ones((4, 2)), np.ones((4, 3)))
+
+
+@pytest.mark.parametrize("bad", ["yes", "no", None, 1, np.array([True])])
+def test_householder_adjoint_must_be_a_bool(bad):
+    # a truthy string silently applied Q^H
+    V = np.eye(3)[:, :1] + 0.5
+    X = np.ones(3)
+    with pytest.raises(TypeError, match="householder_apply: adjoint must be True or False"):
+        householder_apply(V, X, adjoint=bad)
+    with pytest.raises(TypeError, match="householder_apply_vjp: adjoint must be True or False"):
+        householder_apply_vjp(V, X, X, adjoint=bad)
+    h = Householder(3, k=1)
+    with pytest.raises(TypeError, match=r"Householder\.apply: adjoint must be True or False"):
+        h.apply(h.sample(rng=0), X, adjoint=bad)
+
+
+def test_householder_adjoint_accepts_numpy_bools():
+    V = np.eye(3)[:, :1] + 0.5
+    X = np.arange(3.0)
+    Q = np.eye(3) - 2 * np.outer(V[:, 0], V[:, 0]) / (V[:, 0] @ V[:, 0])
+    np.testing.assert_allclose(householder_apply(V, X, adjoint=np.bool_(True)), Q.T @ X)
+    np.testing.assert_allclose(householder_apply(V, X, adjoint=False), Q @ X)

@@ -266,3 +266,54 @@ def test_float32_extreme_scales(k, seed):
         W, _ = p.forward(th)
         assert W.dtype == F32
         assert ortho_err(W) <= 1e-5
+
+
+@pytest.mark.parametrize("method", ["scaled_cayley", "householder", "svd", "expm", "full_unitary"])
+@pytest.mark.parametrize(
+    ("tol", "exc"), [(-1.0, ValueError), (np.nan, ValueError), (True, TypeError), ("a", TypeError)]
+)
+def test_manifold_tolerance_is_validated(method, tol, exc):
+    # in_manifold(W, tol=-1) was a silent False, tol=True a silent True
+    from lowdisp.orthogonal import orthogonal
+
+    p = orthogonal(3, method=method)
+    W = p.sample(rng=0) if method == "full_unitary" else p.forward(p.sample(rng=0))[0]
+    with pytest.raises(exc, match="tol must be"):
+        p.in_manifold(W, tol=tol)
+    with pytest.raises(exc, match="tol must be"):
+        p.right_inverse(W, tol=tol)
+    assert p.in_manifold(W, tol=1e-8)
+
+
+@pytest.mark.parametrize("bad", ["no", None, 0, np.array([True])])
+def test_boolean_options_are_validated(bad):
+    # a string such as "no" is truthy: haar(complex="no") was complex
+    from lowdisp.orthogonal import FullUnitary, cayley_init, haar, henaff
+
+    with pytest.raises(TypeError, match="haar: complex must be True or False"):
+        haar(3, rng=0, complex=bad)
+    with pytest.raises(TypeError, match="henaff: skew must be True or False"):
+        henaff(3, rng=0, skew=bad)
+    with pytest.raises(TypeError, match="cayley_init: skew must be True or False"):
+        cayley_init(3, rng=0, skew=bad)
+    with pytest.raises(TypeError, match="FullUnitary: real must be True or False"):
+        FullUnitary(3, real=bad)
+    assert haar(3, rng=0, complex=np.bool_(True)).dtype == np.complex128
+
+
+def _oe(W):
+    W = np.asarray(W, dtype=np.complex128)
+    assert np.isfinite(W).all()
+    return float(np.linalg.norm(W.conj().T @ W - np.eye(W.shape[1]), 2))
+
+
+@pytest.mark.filterwarnings("ignore:the matrix subclass:PendingDeprecationWarning")
+def test_issue10_matrix_into_householder_and_right_inverse():
+    import lowdisp as ld
+
+    V = np.matrix(np.random.default_rng(0).standard_normal((4, 4)))
+    Q = ld.householder_product(V)
+    assert type(Q) is np.ndarray and _oe(Q) <= 1e-13
+    h = ld.Householder(4)
+    th = h.right_inverse(np.matrix(Q))
+    assert np.abs(h.forward(th)[0] - Q).max() <= 1e-10

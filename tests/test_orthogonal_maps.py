@@ -20,6 +20,7 @@ from lowdisp.orthogonal import (
     expm_skew,
     expm_skew_vjp,
     haar,
+    orthogonal,
     orthogonality_error,
 )
 from lowdisp.testing import check_jacobian, check_vjp
@@ -429,3 +430,39 @@ def test_scipy_reference_for_haar(rng):
     dets = [np.linalg.det(haar(3, rng=rng)) for _ in range(40)]
     assert np.allclose(np.abs(dets), 1.0) and min(dets) < 0 < max(dets)
     assert orthogonality_error(sla.qr(haar(5, rng=rng))[0]) < 1e-14
+
+
+def _theta(p, seed):
+    th = p.sample(rng=seed)
+    if isinstance(th, np.ndarray) and th.dtype.kind == "f":
+        th = th + 0.1 * np.random.default_rng(seed).standard_normal(th.shape)
+    return th
+
+
+@pytest.mark.parametrize("method", ["scaled_cayley", "householder", "svd", "expm"])
+def test_vjp_cache_survives_in_place_updates(method):
+    # Householder/SVDParam caches referenced theta and ScaledCayley's referenced
+    # the returned W: an in-place optimizer step (or W *= c) changed the gradient
+
+    p = orthogonal(4, method=method)
+    th = _theta(p, 3)
+    th_ref = th.copy()
+    dW = np.random.default_rng(4).standard_normal(p.forward(th)[0].shape)
+    g_ref = p.vjp(p.forward(th_ref)[1], dW)
+
+    W, cache = p.forward(th)
+    th[...] = 0.0  # e.g. an optimizer updating the parameter in place
+    W[...] = 0.0  # e.g. a caller rescaling W in place
+    np.testing.assert_array_equal(p.vjp(cache, dW), g_ref)
+
+
+@pytest.mark.parametrize("real", [False, True])
+def test_full_unitary_vjp_is_identity(rng, real):
+    from lowdisp.orthogonal import FullUnitary
+    from lowdisp.testing import check_jacobian, check_vjp
+
+    fu = FullUnitary(3, real=real)
+    W = fu.sample(rng=rng)
+    check_vjp(lambda w: fu.forward(w)[0], lambda w, dy: fu.vjp(None, dy), W, rng=rng, rtol=1e-9)
+    if real:
+        check_jacobian(lambda w: fu.forward(w)[0], lambda w, dy: fu.vjp(None, dy), W)

@@ -524,3 +524,73 @@ def test_cayley_of_a_rounded_skew_matrix(n, seed, s):
     Q = haar(n, rng=rng)
     A = Q @ scaled(skew(rng, n), s) @ Q.T
     assert ortho_err(cayley(A)) <= TOL
+
+
+@pytest.mark.parametrize("scale", [1e-300, 1.0, 1e3, 1e8, 1e15])
+@pytest.mark.parametrize("dtype", [np.float64, np.complex128, np.float32])
+def test_expm_skew_stays_orthogonal_for_large_norms(rng, scale, dtype):
+    # scaling and squaring gave ||W^T W - I|| = 5e-7 at ||A|| ~ 1e8 and 3e10 at 1e15
+    import scipy.linalg as sla
+
+    from lowdisp.orthogonal import expm_skew, orthogonality_error
+
+    n = 12
+    P = rng.standard_normal((n, n))
+    if np.dtype(dtype).kind == "c":
+        P = P + 1j * rng.standard_normal((n, n))
+    A = ((P - P.conj().T) * scale).astype(dtype)
+    W = expm_skew(A)
+    assert W.dtype == dtype
+    tol = 1e-6 if dtype == np.float32 else 1e-13
+    assert orthogonality_error(W) < tol
+    if scale <= 1.0:
+        ref = sla.expm(A.astype(np.result_type(A, np.float64)))
+        np.testing.assert_allclose(W, ref, rtol=0, atol=10 * tol)
+
+
+def _oe(W):
+    W = np.asarray(W, dtype=np.complex128)
+    assert np.isfinite(W).all()
+    return float(np.linalg.norm(W.conj().T @ W - np.eye(W.shape[1]), 2))
+
+
+def test_issue10_householder_extreme_scales():
+    import lowdisp as ld
+
+    h = ld.Householder(4)
+    th = h.sample(rng=0)
+    W0 = h.forward(th)[0]
+    for c in (1e155, 1e-170):  # all NaN; "column 0 is zero" (false)
+        W = h.forward(c * th)[0]
+        assert _oe(W) <= 1e-13 and np.abs(W - W0).max() <= 1e-13
+
+
+def test_issue10_restricted_unitary_tiny_reflections():
+    import lowdisp as ld
+
+    ru = ld.RestrictedUnitary(4, rng=0)
+    th = ru.sample(rng=0)
+    th[12:] *= 1e-170  # ZeroDivisionError
+    assert _oe(ru.forward(th)[0]) <= 1e-13
+
+
+def test_issue10_exp_and_cayley_large_theta():
+    import lowdisp as ld
+
+    th = np.random.default_rng(0).standard_normal(3)
+    assert _oe(ld.ExpMap(3, method="pade").forward(1e20 * th)[0]) <= 1e-13  # NaN
+    sc = ld.ScaledCayley(3)
+    theta = sc.sample(rng=0)
+    assert _oe(sc.forward(1e10 * theta)[0]) <= 1e-13  # 4e-7
+    assert _oe(sc.forward(1e16 * theta)[0]) <= 1e-13  # "-1 is an eigenvalue of A"
+    e = ld.ExpMap(5)
+    t5 = np.random.default_rng(1).standard_normal(10)
+    for c in (1e12, 1e16):  # 6e-8, 0.7
+        assert _oe(e.forward(c * t5)[0]) <= 1e-13
+
+
+def test_issue10_orthogonality_error_huge_and_empty():
+    import lowdisp as ld
+
+    assert ld.orthogonality_error(1e200 * np.eye(3)) == np.inf  # NaN + "DLASCL illegal value"
+    assert ld.cayley(np.zeros((0, 0))).shape == (0, 0)
