@@ -64,12 +64,13 @@ def block_oracle(structure, p, s):
         return oracles.stein_solve(A, Bp.T, p["G"] @ p["H"].T)
     if structure == "tridiagonal":
 
-        def tri(v):
-            return (
-                np.diag(v[: s - 1], -1) + np.diag(v[s - 1 : 2 * s - 1]) + np.diag(v[2 * s - 1 :], 1)
-            )
+        def tri(v, corner):
+            T = np.diag(v[: s - 1], -1) + np.diag(v[s - 1 : 2 * s - 1]) + np.diag(v[2 * s - 1 :], 1)
+            T[0, -1] += corner[0] if corner is not None else 0.0
+            return T
 
-        return oracles.krylov_sum(tri(p["A"]), tri(p["B"]), p["G"], p["H"])
+        A, Bp = tri(p["A"], p.get("A_corner")), tri(p["B"], p.get("B_corner"))
+        return oracles.krylov_sum(A, Bp, p["G"], p["H"])
     if structure == "circulant":
         return sla.circulant(p["c"])
     if structure == "toeplitz":
@@ -135,8 +136,9 @@ def test_forward_equals_the_dense_product_of_the_definition(structure, ni, no):
     np.testing.assert_allclose(layer.weight_matrix(), M, rtol=0, atol=1e-12 * np.abs(M).max())
 
 
-def test_subdiagonal_with_corners_equals_the_stein_solution():
-    layer = make("subdiagonal", 7, 7, corners=True)
+@pytest.mark.parametrize("structure", ["subdiagonal", "tridiagonal"])
+def test_learned_corners_forward(structure):
+    layer = make(structure, 7, 7, corners=True)
     P = layer.params()
     P["A_corner"][...], P["B_corner"][...] = 0.4, -0.7
     x = np.random.default_rng(0).standard_normal((3, 7))
@@ -182,9 +184,10 @@ def test_vjp_of_input_and_every_parameter(structure, ni, no):
     check_vjp(f, vjp, point, rng=0, rtol=1e-7)
 
 
+@pytest.mark.parametrize("structure", ["subdiagonal", "tridiagonal"])
 @pytest.mark.parametrize("name", ["x", "G", "H", "A", "B", "A_corner", "B_corner", "b"])
-def test_vjp_of_subdiagonal_operators_and_corners_one_by_one(name):
-    layer = make("subdiagonal", 7, 7, corners=True)
+def test_vjp_of_learned_operators_and_corners_one_by_one(name, structure):
+    layer = make(structure, 7, 7, corners=True)
     P = layer.params()
     P["A_corner"][...], P["B_corner"][...] = 0.4, -0.7
     f, vjp, point = layer_fn(layer)
@@ -196,16 +199,17 @@ def test_vjp_of_subdiagonal_operators_and_corners_one_by_one(name):
     )  # fmt: skip
 
 
-@pytest.mark.parametrize("name", ["A", "B"])
-def test_vjp_of_tridiagonal_operators_one_by_one(name):
-    layer = make("tridiagonal", 6, 6)
-    f, vjp, point = layer_fn(layer)
-    point["x"] = np.random.default_rng(2).standard_normal((3, 6))
-    rest = {k: v for k, v in point.items() if k != name}
-    check_vjp(
-        lambda v: f({**rest, name: v}), lambda v, dy: vjp({**rest, name: v}, dy)[name],
-        point[name], rng=0, rtol=1e-7,
-    )  # fmt: skip
+def test_tiled_layers_with_corners():
+    for structure in ("subdiagonal", "tridiagonal"):
+        layer = make(structure, 5, 11, corners=True)
+        assert layer.params()["A_corner"].shape == (3, 1, 1)
+        layer.params()["A_corner"][...] = [[[0.3]], [[-0.2]], [[0.5]]]
+        x = np.random.default_rng(0).standard_normal((3, 5))
+        M = dense_oracle(layer)
+        np.testing.assert_allclose(layer.forward(x)[0], x @ M.T + layer.params()["b"], atol=1e-12)
+        f, vjp, point = layer_fn(layer)
+        point["x"] = x
+        check_vjp(f, vjp, point, rng=0, rtol=1e-7)
 
 
 # --------------------------------------------------------------------------- initialisation
@@ -268,6 +272,8 @@ def test_counts_of_tiled_layers_and_models():
     assert layer.n_weights == 3 * 2 * 2 * 10
     sd = lnn.StructuredDense(10, 25, structure="subdiagonal", corners=True, rng=0)
     assert sd.n_weights == 3 * (2 * 10 + 2 * 9 + 2)
+    td = lnn.StructuredDense(784, 784, structure="tridiagonal", corners=True, rng=0)
+    assert td.n_weights == 2 * 784 + 2 * (3 * 784 - 2) + 2
     net = lnn.Sequential([layer, lnn.ReLU(), lnn.Dense(25, 3, rng=0)])
     assert lnn.count_params(net) == 120 + 25 + 25 * 3 + 3
     assert lnn.compression_ratio(lnn.Dense(3, 4)) == 1.0

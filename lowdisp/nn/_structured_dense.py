@@ -48,7 +48,8 @@ class StructuredDense(Layer):
         ``tridiagonal``
             LDR-TD, the Krylov sum ``M = Σ K(A, g_i) K(B', h_i)ᵀ`` with learned
             tridiagonals ``A``, ``B`` = ``[lower, main, upper]`` (initialised to
-            Z₀); 2 r s + 2 (3 s - 2).
+            Z₀); ``corners=True`` also learns the corners ``A[0, s-1]``,
+            ``B'[0, s-1]`` (initialised to 0); 2 r s + 2 (3 s - 2) (+ 2).
         ``circulant``
             ``C(c)``; s.
         ``toeplitz``
@@ -65,7 +66,8 @@ class StructuredDense(Layer):
     bias : bool
         Learn ``b`` (initialised to 0).
     corners : bool
-        ``structure="subdiagonal"`` only: learn the corners of A and B'.
+        ``structure="subdiagonal"`` or ``"tridiagonal"`` only: learn the
+        corners (entry ``[0, s-1]``) of A and B'.
     dtype : {float32, float64}
     rng : seed or Generator, optional
 
@@ -109,13 +111,15 @@ class StructuredDense(Layer):
     (``P v = roll(v, -1)``) makes the corner of A the last subdiagonal entry
     of ``P A Pᵀ``, and ``P M Pᵀ`` is the LDR-SD matrix of the relabelled
     operators and generators, so one more vjp gives both corner gradients.
+    LDR-TD corner gradients (not provided by the vjp): a complex step,
+    ``dL/df = Im <dY, M(f + ih) X> / h`` with ``h = 1e-10 max(1, |f|)``, exact
+    to rounding since M is a polynomial in f (one complex product per corner).
     The operator parameters (``A``, ``B``, corners, ``v``) are ordinary
     parameters; give them their own learning rate with an optimizer group,
     e.g. ``SGD(lr=1e-3, groups={"*.A*": {"lr": 1e-4}, "*.B*": {"lr": 1e-4}})``.
 
     The learned Vandermonde nodes make ``v^(s-1)`` overflow once ``|v|``
-    grows past 1 at large s; LDR-TD corners are fixed at 0 (as in the
-    paper's code). See ``docs/layers.md``.
+    grows past 1 at large s. See ``docs/layers.md``.
 
     References
     ----------

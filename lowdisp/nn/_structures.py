@@ -219,31 +219,51 @@ class _Subdiagonal(_Structure):
 
 class _Tridiagonal(_Structure):
     """LDR-TD: learned tridiagonal operators, Krylov sum ``M = Σ K(A, g_i) K(B', h_i)ᵀ``;
-    ``A`` and ``B`` hold ``[lower, main, upper]`` (length 3s - 2)."""
+    ``A`` and ``B`` hold ``[lower, main, upper]`` (length 3s - 2), optionally learned
+    corners ``A[0, s-1]``, ``B'[0, s-1]``."""
 
-    operators = ("A", "B")
+    operators = ("A", "B", "A_corner", "B_corner")
 
     def shapes(self, s, r, corners):
-        return {"G": (s, r), "H": (s, r), "A": (3 * s - 2,), "B": (3 * s - 2,)}
+        out = {"G": (s, r), "H": (s, r), "A": (3 * s - 2,), "B": (3 * s - 2,)}
+        if corners:
+            out.update({"A_corner": (1,), "B_corner": (1,)})
+        return out
 
     def fixed(self, s, gen):
         z0 = np.concatenate([np.ones(s - 1), np.zeros(s), np.zeros(s - 1)])  # A = B' = Z_0
-        return {"A": z0, "B": z0.copy()}
+        return {"A": z0, "B": z0.copy(), "A_corner": np.zeros(1), "B_corner": np.zeros(1)}
 
     def weight(self, R, C, s, fixed):
         return _z0_weight(R, C)
 
-    def build(self, p, corners):
+    def build(self, p, corners, fa=None, fb=None):
         s = p["G"].shape[0]
+        if fa is None:
+            fa = float(p["A_corner"][0]) if corners else 0.0
+        if fb is None:
+            fb = float(p["B_corner"][0]) if corners else 0.0
 
-        def op(v):
-            return ls.Tridiagonal(v[: s - 1], v[s - 1 : 2 * s - 1], v[2 * s - 1 :])
+        def op(v, f):
+            return ls.Tridiagonal(v[: s - 1], v[s - 1 : 2 * s - 1], v[2 * s - 1 :], f)
 
-        return ls.ldr_tridiagonal(op(p["A"]), op(p["B"]), p["G"], p["H"])
+        return ls.ldr_tridiagonal(op(p["A"], fa), op(p["B"], fb), p["G"], p["H"])
 
     def vjp(self, M, x, dy, p, corners):
         d = M.vjp(x.T, dy.T)
-        return d["X"].T, {"G": d["G"], "H": d["H"], "A": d["A"], "B": d["B"]}
+        grads = {"G": d["G"], "H": d["H"], "A": d["A"], "B": d["B"]}
+        if corners:
+            # The vjp of lowdisp.structured has no corner gradient for tridiagonal
+            # operators: a complex step, dL/df = Im <dY, M(f + i h) X> / h, exact to
+            # rounding (no subtraction; M is a polynomial in f), one complex product each.
+            fa, fb = float(p["A_corner"][0]), float(p["B_corner"][0])
+            for key, kw in (("A_corner", "fa"), ("B_corner", "fb")):
+                f = fa if kw == "fa" else fb
+                h = 1e-10 * max(1.0, abs(f))
+                Mc = self.build(p, True, **{kw: complex(f, h)})
+                val = np.sum(dy * Mc.matmat(x.T).T.imag) / h
+                grads[key] = np.asarray([val], dtype=p["A"].dtype)
+        return d["X"].T, grads
 
 
 class _Circulant(_Structure):
@@ -351,10 +371,10 @@ def check_structure(
     check_option(structure, "structure", STRUCTURES, where=where)
     st = STRUCTURES[structure]
     corners = check_bool(corners, "corners", where=where)
-    if corners and structure != "subdiagonal":
+    if corners and structure not in ("subdiagonal", "tridiagonal"):
         raise ValueError(
-            f"{where}: corners=True is only for structure='subdiagonal' (learned corners of "
-            f"the LDR-SD operators); got structure={structure!r}"
+            f"{where}: corners=True is only for structure='subdiagonal' or 'tridiagonal' "
+            f"(learned corners of the LDR-SD/TD operators); got structure={structure!r}"
         )
     s = min(ni, no)
     if st.ranked:
