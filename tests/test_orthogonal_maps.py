@@ -370,6 +370,19 @@ def test_full_unitary_keeps_its_precision(rng, real, dtype):
     assert fu.right_inverse(W).dtype == dtype
 
 
+@pytest.mark.parametrize("dtype", [np.complex64, np.float32])
+@pytest.mark.parametrize("c", [1.0, 30.0, 1e3, 1e5, 1e30])
+def test_single_precision_riemannian_step_of_any_size_stays_on_the_group(rng, dtype, c):
+    # the LU step loses ~0.5 eps / rcond(I + A); single precision switches to the
+    # spectral Cayley step below rcond 2**-5 (2**-10 let 4.6e-6 through at c = 1e5)
+    fu = FullUnitary(12, real=np.dtype(dtype).kind == "f", dtype=dtype)
+    W = fu.sample(rng=rng)
+    G = oracles.random_matrix(rng, 12, 12, np.complex128 if fu.is_complex else np.float64)
+    W2 = fu.riemannian_step(W, (c * G).astype(dtype), 1.0)
+    assert W2.dtype == dtype
+    assert orthogonality_error(W2) <= 2e-6
+
+
 def test_unitary_dtype_is_checked():
     with pytest.raises(TypeError, match=r"^FullUnitary: dtype must be complex128 or complex64"):
         FullUnitary(3, dtype=np.float32)

@@ -30,6 +30,9 @@ from lowdisp.orthogonal._lapack import lu_solve
 __all__ = ["FullOrthogonal", "FullUnitary", "RestrictedUnitary"]
 
 _COMPLEX = (np.complex128, np.complex64)
+#: the LU step's orthogonality error is ~0.5 eps / rcond(I + A): in single precision
+#: (eps 6e-8) a 2**-5 threshold keeps it below ~1e-6 (2**-10, the double one, let 5e-6 through)
+_RCOND_SPECTRAL_SINGLE = 2.0**-5
 _REAL = (np.float64, np.float32)
 
 
@@ -101,6 +104,9 @@ class FullUnitary(_Param):
         dt = allowed[0] if dtype is None else dtype
         self.dtype = self.theta_dtype = check_dtype(dt, allowed, where=where)
         self.theta_shape = (self.n, self.n)
+        single = self.dtype in (np.float32, np.complex64)
+        #: smallest rcond(I + A) for the LU step; below it the spectral Cayley step
+        self._rcond_lu = _RCOND_SPECTRAL_SINGLE if single else _RCOND_SPECTRAL
 
     def sample(self, *, rng: Any = None) -> np.ndarray:
         """A Haar-random unitary (orthogonal) matrix (Wisdom et al.'s ``'svd'`` init).
@@ -224,7 +230,7 @@ class FullUnitary(_Param):
         if float(max_abs(A)) <= _HUGE:
             eye = np.eye(self.n, dtype=self.dtype)
             lu, rcond = _lu_rcond(eye + A)
-            if rcond > _RCOND_SPECTRAL:
+            if rcond > self._rcond_lu:
                 return lu_solve(lu, Wa - A @ Wa)
         # ill-conditioned I + A (huge lr * ||G||): the spectral Cayley transform of
         # the skew A stays unitary to rounding
