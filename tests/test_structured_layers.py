@@ -7,6 +7,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import scipy.linalg as sla
+from hypothesis import given
+from hypothesis import strategies as st
 
 import lowdisp.nn as lnn
 from lowdisp.testing import check_vjp
@@ -171,6 +173,69 @@ def test_float32_layers_compute_in_float32(structure):
     assert all(g.dtype == np.float32 for g in grads.values())
     y64 = l64.forward(x)[0]
     assert np.abs(y32 - y64).max() <= 1e-4 * np.abs(y64).max()
+
+
+@given(
+    structure=st.sampled_from(sorted(lnn.STRUCTURES)),
+    ni=st.integers(2, 12),
+    no=st.integers(2, 12),
+    rank=st.integers(1, 3),
+    batch=st.integers(0, 4),
+    seed=st.integers(0, 2**31 - 1),
+)
+def test_forward_equals_the_definition_for_drawn_structures(structure, ni, no, rank, batch, seed):
+    layer = make(structure, ni, no, rank=rank, rng=seed)
+    x = np.random.default_rng(seed).standard_normal((batch, ni))
+    M = dense_oracle(layer)
+    want = x @ M.T + layer.params()["b"]
+    y, cache = layer.forward(x)
+    np.testing.assert_allclose(y, want, rtol=0, atol=1e-11 * max(1.0, np.abs(want).max(initial=0)))
+    dx, _ = layer.backward(cache, np.ones_like(y))
+    np.testing.assert_allclose(
+        dx, np.ones_like(y) @ M, rtol=0, atol=1e-11 * max(1.0, np.abs(M).sum())
+    )
+
+
+CONTRACT = [
+    lambda dt: lnn.StructuredDense(4, 4, structure="subdiagonal", corners=True, dtype=dt, rng=0),
+    lambda dt: lnn.StructuredDense(4, 9, structure="tridiagonal", corners=True, dtype=dt, rng=0),
+    lambda dt: lnn.StructuredDense(4, 4, structure="vandermonde_like", dtype=dt, rng=0),
+    lambda dt: lnn.DiagonalCirculant(4, depth=2, relu_every=1, dtype=dt, rng=0),
+    lambda dt: lnn.Fastfood(4, dtype=dt, rng=0),
+]
+CONTRACT_IDS = ["sd-corners", "td-tiled", "vandermonde", "diagonal_circulant", "fastfood"]
+
+
+@pytest.mark.filterwarnings("ignore::PendingDeprecationWarning")
+@pytest.mark.parametrize("make_layer", CONTRACT, ids=CONTRACT_IDS)
+def test_input_contract(make_layer):
+    layer = make_layer(np.float32)
+    name = type(layer).__name__
+    y_ref, _ = layer.forward(np.ones((2, 4)))
+    y, _ = layer.forward(np.asmatrix(np.ones((2, 4))))
+    assert type(y) is np.ndarray and y.dtype == np.float32
+    np.testing.assert_array_equal(y, y_ref)
+    assert layer.forward(np.ones((2, 4), dtype=np.int64))[0].dtype == np.float32
+    with pytest.raises(ValueError, match=f"{name}: .*masked array"):
+        layer.forward(np.ma.masked_array(np.ones((2, 4)), mask=np.zeros((2, 4), bool)))
+    with pytest.raises(ValueError, match=f"{name}: x must be finite"):
+        layer.forward(np.full((2, 4), np.nan))
+    with pytest.raises(TypeError, match=f"{name}: x must hold real numbers"):
+        layer.forward(np.ones((2, 4), dtype=complex))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("make_layer", CONTRACT, ids=CONTRACT_IDS)
+def test_empty_batch(make_layer, dtype):
+    layer = make_layer(dtype)
+    y, cache = layer.forward(np.zeros((0, 4)))
+    assert y.shape == (0, layer.out_features) and y.dtype == dtype
+    dx, grads = layer.backward(cache, np.zeros(y.shape, dtype))
+    assert dx.shape == (0, 4) and dx.dtype == dtype
+    P = layer.params()
+    assert sorted(grads) == sorted(P)
+    for k, g in grads.items():
+        assert g.shape == P[k].shape and g.dtype == dtype and not g.any(), k
 
 
 # --------------------------------------------------------------------------- gradients
