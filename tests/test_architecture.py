@@ -124,10 +124,6 @@ def test_subpackage_import_does_not_import_matplotlib(sub):
 #: Circles kept for now, each with its reason. A circle may shrink (a subset of
 #: an entry passes); a new circle, or one that grows, fails the test.
 ALLOWED_CIRCLES: dict[frozenset[str], str] = {
-    frozenset({"structured._algebra", "structured._ldr", "structured._solve"}): (
-        "the LDR operator, its algebra and its solvers call each other; issue 11A "
-        "(one engine per family) removes this circle"
-    ),
     frozenset(
         {
             "nn._checkpoint",

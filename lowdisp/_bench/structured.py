@@ -85,7 +85,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _toeplitz_case(n: int, r: int, dtype: Any, rng: np.random.Generator, kind: str = "sylvester"):
-    from lowdisp.structured._fast import ToeplitzPlan
+    from lowdisp.structured.families.toeplitz import ToeplitzPlan
 
     G = rng.standard_normal((n, r)).astype(dtype)
     H = rng.standard_normal((n, r)).astype(dtype)
@@ -106,16 +106,16 @@ def _sd_params(n: int, dtype: Any, rng: np.random.Generator):
 
 
 def _sd_case(n: int, r: int, dtype: Any, rng: np.random.Generator):
-    from lowdisp.structured import _fast as F
+    from lowdisp.structured.families import subdiagonal
 
     a, b = _sd_params(n, dtype, rng)
     G = rng.standard_normal((n, r)).astype(dtype)
     H = rng.standard_normal((n, r)).astype(dtype)
     return (
         None,
-        lambda X: F.subdiag_matmat(a, 0.0, b, 0.0, G, H, X),
-        lambda Y: F.subdiag_rmatmat(a, 0.0, b, 0.0, G, H, Y),
-        lambda X, dY: F.subdiag_vjp(a, 0.0, b, 0.0, G, H, X, dY),
+        lambda X: subdiagonal.subdiag_matmat(a, 0.0, b, 0.0, G, H, X),
+        lambda Y: subdiagonal.subdiag_rmatmat(a, 0.0, b, 0.0, G, H, Y),
+        lambda X, dY: subdiagonal.subdiag_vjp(a, 0.0, b, 0.0, G, H, X, dY),
     )
 
 
@@ -129,21 +129,21 @@ def _td_params(n: int, dtype: Any):
 
 
 def _td_case(n: int, r: int, dtype: Any, rng: np.random.Generator):
-    from lowdisp.structured import _fast as F
+    from lowdisp.structured.families import tridiagonal
 
     P = _td_params(n, dtype)
     G = rng.standard_normal((n, r)).astype(dtype)
     H = rng.standard_normal((n, r)).astype(dtype)
     return (
         None,
-        lambda X: F.tridiag_matmat(P, P, G, H, X),
-        lambda Y: F.tridiag_rmatmat(P, P, G, H, Y),
-        lambda X, dY: F.tridiag_vjp(P, P, G, H, X, dY),
+        lambda X: tridiagonal.tridiag_matmat(P, P, G, H, X),
+        lambda Y: tridiagonal.tridiag_rmatmat(P, P, G, H, Y),
+        lambda X, dY: tridiagonal.tridiag_vjp(P, P, G, H, X, dY),
     )
 
 
 def _cauchy_case(n: int, r: int, dtype: Any, rng: np.random.Generator):
-    from lowdisp.structured import _fast as F
+    from lowdisp.structured.families import cauchy
 
     s = (np.arange(n) + 0.5).astype(dtype)
     t = (-np.arange(n) - 0.25).astype(dtype)
@@ -151,23 +151,23 @@ def _cauchy_case(n: int, r: int, dtype: Any, rng: np.random.Generator):
     H = rng.standard_normal((n, r)).astype(dtype)
     return (
         None,
-        lambda X: F.cauchy_matmat(s, t, G, H, X),
-        lambda Y: F.cauchy_rmatmat(s, t, G, H, Y),
-        lambda X, dY: F.cauchy_vjp(s, t, G, H, X, dY),
+        lambda X: cauchy.cauchy_matmat(s, t, G, H, X),
+        lambda Y: cauchy.cauchy_rmatmat(s, t, G, H, Y),
+        lambda X, dY: cauchy.cauchy_vjp(s, t, G, H, X, dY),
     )
 
 
 def _vandermonde_case(n: int, r: int, dtype: Any, rng: np.random.Generator):
-    from lowdisp.structured import _fast as F
+    from lowdisp.structured.families import vandermonde
 
     v = np.linspace(-0.99, 0.99, n).astype(dtype)
     G = rng.standard_normal((n, r)).astype(dtype)
     H = rng.standard_normal((n, r)).astype(dtype)
     return (
         None,
-        lambda X: F.vandermonde_matmat(v, G, H, X),
-        lambda Y: F.vandermonde_rmatmat(v, G, H, Y),
-        lambda X, dY: F.vandermonde_vjp(v, G, H, X, dY),
+        lambda X: vandermonde.vandermonde_matmat(v, G, H, X),
+        lambda Y: vandermonde.vandermonde_rmatmat(v, G, H, Y),
+        lambda X, dY: vandermonde.vandermonde_vjp(v, G, H, X, dY),
     )
 
 
@@ -258,16 +258,16 @@ _COMPILE_SNIPPET = """
 import time
 t0 = time.perf_counter()
 import numpy as np
-from lowdisp.structured import _fast as F
+from lowdisp.structured.families import subdiagonal, toeplitz, tridiagonal
 t1 = time.perf_counter()
 n = 8
 for dt in (np.float64, np.float32, np.complex128):
     P = tuple(np.ones(k, dt) for k in (n - 1, n, n - 1)) + (0.5,)
     G = np.ones((n, 2), dt); X = np.ones((n, 8), dt)
-    F.tridiag_matmat(P, P, G, G, X)
-    F.tridiag_vjp(P, P, G, G, X, X)
-    F.subdiag_matmat(P[0], 0.5, P[0], 0.5, G, G, X)
-    plan = F.ToeplitzPlan(G, G, 1.0, -1.0)
+    tridiagonal.tridiag_matmat(P, P, G, G, X)
+    tridiagonal.tridiag_vjp(P, P, G, G, X, X)
+    subdiagonal.subdiag_matmat(P[0], 0.5, P[0], 0.5, G, G, X)
+    plan = toeplitz.ToeplitzPlan(G, G, 1.0, -1.0)
     plan.matmat(X)
     plan.vjp(X, X)
 t2 = time.perf_counter()
@@ -307,7 +307,7 @@ def _compile_times() -> list[tuple[float, float, float]]:
 def _acceptance(args: argparse.Namespace, rng: np.random.Generator, lines: list[str]) -> None:
     import scipy.linalg as sla
 
-    from lowdisp.structured._fast import ToeplitzPlan
+    from lowdisp.structured.families.toeplitz import ToeplitzPlan
 
     rep = max(7, args.repeat)  # acceptance figures: at least 7 interleaved rounds
     b, r, dt = 64, 4, np.float64
@@ -493,7 +493,7 @@ def toeplitz_generators(c: np.ndarray, r: np.ndarray) -> tuple[np.ndarray, np.nd
 
 def _sd_accuracy(rng: np.random.Generator) -> float:
     """LDR-SD n=4096 r=4, decaying subdiagonals, one column against repeated matvecs."""
-    from lowdisp.structured import _fast as F
+    from lowdisp.structured.families import subdiagonal
 
     n, r = 4096, 4
     a, b = _sd_params(n, np.float64, rng)
@@ -509,7 +509,7 @@ def _sd_accuracy(rng: np.random.Generator) -> float:
         for k in range(n):
             ref += w[k] * u
             u = np.concatenate(([0.0], a * u[:-1]))
-    y = F.subdiag_matmat(a, 0.0, b, 0.0, G, H, x[:, None])[:, 0]
+    y = subdiagonal.subdiag_matmat(a, 0.0, b, 0.0, G, H, x[:, None])[:, 0]
     return float(np.linalg.norm(y - ref) / np.linalg.norm(ref))
 
 
@@ -770,7 +770,7 @@ def run(args: argparse.Namespace) -> int:
     import scipy.linalg.blas
     import scipy.sparse.linalg  # noqa: F401
 
-    import lowdisp.structured._fast  # noqa: F401
+    import lowdisp.structured.families  # noqa: F401
     from lowdisp._config import blas_threads
 
     # every BLAS library (numpy's and scipy's OpenBLAS) must be loaded before the

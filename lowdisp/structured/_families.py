@@ -9,8 +9,10 @@ from typing import Any
 import numpy as np
 
 from lowdisp._validation import as_array, as_rng, check_int, check_option, check_real, lookup
+from lowdisp.structured._common import randn
 from lowdisp.structured._ldr import KINDS, LDRMatrix
 from lowdisp.structured._operators import Diagonal, Shift, Subdiagonal, Tridiagonal
+from lowdisp.structured.families.cauchy import interlaced_nodes
 
 __all__ = [
     "cauchy",
@@ -652,19 +654,11 @@ def _c(x: Any) -> Any:
 
 
 def _rand(rng: np.random.Generator, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
-    if np.dtype(dtype).kind == "c":
-        return _c((rng.standard_normal(shape) + 1j * rng.standard_normal(shape)) / np.sqrt(2))
-    return _c(rng.standard_normal(shape))
+    return _c(randn(rng, shape, dtype))
 
 
 def _interlaced_nodes(rng, m, n, dtype):
-    # s_j, t_k interlaced on [0, 1] with gaps >= 1 / (4 max(m, n)).
-    N = max(m, n)
-    s = (np.arange(m) + 0.25 * rng.uniform(-1, 1, m)) / N
-    t = (np.arange(n) + 0.5 + 0.25 * rng.uniform(-1, 1, n)) / N
-    if np.dtype(dtype).kind == "c":
-        s = s + 0.1j * rng.uniform(-1, 1, m)
-        t = t + 0.1j * rng.uniform(-1, 1, n)
+    s, t = interlaced_nodes(rng, m, n, dtype)
     return _c(s), _c(t)
 
 

@@ -8,7 +8,7 @@ import numpy as np
 import scipy.linalg as sla
 
 from lowdisp._bench import structured as B
-from lowdisp.structured._fast import ToeplitzPlan
+from lowdisp.structured.families.toeplitz import ToeplitzPlan
 from tests.oracles import rel_err
 
 

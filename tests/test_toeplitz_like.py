@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from lowdisp.structured._fast import ToeplitzPlan
+from lowdisp.structured.families.toeplitz import ToeplitzPlan
 from lowdisp.testing import check_vjp
 from tests.oracles import krylov, rel_err, shift_matrix
 

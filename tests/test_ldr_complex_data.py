@@ -9,7 +9,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from lowdisp.structured import _fast as F
+from lowdisp.structured.families import cauchy as cl
+from lowdisp.structured.families import subdiagonal as sd
+from lowdisp.structured.families import toeplitz as tp
+from lowdisp.structured.families import tridiagonal as td
+from lowdisp.structured.families import vandermonde as vl
 from lowdisp.testing import check_vjp
 
 
@@ -18,7 +22,7 @@ def _c(rng, shape):
 
 
 def _toeplitz(d):
-    return F.ToeplitzPlan(d["G"], d["H"], 1.0, -1.0)
+    return tp.ToeplitzPlan(d["G"], d["H"], 1.0, -1.0)
 
 
 def _split(v, n, f):
@@ -32,8 +36,8 @@ FAMILIES = {
         lambda rng, n: {"G": rng.standard_normal((n, 2)), "H": rng.standard_normal((n, 2))},
     ),
     "cauchy": (
-        lambda d: F.cauchy_matmat(d["s"], d["t"], d["G"], d["H"], d["X"]),
-        lambda d, dy: F.cauchy_vjp(d["s"], d["t"], d["G"], d["H"], d["X"], dy),
+        lambda d: cl.cauchy_matmat(d["s"], d["t"], d["G"], d["H"], d["X"]),
+        lambda d, dy: cl.cauchy_vjp(d["s"], d["t"], d["G"], d["H"], d["X"], dy),
         lambda rng, n: {
             "s": rng.standard_normal(n),
             "t": rng.standard_normal(n) + 4,
@@ -42,8 +46,8 @@ FAMILIES = {
         },
     ),
     "vandermonde": (
-        lambda d: F.vandermonde_matmat(d["v"], d["G"], d["H"], d["X"]),
-        lambda d, dy: F.vandermonde_vjp(d["v"], d["G"], d["H"], d["X"], dy),
+        lambda d: vl.vandermonde_matmat(d["v"], d["G"], d["H"], d["X"]),
+        lambda d, dy: vl.vandermonde_vjp(d["v"], d["G"], d["H"], d["X"], dy),
         lambda rng, n: {
             "v": 0.9 * rng.standard_normal(n),
             "G": rng.standard_normal((n, 2)),
@@ -51,8 +55,8 @@ FAMILIES = {
         },
     ),
     "subdiagonal": (
-        lambda d: F.subdiag_matmat(d["a"], 0.5, d["b"], -0.3, d["G"], d["H"], d["X"]),
-        lambda d, dy: F.subdiag_vjp(d["a"], 0.5, d["b"], -0.3, d["G"], d["H"], d["X"], dy),
+        lambda d: sd.subdiag_matmat(d["a"], 0.5, d["b"], -0.3, d["G"], d["H"], d["X"]),
+        lambda d, dy: sd.subdiag_vjp(d["a"], 0.5, d["b"], -0.3, d["G"], d["H"], d["X"], dy),
         lambda rng, n: {
             "a": rng.standard_normal(n - 1),
             "b": rng.standard_normal(n - 1),
@@ -61,10 +65,10 @@ FAMILIES = {
         },
     ),
     "tridiagonal": (
-        lambda d: F.tridiag_matmat(
+        lambda d: td.tridiag_matmat(
             _split(d["A"], 6, 0.2), _split(d["B"], 6, 0.1), d["G"], d["H"], d["X"]
         ),
-        lambda d, dy: F.tridiag_vjp(
+        lambda d, dy: td.tridiag_vjp(
             _split(d["A"], 6, 0.2), _split(d["B"], 6, 0.1), d["G"], d["H"], d["X"], dy
         ),
         lambda rng, n: {

@@ -1,22 +1,15 @@
-"""Array-level apply / adjoint / VJP per LDR family (private; no validation).
+"""Slow, obviously correct LDR products: the oracles of the fast family engines.
 
-Routing (issue 3): the public names of this module (``ToeplitzPlan``,
-``cauchy_*``, ``vandermonde_*``, ``subdiag_*``, ``tridiag_*``) are the fast
-engine's, imported from :mod:`lowdisp.structured._fast`. The straightforward
-versions below are kept under ``_ref_`` / ``_Ref`` names as readable
-references with the same signatures.
-
-This is the meeting point with the fast engine (``_fast.py``, see
-``coord/STRUCTURED_CONTRACT.md``): every function here has the signature of
-its fast twin, so routing a family to ``_fast`` is a one-line change. The
-versions here are straightforward but never form an ``n x n`` matrix for the
-Toeplitz/Hankel families (FFT, ``next_fast_len``) nor Krylov matrices for the
-subdiagonal/tridiagonal applies (O(r n^2) Krylov recurrences). Their VJPs may
-keep O(r n^2) Krylov iterates.
+The straightforward implementations the fast engines of
+``lowdisp/structured/families/`` are checked against (the stumpy ``naive.py``
+idea): the same signatures and conventions, never used by the package.
 
 Conventions: ``X`` is ``(n, k)``, outputs ``(m, k)``, ``G`` is ``(m, r)``,
 ``H`` is ``(n, r)``; ``rmatmat`` means ``M^H Y``; gradients are those of the
 real loss ``L = Re sum(conj(dY) * (M X))`` (complex: dL/dRe + i dL/dIm).
+Toeplitz-like apply by FFT convolution (never an n x n matrix), Cauchy- and
+Vandermonde-like with the dense kernel, subdiagonal / tridiagonal by the
+O(r n^2) Krylov recurrences.
 """
 
 from __future__ import annotations
@@ -24,40 +17,8 @@ from __future__ import annotations
 import numpy as np
 import scipy.fft as sfft
 
-from lowdisp._config import blas_threads
-from lowdisp.structured._fast import (
-    ToeplitzPlan,
-    _alpha_beta,
-    cauchy_matmat,
-    cauchy_rmatmat,
-    cauchy_vjp,
-    subdiag_matmat,
-    subdiag_rmatmat,
-    subdiag_vjp,
-    tridiag_matmat,
-    tridiag_rmatmat,
-    tridiag_vjp,
-    vandermonde_matmat,
-    vandermonde_rmatmat,
-    vandermonde_vjp,
-)
-
-__all__ = [
-    "ToeplitzPlan",
-    "cauchy_matmat",
-    "cauchy_rmatmat",
-    "cauchy_vjp",
-    "subdiag_matmat",
-    "subdiag_rmatmat",
-    "subdiag_vjp",
-    "tridiag_matmat",
-    "tridiag_rmatmat",
-    "tridiag_vjp",
-    "vandermonde_matmat",
-    "vandermonde_rmatmat",
-    "vandermonde_vjp",
-]
-
+from lowdisp.structured.families.subdiagonal import _alpha_beta
+from lowdisp.structured.families.vandermonde import vandermonde_rmatmat
 
 # --------------------------------------------------------------------------
 # f-circulant products through linear convolution (any f, no D_f scaling)
@@ -116,7 +77,7 @@ def _fcirc_grad(fft: _FFT, U: np.ndarray, Y: np.ndarray, f: complex) -> np.ndarr
     return fft.fold(fft.inv(S), _sconj(f))[::-1]
 
 
-class _RefToeplitzPlan:
+class RefToeplitzPlan:
     """Toeplitz-like apply with the generator spectra cached (plan once, apply many).
 
     ``kind="sylvester"``: ``Z_e M - M Z_f = G H^T`` (e != f) and
@@ -225,19 +186,19 @@ def _cauchy_parts(C: np.ndarray, H: np.ndarray, X: np.ndarray) -> np.ndarray:
     return (C @ (H[:, :, None] * X[:, None, :]).reshape(n, r * k)).reshape(-1, r, k)
 
 
-def _ref_cauchy_matmat(s, t, G, H, X):
+def ref_cauchy_matmat(s, t, G, H, X):
     """``M X`` for the Cauchy-like matrix (straightforward: O(m n) kernel)."""
     C = _cauchy_kernel(s, t)
     return np.einsum("mr,mrk->mk", G, _cauchy_parts(C, H, X))
 
 
-def _ref_cauchy_rmatmat(s, t, G, H, Y):
+def ref_cauchy_rmatmat(s, t, G, H, Y):
     """``M^H Y``."""
     C = _cauchy_kernel(s, t)
     return np.einsum("nr,nrk->nk", np.conj(H), _cauchy_parts(C.conj().T, np.conj(G), Y))
 
 
-def _ref_cauchy_vjp(s, t, G, H, X, dY):
+def ref_cauchy_vjp(s, t, G, H, X, dY):
     """Gradients of ``Re sum(conj(dY) M X)``: dict ``G, H, s, t, X``."""
     C = _cauchy_kernel(s, t)
     Z = _cauchy_parts(C, H, X)  # (m, r, k)
@@ -273,7 +234,7 @@ def _lower_toeplitz(fft: _FFT, vecs: np.ndarray, X: np.ndarray, flip: bool) -> n
     return U[::-1] if flip else U
 
 
-def _ref_vandermonde_matmat(v, G, H, X):
+def ref_vandermonde_matmat(v, G, H, X):
     """``M X`` (straightforward: the m x n Vandermonde matrix is formed)."""
     n = H.shape[0]
     fft = _FFT(n, _is_real(H, X))
@@ -282,7 +243,7 @@ def _ref_vandermonde_matmat(v, G, H, X):
     return np.einsum("mr,mrk->mk", G, VU)
 
 
-def _ref_vandermonde_rmatmat(v, G, H, Y):
+def ref_vandermonde_rmatmat(v, G, H, Y):
     """``M^H Y = sum_i L(conj h_i) V^H (conj g_i * Y)``."""
     n = H.shape[0]
     W = np.einsum("mn,mr,mk->nrk", np.conj(_vander(v, n)), np.conj(G), Y)
@@ -292,7 +253,7 @@ def _ref_vandermonde_rmatmat(v, G, H, Y):
     return fft.fold(fft.inv(S), 0.0)
 
 
-def _ref_vandermonde_vjp(v, G, H, X, dY):
+def ref_vandermonde_vjp(v, G, H, X, dY):
     """Gradients of ``Re sum(conj(dY) M X)``: dict ``G, H, v, X``."""
     n = H.shape[0]
     fft = _FFT(n, _is_real(H, X, dY, v, G))
@@ -373,11 +334,10 @@ def _ksum_matmat(apA, apB, c, G, H, X):
     n = H.shape[0]
     Gk, Hk = G, H
     Y = np.zeros((G.shape[0], X.shape[1]), dtype=np.result_type(G, H, X, c))
-    with blas_threads(1 if n < 512 else None):
-        for k in range(n):
-            Y += Gk @ (Hk.T @ X)
-            if k + 1 < n:
-                Gk, Hk = apA(Gk), apB(Hk)
+    for k in range(n):
+        Y += Gk @ (Hk.T @ X)
+        if k + 1 < n:
+            Gk, Hk = apA(Gk), apB(Hk)
     return c * Y
 
 
@@ -435,13 +395,13 @@ def _prod_except(a: np.ndarray) -> np.ndarray:
     return pre * suf
 
 
-def _ref_subdiag_matmat(a, fa, b, fb, G, H, X):
+def ref_subdiag_matmat(a, fa, b, fb, G, H, X):
     """``M X``, ``M = (1 - alpha beta)^{-1} sum_i K(A, g_i) K(B', h_i)^T``."""
     _, _, c = _krylov_scale(a, fa, b, fb)
     return _ksum_matmat(lambda Z: _sub_apply(a, fa, Z), lambda Z: _sub_apply(b, fb, Z), c, G, H, X)
 
 
-def _ref_subdiag_rmatmat(a, fa, b, fb, G, H, Y):
+def ref_subdiag_rmatmat(a, fa, b, fb, G, H, Y):
     """``M^H Y = conj(c) sum_i K(B', h_i)^* K(A, g_i)^H Y`` (roles of the chains swapped)."""
     _, _, c = _krylov_scale(a, fa, b, fb)
     return _ksum_matmat(
@@ -454,7 +414,7 @@ def _ref_subdiag_rmatmat(a, fa, b, fb, G, H, Y):
     )
 
 
-def _ref_subdiag_vjp(a, fa, b, fb, G, H, X, dY):
+def ref_subdiag_vjp(a, fa, b, fb, G, H, X, dY):
     """Gradients of ``Re sum(conj(dY) M X)``: dict ``G, H, a, b, X``."""
     alpha, beta, c = _krylov_scale(a, fa, b, fb)
     dG, dH, da, db, dX, wS = _ksum_vjp(
@@ -482,7 +442,7 @@ def _ref_subdiag_vjp(a, fa, b, fb, G, H, X, dY):
     return {"G": dG, "H": dH, "a": da, "b": db, "X": dX}
 
 
-def _ref_tridiag_matmat(A_params, B_params, G, H, X):
+def ref_tridiag_matmat(A_params, B_params, G, H, X):
     """``M X``, ``M = sum_i K(A, g_i) K(B', h_i)^T`` (Krylov-sum definition)."""
     return _ksum_matmat(
         lambda Z: _tri_apply(A_params, Z), lambda Z: _tri_apply(B_params, Z), 1.0, G, H, X
@@ -493,7 +453,7 @@ def _conj_params(p):
     return (*(np.conj(x) for x in p[:3]), _sconj(p[3]))
 
 
-def _ref_tridiag_rmatmat(A_params, B_params, G, H, Y):
+def ref_tridiag_rmatmat(A_params, B_params, G, H, Y):
     """``M^H Y``."""
     Bc, Ac = _conj_params(B_params), _conj_params(A_params)
     return _ksum_matmat(
@@ -506,7 +466,7 @@ def _ref_tridiag_rmatmat(A_params, B_params, G, H, Y):
     )
 
 
-def _ref_tridiag_vjp(A_params, B_params, G, H, X, dY):
+def ref_tridiag_vjp(A_params, B_params, G, H, X, dY):
     """Gradients: dict ``G, H, A, B, X`` (A, B: gradients of ``[lower, main, upper]``)."""
     dG, dH, dA, dB, dX, _ = _ksum_vjp(
         lambda Z: _tri_apply(A_params, Z),

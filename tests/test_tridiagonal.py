@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from lowdisp.structured import _fast as F
+from lowdisp.structured.families import tridiagonal as td
 from lowdisp.testing import check_vjp
 from tests.oracles import krylov, rel_err
 
@@ -53,10 +53,10 @@ def test_products_match_dense(rng, n, dtype):
     X, Y = _rand(rng, (n, 4), dtype), _rand(rng, (n, 4), dtype)
     M = dense_tridiag_like(Ap, Bp, G, H)
     tol = 1e-4 if dtype == np.float32 else 1e-10
-    out = F.tridiag_matmat(Ap, Bp, G, H, X)
+    out = td.tridiag_matmat(Ap, Bp, G, H, X)
     assert out.dtype == np.dtype(dtype)
     assert rel_err(out, M @ X) < tol
-    out = F.tridiag_rmatmat(Ap, Bp, G, H, Y)
+    out = td.tridiag_rmatmat(Ap, Bp, G, H, Y)
     assert out.dtype == np.dtype(dtype)
     assert rel_err(out, M.conj().T @ Y) < tol
 
@@ -68,8 +68,8 @@ def test_property_chunks(n, r, seed):
     Ap, Bp = _params(g, n, np.float64, 0.5), _params(g, n, np.float64, 0.0)
     G, H, X = g.standard_normal((n, r)), g.standard_normal((n, r)), g.standard_normal((n, 2))
     M = dense_tridiag_like(Ap, Bp, G, H).real
-    assert rel_err(F.tridiag_matmat(Ap, Bp, G, H, X), M @ X) < 1e-10
-    assert rel_err(F.tridiag_vjp(Ap, Bp, G, H, X, X)["X"], M.T @ X) < 1e-10
+    assert rel_err(td.tridiag_matmat(Ap, Bp, G, H, X), M @ X) < 1e-10
+    assert rel_err(td.tridiag_vjp(Ap, Bp, G, H, X, X)["X"], M.T @ X) < 1e-10
 
 
 def _split(v, n, f):
@@ -90,12 +90,12 @@ def test_vjp_finite_differences(rng, dtype, n):
     }
 
     def f(d):
-        return F.tridiag_matmat(
+        return td.tridiag_matmat(
             _split(d["A"], n, fa), _split(d["B"], n, fb), d["G"], d["H"], d["X"]
         )
 
     def vjp(d, dy):
-        return F.tridiag_vjp(
+        return td.tridiag_vjp(
             _split(d["A"], n, fa), _split(d["B"], n, fb), d["G"], d["H"], d["X"], dy
         )
 
@@ -111,12 +111,12 @@ def test_operator_gradient_alone(rng):
         def f(d, key=key):
             a = _split(d[key], n, 0.3) if key == "A" else Ap
             b = _split(d[key], n, 0.1) if key == "B" else Bp
-            return F.tridiag_matmat(a, b, G, H, X)
+            return td.tridiag_matmat(a, b, G, H, X)
 
         def vjp(d, dy, key=key):
             a = _split(d[key], n, 0.3) if key == "A" else Ap
             b = _split(d[key], n, 0.1) if key == "B" else Bp
-            return {key: F.tridiag_vjp(a, b, G, H, X, dy)[key]}
+            return {key: td.tridiag_vjp(a, b, G, H, X, dy)[key]}
 
         x = {key: np.concatenate((Ap if key == "A" else Bp)[:3])}
         assert check_vjp(f, vjp, x, rng=rng) < 1e-6
@@ -127,9 +127,9 @@ def test_memory_is_linear(rng):
     n, r = 2000, 4
     Ap = (np.full(n - 1, 0.2), np.full(n, 0.5), np.full(n - 1, 0.2), 0.1)
     G, H, X = rng.standard_normal((n, r)), rng.standard_normal((n, r)), rng.standard_normal((n, 2))
-    F.tridiag_matmat(Ap, Ap, G[:5], H[:5], X[:5])  # compile outside the trace
+    td.tridiag_matmat(Ap, Ap, G[:5], H[:5], X[:5])  # compile outside the trace
     tracemalloc.start()
-    F.tridiag_matmat(Ap, Ap, G, H, X)
+    td.tridiag_matmat(Ap, Ap, G, H, X)
     peak = tracemalloc.get_traced_memory()[1]
     tracemalloc.stop()
     assert peak < 3e6

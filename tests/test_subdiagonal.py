@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from lowdisp.structured import _fast as F
+from lowdisp.structured.families import subdiagonal as sd
 from lowdisp.testing import check_vjp
 from tests.oracles import krylov, rel_err
 
@@ -70,10 +70,10 @@ def test_products_match_dense(rng, n, fa, fb, dtype):
     X, Y = _rand(rng, (n, 4), dtype), _rand(rng, (n, 4), dtype)
     M = dense_subdiag_like(a, fa, b, fb, G, H)
     tol = 1e-4 if dtype == np.float32 else 1e-10
-    out = F.subdiag_matmat(a, fa, b, fb, G, H, X)
+    out = sd.subdiag_matmat(a, fa, b, fb, G, H, X)
     assert out.dtype == np.dtype(dtype)
     assert rel_err(out, M @ X) < tol
-    out = F.subdiag_rmatmat(a, fa, b, fb, G, H, Y)
+    out = sd.subdiag_rmatmat(a, fa, b, fb, G, H, Y)
     assert out.dtype == np.dtype(dtype)
     assert rel_err(out, M.conj().T @ Y) < tol
 
@@ -85,13 +85,13 @@ def test_property_krylov_kernels(n, r, seed):
     a = g.normal(0, 1, n - 1)
     fa = float(g.choice([0.0, 0.8]))
     V, U, C = g.standard_normal((n, r)), g.standard_normal((n, 3)), g.standard_normal((n, r, 3))
-    geo = F._SDGeometry(a, fa, n, np.dtype(np.float64))
+    geo = sd._SDGeometry(a, fa, n, np.dtype(np.float64))
     K = [krylov(subdiag_dense(a, fa), V[:, v]).real for v in range(r)]
     # T[k, v, u] = (A^k v)^T u ; Y[:, o] = sum_v K(A, v) C[:, v, o]
     T = np.stack([np.stack([K[v].T @ U[:, u] for u in range(3)], axis=1) for v in range(r)], axis=1)
     Y = np.stack([sum(K[v] @ C[:, v, o] for v in range(r)) for o in range(3)], axis=1)
-    assert rel_err(F._sd_kt(geo, V, U), T) < 1e-10
-    assert rel_err(F._sd_km(geo, V, C), Y) < 1e-10
+    assert rel_err(sd._sd_kt(geo, V, U), T) < 1e-10
+    assert rel_err(sd._sd_km(geo, V, C), Y) < 1e-10
 
 
 @pytest.mark.slow
@@ -105,7 +105,7 @@ def test_decaying_subdiagonal_n4096_stays_accurate(rng):
     ref = sum(
         krylov_matvec_big(a, 0.0, G[:, i], krylov_tmatvec_big(b, 0.0, H[:, i], x)) for i in range(r)
     )
-    y = F.subdiag_matmat(a, 0.0, b, 0.0, G, H, x[:, None])[:, 0]
+    y = sd.subdiag_matmat(a, 0.0, b, 0.0, G, H, x[:, None])[:, 0]
     assert rel_err(y, ref) < 1e-10
     # the FFT shortcut K(A, v) w = P * (L(v / P) w) really is useless here
     P = np.concatenate(([1.0], np.cumprod(a)))
@@ -114,21 +114,21 @@ def test_decaying_subdiagonal_n4096_stays_accurate(rng):
         conv = np.fft.irfft(np.fft.rfft(G[:, 0] / P, 2 * n) * np.fft.rfft(w, 2 * n), 2 * n)
         bad = P * conv[:n]
     good = krylov_matvec_big(a, 0.0, G[:, 0], w)
-    geo = F._SDGeometry(a, 0.0, n, np.dtype(float))
-    assert rel_err(F._sd_km(geo, G[:, :1], w[:, None, None])[:, 0], good) < 1e-10
+    geo = sd._SDGeometry(a, 0.0, n, np.dtype(float))
+    assert rel_err(sd._sd_km(geo, G[:, :1], w[:, None, None])[:, 0], good) < 1e-10
     assert not np.all(np.isfinite(bad)) or rel_err(bad, good) > 1e-3
 
 
 def _f(fa, fb):
     def f(d):
-        return F.subdiag_matmat(d["a"], fa, d["b"], fb, d["G"], d["H"], d["X"])
+        return sd.subdiag_matmat(d["a"], fa, d["b"], fb, d["G"], d["H"], d["X"])
 
     return f
 
 
 def _vjp(fa, fb):
     def vjp(d, dy):
-        return F.subdiag_vjp(d["a"], fa, d["b"], fb, d["G"], d["H"], d["X"], dy)
+        return sd.subdiag_vjp(d["a"], fa, d["b"], fb, d["G"], d["H"], d["X"], dy)
 
     return vjp
 
@@ -160,11 +160,11 @@ def test_operator_gradients_alone_including_tiny_entries(rng, fa, fb):
 
         def f(d, key=key):
             p = {"a": a, "b": b, **d}
-            return F.subdiag_matmat(p["a"], fa, p["b"], fb, G, H, X)
+            return sd.subdiag_matmat(p["a"], fa, p["b"], fb, G, H, X)
 
         def vjp(d, dy, key=key):
             p = {"a": a, "b": b, **d}
-            return {key: F.subdiag_vjp(p["a"], fa, p["b"], fb, G, H, X, dy)[key]}
+            return {key: sd.subdiag_vjp(p["a"], fa, p["b"], fb, G, H, X, dy)[key]}
 
         x = {key: a if key == "a" else b}
         assert check_vjp(f, vjp, x, rng=rng) < 1e-6
@@ -178,13 +178,13 @@ def test_small_n_materialized_path(rng, n, fa, fb, dtype):
     a, b = _params(rng, n, dtype)
     G, H = _rand(rng, (n, 2), dtype), _rand(rng, (n, 2), dtype)
     X, Y = _rand(rng, (n, 9), dtype), _rand(rng, (n, 9), dtype)
-    assert F._sd_use_dense(n, 9) and F._sd_use_dense(n, 9, vjp=True)
+    assert sd._sd_use_dense(n, 9) and sd._sd_use_dense(n, 9, vjp=True)
     M = dense_subdiag_like(a, fa, b, fb, G, H)
     tol = 1e-4 if dtype == np.float32 else 1e-10
-    out = F.subdiag_matmat(a, fa, b, fb, G, H, X)
+    out = sd.subdiag_matmat(a, fa, b, fb, G, H, X)
     assert out.dtype == np.dtype(dtype)
     assert rel_err(out, M @ X) < tol
-    assert rel_err(F.subdiag_rmatmat(a, fa, b, fb, G, H, Y), M.conj().T @ Y) < tol
+    assert rel_err(sd.subdiag_rmatmat(a, fa, b, fb, G, H, Y), M.conj().T @ Y) < tol
     if dtype != np.float32:
         x = {"a": a, "b": b, "G": G, "H": H, "X": X}
         assert check_vjp(_f(fa, fb), _vjp(fa, fb), x, rng=rng) < 1e-6
