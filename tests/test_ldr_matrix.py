@@ -419,3 +419,28 @@ def test_rectangular_toeplitz(m, n, dt, rng):
     assert C.rank <= k and rel_err(C.toarray(), M.toarray()) < 1e-10
     with pytest.raises(ValueError, match="unless kind='stein'"):
         ld.toeplitz_like(G, H)
+
+
+# --------------------------------------------------------------------------
+# random_ldr: every dtype it accepts is honoured
+# --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("dtype", [np.int64, "U3", "foo", None, np.float16])
+def test_random_ldr_rejects_dtypes_it_cannot_honour(dtype):
+    with pytest.raises(TypeError, match="random_ldr: dtype must be one of float32, float64"):
+        ld.random_ldr("toeplitz_like", 5, 2, rng=0, dtype=dtype)
+
+
+def test_random_ldr_honours_every_supported_dtype():
+    # float32 used to be refused (and before that came back silently as float64)
+    assert ld.random_ldr("cauchy_like", 5, 2, rng=0, dtype=np.complex128).dtype == np.complex128
+    assert ld.random_ldr("tridiagonal", 5, 2, rng=0).dtype == np.float64
+    for kind in RANDOM_KINDS:
+        for dt in (np.float32, np.complex64):
+            M = ld.random_ldr(kind, 5, 2, rng=0, dtype=dt)
+            assert M.dtype == dt, (kind, dt)
+            M64 = ld.random_ldr(
+                kind, 5, 2, rng=0, dtype=np.dtype(dt).str.replace("4", "8").replace("c8", "c16")
+            )
+            np.testing.assert_allclose(M.toarray(), M64.toarray(), rtol=1e-3, atol=1e-3)

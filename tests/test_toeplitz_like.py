@@ -1,15 +1,17 @@
-"""ToeplitzPlan (lowdisp.structured._fast) against dense Krylov references."""
+"""Toeplitz-like matrices: the FFT plan (ToeplitzPlan) against dense Krylov references, and
+corners anywhere in 1e-300..1e300 (and up to the float maximum) against a dense oracle."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import lowdisp as ld
 from lowdisp.structured.families.toeplitz import ToeplitzPlan
 from lowdisp.testing import check_vjp
-from tests.oracles import krylov, rel_err, shift_matrix
+from tests.oracles import fcirculant_dense, krylov, rel_err, shift_matrix
 
 CASES = [
     (1.0, -1.0, "sylvester"),  # the default (Z_1, Z_-1) pair: exact length-n transforms
@@ -148,3 +150,113 @@ def test_complex_corners(rng, e, f, kind):
     M = dense_toeplitz_like(G, H, e, f, kind)
     assert rel_err(plan.matmat(X), M @ X) < 1e-12
     assert rel_err(plan.rmatmat(X), M.conj().T @ X) < 1e-12
+
+
+# --------------------------------------------------------------------------
+# corners near the overflow threshold (issue 10)
+# --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("e", [1.7e308, -1.79e308, 1.7e308j])
+def test_toarray_with_a_corner_near_the_overflow_threshold(e):
+    # e * g overflowed in the dense e-circulant: a false OverflowError although the
+    # matrix is moderate (its products were right); it must equal the product with I
+    rng = np.random.default_rng(0)
+    G, H = rng.standard_normal((6, 2)), rng.standard_normal((6, 2))
+    M = ld.toeplitz_like(G, H, e=e)
+    D = M.toarray()
+    np.testing.assert_allclose(D, M @ np.eye(6), rtol=1e-13, atol=1e-13 * np.abs(D).max())
+    # the corner's own term is e * (...) / (e - f): at |e| -> inf it converges
+    near = ld.toeplitz_like(G, H, e=e / 2**20).toarray()
+    assert np.abs(D - near).max() <= 1e-5 * np.abs(near).max()
+
+
+def _lower_upper(v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(L, U): Z_c(v) = L + c U (lower triangle and the wrapped strictly upper part)."""
+    Z = fcirculant_dense(v, 1.0)
+    return np.tril(Z), np.triu(Z, 1)
+
+
+def _mag(z: complex) -> float:
+    return max(abs(complex(z).real), abs(complex(z).imag))
+
+
+def _toeplitz_like_dense(G, H, e, f, kind):
+    """The Toeplitz-like M by its reconstruction formula, with the scalar s = 1/(e - f)
+    (Sylvester) or 1/(1 - e f) (Stein) folded into the factor with the larger corner,
+    whose wrapped part then has the O(1) weight c s (independent of the FFT plan; no
+    overflow for corners up to the float maximum, or complex ones beyond it)."""
+    big_f = _mag(f) >= _mag(e)
+    if kind == "sylvester":
+        s = 1 / (e - f)
+        cs = 1 / (e / f - 1) if big_f else 1 / (1 - f / e)  # f s or e s
+    else:
+        s = 1 / (1 - e * f)
+        cs = 1 / (1 / f - e) if big_f else 1 / (1 / e - f)
+    M = 0
+    for i in range(G.shape[1]):
+        Lg, Ug = _lower_upper(G[:, i])
+        Lh, Uh = _lower_upper(H[::-1, i] if kind == "sylvester" else H[:, i])
+        if big_f:
+            left, right = Lg + e * Ug, s * Lh + cs * Uh
+        else:
+            left, right = s * Lg + cs * Ug, Lh + f * Uh
+        M = M + left @ (right if kind == "sylvester" else right.T)
+    return M
+
+
+def _check_corner(e, f, kind, seed):
+    rng = np.random.default_rng(seed)
+    n = 7
+    G, H = rng.standard_normal((n, 2)), rng.standard_normal((n, 2))
+    M = ld.toeplitz_like(G, H, e=e, f=f, kind=kind)
+    Md = _toeplitz_like_dense(G, H, e, f, kind)
+    X = rng.standard_normal((n, 3))
+    assert rel_err(M.toarray(), Md) < 1e-12
+    assert rel_err(M @ X, Md @ X) < 1e-12
+    assert rel_err(M.H @ X, Md.conj().T @ X) < 1e-12
+    assert rel_err(M.T @ X, Md.T @ X) < 1e-12
+    return M
+
+
+#: complex corners of modulus above the float maximum included (their parts are finite)
+EXTREME = [1.7e308, -1.79e308, 1.7e308j, (1 + 1j) * 1.5e308, -1.7e308 + 1e308j]
+
+
+@pytest.mark.parametrize("corner", EXTREME)
+@pytest.mark.parametrize("which", ["e", "f"])
+@pytest.mark.parametrize("kind", ["sylvester", "stein"])
+def test_corner_near_the_overflow_threshold_matches_the_dense_oracle(corner, which, kind):
+    # f near 1.7e308 gave a false OverflowError (true result ~3) and a complex e of
+    # modulus > float max gave zero products: the plan now splits the corner by 2**k
+    other = -1.0 if kind == "sylvester" else 0.5
+    e, f = (corner, other) if which == "e" else (other, corner)
+    M = _check_corner(e, f, kind, seed=0)
+    X = np.random.default_rng(1).standard_normal((7, 2))
+    x = {"G": M.generators.G.copy(), "H": M.generators.H.copy(), "X": X}
+    check_vjp(
+        lambda p: ld.toeplitz_like(p["G"], p["H"], e=e, f=f, kind=kind) @ p["X"],
+        lambda p, dy: ld.toeplitz_like(p["G"], p["H"], e=e, f=f, kind=kind).vjp(p["X"], dy),
+        x,
+        rng=0,
+    )
+
+
+@settings(max_examples=60)
+@given(
+    exponent=st.floats(-300, 300),
+    phase=st.sampled_from([1, -1, 1j, -1j, (1 + 1j) / np.sqrt(2)]),
+    which=st.sampled_from(["e", "f"]),
+    kind=st.sampled_from(["sylvester", "stein"]),
+    seed=st.integers(0, 2**32 - 1),
+)
+def test_property_corner_scales_match_the_dense_oracle(exponent, phase, which, kind, seed):
+    corner = complex(phase) * 10.0**exponent
+    corner = corner.real if corner.imag == 0 else corner
+    other = -1.0 if kind == "sylvester" else 0.5
+    e, f = (corner, other) if which == "e" else (other, corner)
+    if kind == "sylvester" and _mag(e - f) <= 1e-6 * max(1.0, _mag(e), _mag(f)):
+        return  # (near) singular map: refused, tested elsewhere
+    if kind == "stein" and abs(1 - e * f) <= 1e-6:
+        return
+    _check_corner(e, f, kind, seed)

@@ -95,6 +95,9 @@ class LDRMatrix(LinearOperator):
         ``"subdiagonal"`` or ``"tridiagonal"`` (the operator pair).
     compression_error : float or None
         Relative error discarded by :func:`compress` / :func:`recompress`.
+    family_object : LDRFamily
+        The family instance the matrix is bound to (the registry's answer for
+        its operator pair, see :mod:`lowdisp.structured.families`).
 
     Notes
     -----

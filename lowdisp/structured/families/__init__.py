@@ -120,8 +120,8 @@ def registered() -> list[type[LDRFamily]]:
     Examples
     --------
     >>> from lowdisp.structured.families import registered
-    >>> sorted({f.name for f in registered()})[:3]
-    ['cauchy', 'hankel', 'subdiagonal']
+    >>> {"toeplitz", "cauchy", "subdiagonal"} <= {f.name for f in registered()}
+    True
     """
     return list(_REGISTRY)
 
