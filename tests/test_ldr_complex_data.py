@@ -1,4 +1,4 @@
-"""Real structured matrices applied to complex data: products and vjps of lowdisp.structured._fast.
+"""Real structured matrices applied to complex data: products and vjps of the family engines.
 
 The parameter gradients stay real (the gradient of a real parameter is dL/dp),
 the input gradient is complex.
