@@ -264,7 +264,7 @@ def check_dtype(
     names = " or ".join(str(v) for v in valid)
     try:
         dt = np.dtype(dtype) if dtype is not None else None
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, SyntaxError):
         dt = None
     if dt is None or dt not in valid:
         raise TypeError(f"{_prefix(where)}{name} must be {names}; got {dtype!r}")

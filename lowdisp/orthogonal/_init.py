@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from lowdisp._validation import as_rng, check_bool, check_int
+from lowdisp._validation import as_rng, check_bool, check_dtype, check_int
 from lowdisp.orthogonal._base import check_real_dtype
 
 __all__ = ["cayley_init", "haar", "henaff", "identity", "torus"]
@@ -181,7 +181,7 @@ def identity(n: int, *, dtype: Any = np.float64) -> np.ndarray:
     ----------
     n : int
     dtype : dtype
-        float32, float64 or complex128.
+        float32, float64, complex64 or complex128.
 
     Returns
     -------
@@ -200,9 +200,7 @@ def identity(n: int, *, dtype: Any = np.float64) -> np.ndarray:
            [0., 1.]])
     """
     n = check_int(n, "n", where="identity", low=1)
-    dt = np.dtype(dtype)
-    if dt not in (np.dtype(np.float32), np.dtype(np.float64), np.dtype(np.complex128)):
-        raise TypeError(f"identity: dtype must be float32, float64 or complex128; got {dt}")
+    dt = check_dtype(dtype, (np.float32, np.float64, np.complex64, np.complex128), where="identity")
     return np.eye(n, dtype=dt)
 
 
