@@ -682,3 +682,12 @@ def test_bad_structured_lstm_recurrent():
         lnn.LSTMCell(2, 8, recurrent_options={"rank": 2})
     with pytest.raises(TypeError, match="LSTMCell: W_h is 4n x n"):
         lnn.LSTMCell(2, 8, recurrent=lnn.StructuredDense(8, 8, rng=0))
+
+
+@pytest.mark.parametrize("make_layer", CONTRACT, ids=CONTRACT_IDS)
+def test_a_wrong_size_inside_a_sequential_is_an_error_not_a_reshape(make_layer):
+    layer = make_layer(np.float64)
+    net = lnn.Sequential([lnn.Dense(3, 6, dtype=np.float64, rng=0), layer])  # 6 != 4
+    name = type(layer).__name__
+    with pytest.raises(ValueError, match=f"{name}: x must have 4 features on its last axis"):
+        net.forward(np.ones((2, 3)))  # (2, 6) would reshape into three rows of 4

@@ -9,7 +9,7 @@ import numpy as np
 from lowdisp._validation import as_rng, check_bool, check_int, check_option
 from lowdisp.nn._layers import Layer, _as_grad, _as_input, _check_dtype
 from lowdisp.nn._spec import register_layer
-from lowdisp.nn._structures import circ_apply, circ_vjp
+from lowdisp.nn._structures import check_features, circ_apply, circ_vjp
 
 __all__ = ["DiagonalCirculant"]
 
@@ -116,6 +116,7 @@ class DiagonalCirculant(Layer):
         return _as_input(x, "DiagonalCirculant", self.dtype, last=self.n)
 
     def _forward(self, x: np.ndarray, train: bool, rng: Any) -> tuple[np.ndarray, Any]:
+        check_features(x, self.n, "DiagonalCirculant")
         P = self._params
         h = x.reshape(-1, self.n)
         hs = []  # the input of each factor, and its circulant product

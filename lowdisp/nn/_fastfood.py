@@ -10,6 +10,7 @@ import numpy as np
 from lowdisp._validation import as_rng, check_bool, check_int
 from lowdisp.nn._layers import Layer, _as_grad, _as_input, _check_dtype
 from lowdisp.nn._spec import register_layer
+from lowdisp.nn._structures import check_features
 
 __all__ = ["Fastfood", "fwht"]
 
@@ -138,6 +139,7 @@ class Fastfood(Layer):
         return _as_input(x, "Fastfood", self.dtype, last=self.n)
 
     def _forward(self, x: np.ndarray, train: bool, rng: Any) -> tuple[np.ndarray, Any]:
+        check_features(x, self.n, "Fastfood")
         P, n, m = self._params, self.n, self.m
         x2 = x.reshape(-1, n)
         xb = np.zeros((x2.shape[0], m), dtype=self.dtype)

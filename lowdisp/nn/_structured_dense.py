@@ -16,7 +16,7 @@ from lowdisp._validation import as_rng, check_bool, check_int
 from lowdisp.nn import _structures as S
 from lowdisp.nn._layers import Dense, Layer, _as_grad, _as_input, _check_dtype
 from lowdisp.nn._spec import register_layer
-from lowdisp.nn._structures import STRUCTURES
+from lowdisp.nn._structures import STRUCTURES, check_features
 
 __all__ = ["STRUCTURES", "StructuredDense", "compression_ratio", "count_params"]
 
@@ -182,6 +182,7 @@ class StructuredDense(Layer):
         return _as_input(x, "StructuredDense", self.dtype, last=self.in_features)
 
     def _forward(self, x: np.ndarray, train: bool, rng: Any) -> tuple[np.ndarray, Any]:
+        check_features(x, self.in_features, "StructuredDense")
         y, cache = S.apply(self._t, self._params, x.reshape(-1, self.in_features))
         b = self._params.get("b")
         if b is not None:

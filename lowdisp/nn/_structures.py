@@ -24,6 +24,7 @@ __all__ = [
     "STRUCTURES",
     "Tiling",
     "apply",
+    "check_features",
     "check_structure",
     "circ_apply",
     "circ_vjp",
@@ -360,6 +361,19 @@ STRUCTURES: dict[str, _Structure] = {
     "low_rank": _LowRank(),
     "unconstrained": _Unconstrained(),
 }
+
+
+def check_features(x: Any, n: int, where: str) -> None:
+    """Inside a container (no validation at the door): the last axis of ``x`` has n entries.
+
+    ``Sequential`` checks the sizes between the layers it knows; this guard keeps a
+    wrong size from being silently reshaped into rows of n.
+    """
+    shape = getattr(x, "shape", ())
+    if len(shape) == 0 or shape[-1] != n:
+        raise ValueError(
+            f"{where}: x must have {n} features on its last axis; got shape {tuple(shape)}"
+        )
 
 
 def check_structure(
