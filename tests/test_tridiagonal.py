@@ -1,4 +1,4 @@
-"""LDR-TD products of lowdisp.structured._fast vs dense Krylov references."""
+"""LDR-TD products (lowdisp.structured.families.tridiagonal) vs dense Krylov references."""
 
 from __future__ import annotations
 
@@ -133,3 +133,74 @@ def test_memory_is_linear(rng):
     peak = tracemalloc.get_traced_memory()[1]
     tracemalloc.stop()
     assert peak < 3e6
+
+
+def _contractive(rng, n, dtype, f):
+    """||A|| <= 0.45: the Krylov sum is cut after about 50 terms in float64."""
+    return (
+        (0.1 * rng.uniform(-1, 1, n - 1)).astype(dtype),
+        (0.2 * rng.uniform(-1, 1, n)).astype(dtype),
+        (0.1 * rng.uniform(-1, 1, n - 1)).astype(dtype),
+        f,
+    )
+
+
+def test_terms_are_cut_only_for_contractive_operators(rng):
+    n = 500
+    Ap, Bp = _contractive(rng, n, np.float64, 0.05), _contractive(rng, n, np.float64, -0.05)
+    q = td._td_norm_bound(Ap) * td._td_norm_bound(Bp)
+    assert q < 0.25
+    K, Kg = td._td_terms(Ap, Bp, n, np.float64), td._td_terms(Ap, Bp, n, np.float64, grad=True)
+    assert K < Kg < 100
+    assert q**K / (1 - q) <= np.finfo(np.float64).eps / 4
+    assert td._td_terms(Ap, Bp, n, np.float32) < K
+    Z = (np.ones(n - 1), np.zeros(n), np.zeros(n - 1), 0.0)  # the shift: ||Z|| = 1, nothing cut
+    assert td._td_terms(Z, Z, n, np.float64) == n
+    assert td._td_norm_bound(Z) == 1.0
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32, np.complex128])
+def test_cut_sum_matches_the_full_one(rng, dtype, monkeypatch):
+    """Products and every gradient with the cut equal the full sum (to rounding) and the
+    dense definition."""
+    n = 300
+    Ap, Bp = _contractive(rng, n, dtype, 0.05), _contractive(rng, n, dtype, -0.05)
+    G, H = _rand(rng, (n, 3), dtype), _rand(rng, (n, 3), dtype)
+    X, dY = _rand(rng, (n, 4), dtype), _rand(rng, (n, 4), dtype)
+    assert td._td_terms(Ap, Bp, n, dtype, grad=True) < n // 2
+    tol = 1e-5 if dtype == np.float32 else 1e-13
+    M = dense_tridiag_like(Ap, Bp, G, H)
+    assert rel_err(td.tridiag_matmat(Ap, Bp, G, H, X), M @ X) < 10 * tol
+    assert rel_err(td.tridiag_rmatmat(Ap, Bp, G, H, X), M.conj().T @ X) < 10 * tol
+    cut = [td.tridiag_matmat(Ap, Bp, G, H, X), td.tridiag_vjp(Ap, Bp, G, H, X, dY)]
+    monkeypatch.setattr(td, "_td_terms", lambda Ap, Bp, n, dtype, grad=False: n)
+    full = [td.tridiag_matmat(Ap, Bp, G, H, X), td.tridiag_vjp(Ap, Bp, G, H, X, dY)]
+    assert rel_err(cut[0], full[0]) < tol
+    for key, val in full[1].items():
+        assert rel_err(cut[1][key], val) < tol, key
+
+
+def test_cut_vjp_finite_differences(rng):
+    n = 60
+    fa, fb = 0.05, -0.05
+    Ap, Bp = _contractive(rng, n, np.float64, fa), _contractive(rng, n, np.float64, fb)
+    assert td._td_terms(Ap, Bp, n, np.float64, grad=True) < n
+    x = {
+        "A": np.concatenate(Ap[:3]),
+        "B": np.concatenate(Bp[:3]),
+        "G": rng.standard_normal((n, 2)),
+        "H": rng.standard_normal((n, 2)),
+        "X": rng.standard_normal((n, 3)),
+    }
+
+    def f(d):
+        return td.tridiag_matmat(
+            _split(d["A"], n, fa), _split(d["B"], n, fb), d["G"], d["H"], d["X"]
+        )
+
+    def vjp(d, dy):
+        return td.tridiag_vjp(
+            _split(d["A"], n, fa), _split(d["B"], n, fb), d["G"], d["H"], d["X"], dy
+        )
+
+    assert check_vjp(f, vjp, x, rng=rng) < 1e-6

@@ -1,4 +1,5 @@
-"""Numba kernel for LDR-SD at small n: the stable Stein scan that materializes M (private).
+"""Numba kernels for LDR-SD (private): the stable Stein scan that materializes M (small n),
+and the leaf blocks and spectral contractions of the divide-and-conquer products.
 
 ``M = A M B'^T + G H^T`` with subdiagonal ``A``, ``B'`` (corners ``fa``, ``fb``)
 reads ``M_ij = wA_i wB_j M_{i-1, j-1} + R_ij`` (indices mod n), where
@@ -14,7 +15,15 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-__all__ = ["sd_stein_scan"]
+__all__ = [
+    "sd_km_contract",
+    "sd_kt_contract",
+    "sd_kt_contract2",
+    "sd_leaf_matrix",
+    "sd_leaf_shift",
+    "sd_mirror",
+    "sd_stein_scan",
+]
 
 
 @njit(cache=True, nogil=True)
@@ -46,3 +55,125 @@ def sd_stein_scan(wA, wB, R, ab):  # pragma: no cover - jitted
             q[j] = qn[j]
             d = (i - j) % n
             R[i, j] += q[j] * xt[d]
+
+
+@njit(cache=True, nogil=True)
+def sd_leaf_matrix(V, Wend, s0, L):  # pragma: no cover - jitted
+    """Leaf Krylov rows: ``L[v, k, m] = V[v, m - k] Wend[k, m]`` for ``k <= m % s0``, else 0.
+
+    ``V`` is (nv, N), ``Wend[k, m] = w(m - k, m)`` (the product of the ``k``
+    subdiagonal entries ending at row ``m``, zero across a leaf boundary),
+    ``L`` is (nv, s0, N).
+    """
+    nv, N = V.shape
+    for v in range(nv):
+        for k in range(s0):
+            row = L[v, k]
+            x = V[v]
+            w = Wend[k]
+            for m in range(k):
+                row[m] = 0
+            for m in range(k, N):
+                row[m] = x[m - k] * w[m]
+
+
+@njit(cache=True, nogil=True)
+def sd_kt_contract(Vh, Uh, out):  # pragma: no cover - jitted
+    """``out[v, u, f] = sum_b Vh[v, b, f] Uh[u, b, f]`` (block sums of spectra)."""
+    nv, nb, q = Vh.shape
+    nu = Uh.shape[0]
+    for u in range(nu):
+        y = Uh[u, 0]
+        for v in range(nv):
+            x = Vh[v, 0]
+            o = out[v, u]
+            for f in range(q):
+                o[f] = x[f] * y[f]
+        for b in range(1, nb):
+            y = Uh[u, b]
+            for v in range(nv):
+                x = Vh[v, b]
+                o = out[v, u]
+                for f in range(q):
+                    o[f] += x[f] * y[f]
+
+
+@njit(cache=True, nogil=True)
+def sd_km_contract(Vh, Ch, out):  # pragma: no cover - jitted
+    """``out[o, b, f] = sum_v Vh[v, b, f] Ch[v, o, f]`` (rank sums of spectra).
+
+    Loops so that the larger of ``Vh`` and ``Ch`` is read once.
+    """
+    nv, nb, q = Vh.shape
+    no = Ch.shape[1]
+    if nv <= no:
+        for o in range(no):
+            for b in range(nb):
+                z = out[o, b]
+                x = Vh[0, b]
+                y = Ch[0, o]
+                for f in range(q):
+                    z[f] = x[f] * y[f]
+                for v in range(1, nv):
+                    x = Vh[v, b]
+                    y = Ch[v, o]
+                    for f in range(q):
+                        z[f] += x[f] * y[f]
+    else:
+        for b in range(nb):
+            x = Vh[0, b]
+            for o in range(no):
+                z = out[o, b]
+                y = Ch[0, o]
+                for f in range(q):
+                    z[f] = x[f] * y[f]
+            for v in range(1, nv):
+                x = Vh[v, b]
+                for o in range(no):
+                    z = out[o, b]
+                    y = Ch[v, o]
+                    for f in range(q):
+                        z[f] += x[f] * y[f]
+
+
+@njit(cache=True, nogil=True)
+def sd_mirror(Uh, coef, out):  # pragma: no cover - jitted
+    """``out[u, b, f] = conj(Uh[u, nb - 1 - b, f]) coef[b, f]`` (spectra of mirrored blocks)."""
+    nu, nb, q = Uh.shape
+    for u in range(nu):
+        for b in range(nb):
+            x = Uh[u, nb - 1 - b]
+            c = coef[b]
+            z = out[u, b]
+            for f in range(q):
+                z[f] = x[f].conjugate() * c[f]
+
+
+@njit(cache=True, nogil=True)
+def sd_leaf_shift(Z, Wend, s0, Y):  # pragma: no cover - jitted
+    """``Y[o, m] = sum_{k <= m % s0} Wend[k, m] Z[k, o, m - k]``; ``Z`` is (s0, no, N)."""
+    no, N = Y.shape
+    for o in range(no):
+        for m in range(N):
+            p = m % s0
+            acc = Z[0, o, m] * Wend[0, m]
+            for k in range(1, p + 1):
+                acc += Wend[k, m] * Z[k, o, m - k]
+            Y[o, m] = acc
+
+
+@njit(cache=True, nogil=True)
+def sd_kt_contract2(V1, U1, V2, U2, out):  # pragma: no cover - jitted
+    """``out[v, u, f] = V1[v, f] U1[u, f] + V2[v, f] U2[u, f]`` (a level of one block plus
+    the corner term, in one pass over the output)."""
+    nv, q = V1.shape
+    nu = U1.shape[0]
+    for u in range(nu):
+        y1 = U1[u]
+        y2 = U2[u]
+        for v in range(nv):
+            x1 = V1[v]
+            x2 = V2[v]
+            o = out[v, u]
+            for f in range(q):
+                o[f] = x1[f] * y1[f] + x2[f] * y2[f]

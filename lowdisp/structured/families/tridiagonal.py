@@ -33,7 +33,8 @@ __all__ = ["TridiagonalFamily", "tridiag_matmat", "tridiag_rmatmat", "tridiag_vj
 # LDR-TD: M = sum_i K(A, g_i) K(B, h_i)^T, A and B tridiagonal with corners.
 # M X = sum_k (A^k G) ((B^k H)^T X), taken over chunks of K steps: the two
 # Krylov chunks (n, K r) come from three-term recurrences and meet X in two
-# GEMMs; no Krylov matrix and no n x n array exists.
+# GEMMs; no Krylov matrix and no n x n array exists. When ||A|| ||B|| < 1 the
+# sum stops where its tail is provably below the rounding of its first term.
 # --------------------------------------------------------------------------
 
 _TD_CHUNK = 16
@@ -46,6 +47,50 @@ def _td_parts(P: Any, dtype: np.dtype) -> tuple[np.ndarray, np.ndarray, np.ndarr
     return cast[0], cast[1], cast[2], fz
 
 
+def _td_norm_bound(P: Any) -> float:
+    """An upper bound of ``||A||_2`` for a tridiagonal ``A`` with corner:
+    ``sqrt(||A||_1 ||A||_inf)`` from the absolute row and column sums."""
+    lower, main, upper = (np.abs(np.asarray(x)).astype(np.float64) for x in P[:3])
+    f = abs(complex(P[3]))
+    rows, cols = main.copy(), main.copy()
+    if main.shape[0] > 1:
+        rows[1:] += lower
+        rows[:-1] += upper
+        cols[:-1] += lower
+        cols[1:] += upper
+    rows[0] += f
+    cols[-1] += f
+    return float(np.sqrt(rows.max() * cols.max()))
+
+
+def _td_terms(Ap: Any, Bp: Any, n: int, dtype: np.dtype, grad: bool = False) -> int:
+    """How many Krylov terms ``A^k G H^T (B^T)^k`` matter: ``n`` unless ``q = ||A|| ||B|| < 1``.
+
+    Term ``k`` has norm at most ``q^k ||G|| ||H||``, so the terms from ``K`` on
+    sum to at most ``q^K / (1 - q)`` times ``||G|| ||H||``, and their share of
+    the gradients (the derivative of ``A^k`` has ``k`` terms) to at most
+    ``(K + 1) q^K / (1 - q)^2`` times the same scale. The sum stops at the first
+    ``K`` where that bound is below a quarter of the unit roundoff: what is
+    dropped is smaller than the rounding error of the first term alone (and
+    would only underflow into subnormal numbers, which are slow: 25x the dense
+    time at n = 4096 for ``A = B = tridiag(0.2, 0.5, 0.2)``). Nothing is
+    dropped for ``q >= 1``.
+    """
+    q = _td_norm_bound(Ap) * _td_norm_bound(Bp)
+    if not q < 1:
+        return n
+    if q == 0:
+        return min(n, 1)
+    leps, lq, l1q = np.log(np.finfo(np.dtype(dtype)).eps / 4), np.log(q), np.log1p(-q)
+    if not grad:
+        terms = int(np.ceil((leps + l1q) / lq))
+    else:
+        terms = int(np.ceil((leps + 2 * l1q) / lq))
+        while terms < n and np.log(terms + 1) + terms * lq > leps + 2 * l1q:
+            terms += 8
+    return int(min(n, max(terms, 1)))
+
+
 def _td_sum(
     Ap: Any, Bp: Any, G: np.ndarray, H: np.ndarray, X: np.ndarray, chunk: int
 ) -> np.ndarray:
@@ -55,14 +100,15 @@ def _td_sum(
     dtype = np.result_type(G, H, X, Ap[1], Bp[1])
     A, B = _td_parts(Ap, dtype), _td_parts(Bp, dtype)
     n, r = H.shape
+    nk = _td_terms(Ap, Bp, n, dtype)
     X = np.asarray(X, dtype)
     Ps, Rs = np.array(G.T, dtype=dtype, order="C"), np.array(H.T, dtype=dtype, order="C")
     Pbuf = np.empty((chunk * r, G.shape[0]), dtype)
     Rbuf = np.empty((chunk * r, n), dtype)
     Y = np.zeros((G.shape[0], X.shape[1]), dtype, order="F")
     (gemm,) = sla_blas.get_blas_funcs(("gemm",), (Pbuf, Y))
-    for k0 in range(0, n, chunk):
-        K = min(chunk, n - k0)
+    for k0 in range(0, nk, chunk):
+        K = min(chunk, nk - k0)
         td_krylov_chunk(*A, False, Ps, Pbuf, K)
         td_krylov_chunk(*B, False, Rs, Rbuf, K)
         # Y += P_chunk^T C_chunk in place (BLAS beta = 1, no temporary)
@@ -86,7 +132,14 @@ def tridiag_matmat(
     ``O(k r n^2)`` (``O(r n^2)`` per column, the cost of the recurrences is
     ``O(r n^2)`` once), memory ``O(K r n)``: no Krylov matrix and no
     ``n x n`` array is formed (structured-nets builds both, ``O(r n^2)``
-    memory).
+    memory). Two GEMMs of ``2 r n^2 k`` flops each: ``2r`` times the dense
+    product's, the floor of any method that forms the Krylov vectors.
+
+    When ``q = ||A||_2 ||B||_2 < 1`` (bounded by the row and column sums), the
+    sum stops after ``K = O(log(eps) / log(q))`` terms, where the bound of the
+    rest falls below a quarter of the unit roundoff relative to the first
+    term (``_td_terms``): ``O(k r n K)`` time. At n = 4096 with
+    ``A = B = tridiag(0.2, 0.5, 0.2)`` (corner 0.1): 186 terms.
 
     Examples
     --------
@@ -144,7 +197,9 @@ def tridiag_vjp(
     ``Psi_{q-1} = E_q + A^T Psi_q`` (Numba); the same with the roles of
     (A, G, dY) and (B, H, X) swapped gives ``dH`` and ``dB``. The sweep runs
     over chunks in reverse order from checkpoints of the forward
-    recurrences (one ``(n, r)`` state per chunk). ``O(k r n^2)`` time.
+    recurrences (one ``(n, r)`` state per chunk). ``O(k r n^2)`` time, or
+    ``O(k r n K)`` when ``||A|| ||B|| < 1`` (see :func:`tridiag_matmat`; the
+    gradient's tail bound carries the extra factor ``(K + 1) / (1 - q)``).
 
     Examples
     --------
@@ -173,8 +228,9 @@ def tridiag_vjp(
     if cplx:
         dY = np.conj(dY)
     n, r = H.shape
+    nk = _td_terms(A_params, B_params, n, dtype, grad=True)
     K = 64
-    nchunks = -(-n // K)
+    nchunks = -(-nk // K)
     # forward: checkpoints of both recurrences, and dX = sum_k R_k (P_k^T dY)
     Ps, Rs = np.array(G.T, order="C"), np.array(H.T, order="C")  # mutated: own copies
     ckP = np.empty((nchunks, r, n), dtype)
@@ -184,7 +240,7 @@ def tridiag_vjp(
     dX = np.zeros_like(X)
     for c in range(nchunks):
         k0 = c * K
-        Kc = min(K, n - k0)
+        Kc = min(K, nk - k0)
         ckP[c], ckR[c] = Ps, Rs
         td_krylov_chunk(*A, False, Ps, Pbuf, Kc)
         td_krylov_chunk(*B, False, Rs, Rbuf, Kc)
@@ -196,7 +252,7 @@ def tridiag_vjp(
     dB = [np.zeros(n - 1, dtype), np.zeros(n, dtype), np.zeros(n - 1, dtype)]
     for c in range(nchunks - 1, -1, -1):
         k0 = c * K
-        Kc = min(K, n - k0)
+        Kc = min(K, nk - k0)
         Ps, Rs = ckP[c].copy(), ckR[c].copy()
         td_krylov_chunk(*A, False, Ps, Pbuf, Kc)
         td_krylov_chunk(*B, False, Rs, Rbuf, Kc)
