@@ -144,6 +144,7 @@ def test_kreiss_constant_that_overflows_is_an_overflow_error():
         ld.kreiss_constant(_jordan(3, -1e-3, 1e200), kind="continuous", rng=0)
 
 
+@pytest.mark.slow
 def test_kreiss_constant_of_a_larger_jordan_block():
     # n = 70 > 64: the clamped samples are resolved within a flop budget and the
     # certification uses LAPACK's triangular inverse, falling back to the scaled one
