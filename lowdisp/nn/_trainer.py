@@ -502,6 +502,9 @@ class Trainer:
         self._params = model.params()
         self._backup: dict[str, np.ndarray] = {}
         self._manifolds = model.manifolds()
+        attach = getattr(optimizer, "attach", None)
+        if callable(attach):  # curvature optimizers (KFAC, EKFAC) record layer statistics
+            attach(model, loss)
         self._elapsed = 0.0
         self._last_norm = float("nan")
         #: flat tasks: the current epoch's shuffle ``{"seed": int, "start": step}``
