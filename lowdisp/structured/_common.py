@@ -39,6 +39,20 @@ def complex_data_only(params: Any, X: np.ndarray, dY: np.ndarray) -> bool:
     )
 
 
+def ldexp_scalar(c: complex, k: int) -> complex:
+    """``c * 2**k`` exactly for a Python real or complex scalar (parts scaled separately).
+
+    Examples
+    --------
+    >>> from lowdisp.structured._common import ldexp_scalar
+    >>> ldexp_scalar(3.0, 2), ldexp_scalar(1.5e308j, -1)
+    (12.0, 7.5e+307j)
+    """
+    if isinstance(c, complex):
+        return complex(np.ldexp(c.real, k), np.ldexp(c.imag, k))
+    return float(np.ldexp(c, k))
+
+
 def prod_except(a: np.ndarray) -> np.ndarray:
     """prod_{p != l} a_p for every l, by prefix and suffix products (no division)."""
     n = a.shape[0]

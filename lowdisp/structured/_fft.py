@@ -25,6 +25,8 @@ from typing import Any
 import numpy as np
 import scipy.fft as sfft
 
+from lowdisp.structured._common import ldexp_scalar
+
 __all__ = ["WORKERS", "Cyclic", "Embed", "Fft", "complex_dtype", "fast_cyclic_ok", "make_transform"]
 
 #: threads per scipy.fft call
@@ -209,14 +211,7 @@ def make_transform(n: int, c: complex, dtype: np.dtype, cyclic: bool, k: int = 0
         return Cyclic(n, float(np.real(c)), dtype)
     if k == 0:
         return Embed(n, 1.0, c, dtype)
-    return Embed(n, float(np.ldexp(1.0, -k)), _ldexp_scalar(c, -k), dtype)
-
-
-def _ldexp_scalar(c: complex, k: int) -> complex:
-    """``c * 2**k`` exactly for a Python real or complex scalar."""
-    if isinstance(c, complex):
-        return complex(np.ldexp(c.real, k), np.ldexp(c.imag, k))
-    return float(np.ldexp(c, k))
+    return Embed(n, float(np.ldexp(1.0, -k)), ldexp_scalar(c, -k), dtype)
 
 
 class Fft:

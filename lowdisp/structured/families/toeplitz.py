@@ -18,7 +18,7 @@ import scipy.fft as sfft
 
 from lowdisp._config import result_dtype
 from lowdisp._validation import pow2_exponent
-from lowdisp.structured._common import fcirc_dense, py_scalar, randn
+from lowdisp.structured._common import fcirc_dense, ldexp_scalar, py_scalar, randn
 from lowdisp.structured._fft import fast_cyclic_ok, make_transform
 from lowdisp.structured._gko import gko, roots
 from lowdisp.structured._operators import Shift
@@ -45,12 +45,6 @@ def _corner_exponent(c: complex) -> int:
     return k if k > _CORNER_SAFE else 0
 
 
-def _ldexp(c: complex, k: int) -> complex:
-    if isinstance(c, complex):
-        return complex(np.ldexp(c.real, k), np.ldexp(c.imag, k))
-    return float(np.ldexp(c, k))
-
-
 def _rank_sum_scalar(e: complex, f: complex, ke: int, kf: int, kind: str) -> complex:
     """``2**(ke + kf) / (e - f)`` (Sylvester) or ``2**(ke + kf) / (1 - e f)`` (Stein),
     without overflow or loss in the intermediate quantities."""
@@ -59,10 +53,10 @@ def _rank_sum_scalar(e: complex, f: complex, ke: int, kf: int, kind: str) -> com
             if ke == kf == 0:
                 return 1.0 / (e - f)
             q = max(ke, kf)
-            return _ldexp(1.0, min(ke, kf)) / (_ldexp(e, -q) - _ldexp(f, -q))
+            return ldexp_scalar(1.0, min(ke, kf)) / (ldexp_scalar(e, -q) - ldexp_scalar(f, -q))
         if ke == kf == 0:
             return 1.0 / (1.0 - e * f)
-        return 1.0 / (_ldexp(1.0, -(ke + kf)) - _ldexp(e, -ke) * _ldexp(f, -kf))
+        return 1.0 / (ldexp_scalar(1.0, -(ke + kf)) - ldexp_scalar(e, -ke) * ldexp_scalar(f, -kf))
 
 
 def _block_size(k: int, n: int) -> int:
