@@ -34,6 +34,7 @@ __all__ = ["PAPERS", "add_arguments", "reproduce", "run"]
 PAPERS = {
     "thomas2018": "lowdisp.nn._repro_thomas2018",
     "araujo2019": "lowdisp.nn._repro_araujo2019",
+    "ekfac": "lowdisp.nn._repro_ekfac",  # own protocol: its module's reproduce()
 }
 
 
@@ -100,6 +101,19 @@ def reproduce(
     if paper not in PAPERS:
         raise UsageError(f"{where}: unknown paper {paper!r}; valid: {', '.join(sorted(PAPERS))}")
     mod = importlib.import_module(PAPERS[paper])
+    if hasattr(mod, "reproduce"):  # an optimizer comparison, not a model grid (ekfac)
+        return mod.reproduce(  # type: ignore[no-any-return]
+            quick=quick,
+            out=out,
+            seeds=seeds,
+            epochs=epochs,
+            jobs=jobs,
+            families=families,
+            datasets=datasets,
+            force=force,
+            plot=plot,
+            log=log,
+        )
     if isinstance(families, str):
         families = [f.strip() for f in families.split(",") if f.strip()]
     settings = mod.settings(quick=quick, seeds=seeds, epochs=epochs, families=families)
