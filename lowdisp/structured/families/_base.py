@@ -44,8 +44,8 @@ class LDRFamily(abc.ABC):
     ``(B^T, A^T)`` (then :class:`~lowdisp.structured.LDRMatrix` applies the
     family to ``M^T``), so a family never handles transposition itself.
 
-    Class attributes (declared up front)
-    ------------------------------------
+    Attributes
+    ----------
     name : str
         The family's name (``LDRMatrix.family``).
     pairs : str
@@ -64,9 +64,13 @@ class LDRFamily(abc.ABC):
         Kinds for which ``inv(M)`` is an LDRMatrix with the operators swapped
         (``(-M^{-1} G, M^{-T} H)``); other kinds raise a ``LowdispError``.
 
-    Transposes, adjoints, sums (same operators and kind) and scalar multiples
-    of members are LDRMatrix for every family (by the pair's transposition and
-    stacked or scaled generators) and need nothing from the family.
+    Notes
+    -----
+    The attributes above are class attributes, declared up front (the algebra
+    reads them before it computes anything). Transposes, adjoints, sums (same
+    operators and kind) and scalar multiples of members are LDRMatrix for every
+    family (by the pair's transposition and stacked or scaled generators) and
+    need nothing from the family.
 
     Instance protocol (bound to one matrix, original orientation, generators
     normalized by powers of two): ``matmat(X)`` (``M X``), ``rmatmat(Y)``
