@@ -90,7 +90,7 @@ sphinx_gallery_conf = {
     "show_memory": False,
     "show_signature": False,
     "doc_module": ("lowdisp",),
-    "backreferences_dir": None,
+    "backreferences_dir": "api/backrefs",
     "abort_on_example_error": True,
     "plot_gallery": "True",
 }

@@ -159,6 +159,14 @@ def test_docs_pages_have_code_and_the_tutorials_are_there():
     assert sum(len(snippet_blocks(p)) for p in pages) >= 15
 
 
+def test_every_guide_page_is_in_the_user_guide():
+    """A page outside every toctree is a warning, hence an error of the docs build."""
+    toctree = (DOCS / "user_guide.md").read_text().split("```{toctree}", 1)[1]
+    listed = set(re.findall(r"^([\w/]+)$", toctree, flags=re.M))
+    pages = {p.stem for p in DOCS.glob("*.md")} - {"index", "user_guide"}
+    assert pages <= listed, f"add {sorted(pages - listed)} to the toctree of docs/user_guide.md"
+
+
 @pytest.mark.parametrize("page", doc_pages())
 def test_fragments_are_marked_on_their_own_line(page):
     text = (DOCS / page).read_text()
