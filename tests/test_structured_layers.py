@@ -691,3 +691,33 @@ def test_a_wrong_size_inside_a_sequential_is_an_error_not_a_reshape(make_layer):
     name = type(layer).__name__
     with pytest.raises(ValueError, match=f"{name}: x must have 4 features on its last axis"):
         net.forward(np.ones((2, 3)))  # (2, 6) would reshape into three rows of 4
+
+
+@pytest.mark.parametrize("structure", sorted(lnn.STRUCTURES))
+def test_weight_matrices_protocol(structure):
+    layer = make(structure, 6, 6)
+    net = lnn.Sequential({"h": layer, "act": lnn.ReLU(dtype=F64), "o": lnn.Dense(6, 2, dtype=F64)})
+    W = lnn.weight_matrices(net)
+    assert list(W) == ["h.W", "o.W"]  # the matrix, not its generators
+    M = W["h.W"].toarray() if hasattr(W["h.W"], "toarray") else W["h.W"]
+    np.testing.assert_allclose(M, dense_oracle(layer), rtol=0, atol=1e-12)
+
+
+def test_weight_matrices_of_other_layers_and_structured_cells():
+    dc = lnn.DiagonalCirculant(4, depth=2, relu_every=1, dtype=F64, rng=0)
+    assert sorted(dc.weight_matrices()) == ["W0", "W1"]
+    np.testing.assert_allclose(
+        dc.weight_matrices()["W1"] @ dc.weight_matrices()["W0"],
+        lnn.DiagonalCirculant(4, depth=2, dtype=F64, rng=0).weight_matrix(),
+        atol=1e-14,
+    )
+    ff = lnn.Fastfood(4, dtype=F64, rng=0)
+    np.testing.assert_array_equal(ff.weight_matrices()["W"], ff.weight_matrix())
+    task = lnn.copy_memory(5)
+    rnn = lnn.build_model(task, "tanh", hidden=8, rng=0, recurrent="toeplitz_like:2")
+    assert list(lnn.weight_matrices(rnn)) == ["rnn.cell.W", "rnn.cell.U", "readout.W"]
+    lstm = lnn.build_model(task, "lstm", hidden=8, rng=0, recurrent="circulant")
+    W = lnn.weight_matrices(lstm)
+    assert sorted(W) == ["readout.W", "rnn.cell.W_h", "rnn.cell.W_x"]
+    np.testing.assert_array_equal(lnn.recurrent_matrix(lstm), W["rnn.cell.W_h"])
+    assert W["rnn.cell.W_h"].shape == (32, 8)

@@ -178,6 +178,23 @@ class DiagonalCirculant(Layer):
             M = (self._params["d"][k][:, None] * sla.circulant(self._params["c"][k])) @ M
         return M
 
+    def weight_matrices(self) -> dict[str, np.ndarray]:
+        """``{"W": M}`` (the product, ``relu_every = 0``) or the factors
+        ``{"W0": diag(d_0) C(c_0), ...}`` (with ReLUs between them), dense.
+
+        Examples
+        --------
+        >>> import lowdisp.nn as lnn
+        >>> sorted(lnn.DiagonalCirculant(4, depth=2, relu_every=1, rng=0).weight_matrices())
+        ['W0', 'W1']
+        """
+        if self.relu_every == 0:
+            return {"W": self.weight_matrix()}
+        import scipy.linalg as sla
+
+        P = self._params
+        return {f"W{k}": P["d"][k][:, None] * sla.circulant(P["c"][k]) for k in range(self.depth)}
+
     @property
     def n_weights(self) -> int:
         """Number of parameters of the factors (biases excluded): ``2 n depth``."""

@@ -196,6 +196,17 @@ class Fastfood(Layer):
                 self._params["b"] = b
         return np.ascontiguousarray(y.T)
 
+    def weight_matrices(self) -> dict[str, np.ndarray]:
+        """``{"W": V}`` (dense, for :func:`lowdisp.nn.weight_matrices`).
+
+        Examples
+        --------
+        >>> import lowdisp.nn as lnn
+        >>> lnn.Fastfood(4, rng=0).weight_matrices()["W"].shape
+        (4, 4)
+        """
+        return {"W": self.weight_matrix()}
+
     @property
     def n_weights(self) -> int:
         """``3 m`` (S, G, B)."""

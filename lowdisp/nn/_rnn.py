@@ -651,6 +651,13 @@ class RNNCell(_Cell):
         else:
             self._params["b"] = np.zeros(N, dtype=self.dtype)
         self._params.update(self.weight.params)
+        if structured is not None:
+            # weight_matrices (lowdisp.nn.weight_matrices, snapshots): the materialised W
+            # and U, not the generators; an instance attribute so dense cells keep theirs
+            self.weight_matrices = self._structured_weight_matrices
+
+    def _structured_weight_matrices(self) -> dict[str, np.ndarray]:
+        return {"W": self.recurrent_matrix(), "U": self._params["U"].copy()}
 
     def manifolds(self) -> dict[str, Any]:
         m = self.weight.map
@@ -977,6 +984,10 @@ class LSTMCell(_Cell):
             )
             self._params.update(self._wh.params)
             self.recurrent, self.recurrent_options = name, self._wh.options()
+            # the materialised W_h for lowdisp.nn.recurrent_matrix / weight_matrices
+            # (instance attributes: a dense LSTM keeps its "W_h" parameter entries)
+            self.recurrent_matrix = self._structured_w_h
+            self.weight_matrices = self._structured_weight_matrices
         self._params["b"] = np.zeros(4 * n, dtype=self.dtype)
         self._params["b"][n : 2 * n] = forget_bias
         self.forget_bias = float(forget_bias)
@@ -993,6 +1004,14 @@ class LSTMCell(_Cell):
             cfg["recurrent"] = self.recurrent
             cfg["recurrent_options"] = dict(self.recurrent_options)
         return cfg
+
+    def _structured_w_h(self) -> np.ndarray:
+        """The materialised structured ``W_h`` (4n, n)."""
+        assert self._wh is not None
+        return self._wh.build(self._params)[0].copy()
+
+    def _structured_weight_matrices(self) -> dict[str, np.ndarray]:
+        return {"W_x": self._params["W_x"].copy(), "W_h": self._structured_w_h()}
 
     def forward_sequence(self, x: Any, h0=None, *, train: bool = True):
         """Run the whole sequence; see :meth:`RNNCell.forward_sequence`."""

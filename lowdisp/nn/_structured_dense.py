@@ -219,6 +219,30 @@ class StructuredDense(Layer):
         """
         return S.weight_matrix(self._t, self._params, self.dtype)
 
+    def weight_matrices(self) -> dict[str, Any]:
+        """``{"W": M}`` for :func:`lowdisp.nn.weight_matrices` and run snapshots.
+
+        A square layer of an LDR family (also circulant and Toeplitz) gives its
+        :class:`~lowdisp.structured.LDRMatrix` (not densified); tiled,
+        ``low_rank`` and ``unconstrained`` layers give the dense (out, in) array.
+
+        Examples
+        --------
+        >>> import lowdisp.nn as lnn
+        >>> lnn.StructuredDense(8, 8, structure="subdiagonal", rng=0).weight_matrices()["W"]
+        <8x8 LDRMatrix family=subdiagonal kind=stein rank=1 dtype=float32>
+        """
+        if self.tiled or self.structure in ("low_rank", "unconstrained"):
+            return {"W": self.weight_matrix()}
+        import lowdisp.structured as ls
+
+        P = self._params
+        if self.structure == "circulant":
+            return {"W": ls.circulant(P["c"])}
+        if self.structure == "toeplitz":
+            return {"W": ls.toeplitz(P["c"], np.concatenate([P["c"][:1], P["r"]]))}
+        return {"W": self._t.st.build(self._t.block(P, 0, 0), self.corners)}
+
     @property
     def n_weights(self) -> int:
         """Number of parameters of M (the bias excluded)."""
