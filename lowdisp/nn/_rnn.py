@@ -540,9 +540,17 @@ class RNNCell(_Cell):
         ``"dense"``, ``"scaled_cayley"``, ``"householder"``, ``"svd"``,
         ``"full_unitary"``, ``"restricted_unitary"``, ``"expm"`` (maps of
         :func:`lowdisp.orthogonal.orthogonal`), or any object with
-        ``sample/forward/vjp``.
+        ``sample/forward/vjp``; or a structure of
+        :class:`~lowdisp.nn.StructuredDense` (``"toeplitz_like:4"``,
+        ``"subdiagonal"``, ``"circulant"``, ...; ``name:rank``), or a square
+        ``StructuredDense`` (its values are the start): parameters
+        ``W.<name>`` initialised at the dense entry variance ``1/(3n)``,
+        activation tanh by default. W is formed once per forward pass through
+        the structure's product and ``dL/dW`` pulled back by its vjp, so the
+        fused loop is the dense one (see ``docs/layers.md``).
     recurrent_options : dict, optional
-        Keyword arguments of the map (e.g. ``{"n_neg": 64}``).
+        Keyword arguments of the map (e.g. ``{"n_neg": 64}``); for a
+        structure ``{"rank": r, "corners": bool}``.
     recurrent_init : {"henaff", "cayley", "haar", "torus", "identity"}, optional
         Start from this matrix of :mod:`lowdisp.orthogonal` (through the map's
         ``right_inverse``) instead of the map's own ``sample``. ``"henaff"``
@@ -1308,6 +1316,8 @@ def make_cell(
     >>> from lowdisp.nn import make_cell
     >>> make_cell("tanh", 10, 32, rng=0)
     TanhRNNCell(10, 32, activation='tanh', recurrent='dense')
+    >>> make_cell("lstm", 10, 32, recurrent="toeplitz_like:4", rng=0)
+    LSTMCell(10, 32, recurrent='toeplitz_like')
     """
     check_option(name, "cell", CELLS, where="make_cell")
     if name in ("lstm", "gru"):
