@@ -30,6 +30,7 @@ from pathlib import Path
 MODULES = (
     "lowdisp",
     "lowdisp.structured",
+    "lowdisp.structured.families",
     "lowdisp.orthogonal",
     "lowdisp.spectral",
     "lowdisp.nn",
