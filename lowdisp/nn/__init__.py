@@ -20,9 +20,11 @@ Examples
 """
 
 from lowdisp.nn._checkpoint import Checkpoint, load, read_checkpoint, save
+from lowdisp.nn._curvature import CurvatureWarning, example_scale
 from lowdisp.nn._diagonal_circulant import DiagonalCirculant
 from lowdisp.nn._fastfood import Fastfood
 from lowdisp.nn._history import History
+from lowdisp.nn._kfac import EKFAC, KFAC
 from lowdisp.nn._layers import (
     Activation,
     Dense,
@@ -83,6 +85,8 @@ from lowdisp.nn._trainer import (
 )
 
 __all__ = [
+    "EKFAC",
+    "KFAC",
     "MSE",
     "RNN",
     "SGD",
@@ -91,6 +95,7 @@ __all__ = [
     "Adam",
     "Callback",
     "Checkpoint",
+    "CurvatureWarning",
     "Dense",
     "DiagonalCirculant",
     "Dropout",
@@ -135,6 +140,7 @@ __all__ = [
     "cosine_schedule",
     "count_params",
     "digits",
+    "example_scale",
     "exponential_schedule",
     "global_norm",
     "load",

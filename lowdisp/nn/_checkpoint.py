@@ -615,6 +615,8 @@ def _validate_optimizer_state(opt: dict, params: dict, path: str, where: str) ->
                     f"({v.dtype}{v.shape})"
                 )
             continue
+        if k.startswith("curvature/"):  # KFAC/EKFAC factors: checked by the optimizer
+            continue
         _, _, p = k.partition("/")
         if p not in params or params[p].shape != v.shape:
             raise CheckpointError(

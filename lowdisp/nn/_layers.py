@@ -332,6 +332,10 @@ class Dense(Layer):
     (['W', 'b'], (4, 3))
     """
 
+    #: per-example statistics hook: a recorder called as ``stats(x, dy_rows)`` by the
+    #: backward pass (set by KFAC/EKFAC and the Fisher objects; see lowdisp.nn._curvature)
+    _stats: Any = None
+
     def __init__(
         self,
         in_features: int,
@@ -392,6 +396,8 @@ class Dense(Layer):
         dy = np.asarray(dy, dtype=self.dtype)
         dy2 = dy.reshape(-1, self.out_features)
         x2 = x.reshape(-1, self.in_features)
+        if self._stats is not None:  # curvature statistics (lowdisp.nn._curvature)
+            self._stats(x, dy2)
         grads = {"W": dy2.T @ x2}
         if "b" in self._params:
             grads["b"] = dy2.sum(axis=0)

@@ -95,7 +95,18 @@ def _loss_classes() -> dict[str, type]:
 def _optimizer_classes() -> dict[str, type]:
     from lowdisp.nn._optim import SGD, Adam, RMSprop
 
-    return {c.__name__: c for c in (SGD, Adam, RMSprop)}
+    return {**{c.__name__: c for c in (SGD, Adam, RMSprop)}, **_REGISTERED_OPTIMIZERS}
+
+
+#: optimizer classes registered by their own modules (KFAC, EKFAC; see register_optimizer)
+_REGISTERED_OPTIMIZERS: dict[str, type] = {}
+
+
+def register_optimizer(cls: type) -> type:
+    """Class decorator: record an optimizer class so that specs and checkpoints rebuild
+    it (as :func:`register_layer`: this module never imports the optimizer's module)."""
+    _REGISTERED_OPTIMIZERS[cls.__name__] = cls
+    return cls
 
 
 @functools.lru_cache(maxsize=1)

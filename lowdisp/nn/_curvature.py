@@ -1,0 +1,315 @@
+"""Per-example curvature statistics of dense layers (the hook shared by KFAC/EKFAC,
+the Fisher objects, pruning criteria and tangent kernels).
+
+A :class:`~lowdisp.nn.Dense` layer computes ``z = W ã`` with ``ã = [a; 1]``
+(the bias is the last column of ``W̃ = [W, b]``, the layout of nngeometry and
+the EKFAC authors' code). The gradient of one example's loss is rank one,
+``∇_W̃ ℓ_i = g_i ã_iᵀ`` with ``g_i = ∂ℓ_i/∂z_i``, so the layer's backward pass
+already holds everything curvature needs: its input ``a`` (the forward cache)
+and its output cotangent ``dy``. When a :class:`_Recorder` is attached to the
+layer (``layer._stats``), ``Dense._backward`` hands it ``(x, dy)`` (two
+references, no copy) and the consumer turns them into
+
+- ``A = E[ã ãᵀ]`` (``(d_in + 1)²``, float64), ``G = E[g gᵀ]`` (``d_out²``);
+- the EKFAC diagonal in a Kronecker-factored eigenbasis by the rank-one trick
+  ``S[o, j] = E_i[(U_Gᵀ g_i)_o² (U_Aᵀ ã_i)_j²]`` (two GEMMs);
+
+without ever forming a per-example gradient matrix.
+
+**Scale of g (the common silent bug).** A trainer back-propagates a *mean*
+loss ``L = (1/B) Σ_i ℓ_i``, so the cotangent row it hands a layer is
+``dy_i = g_i / B``; ``G`` must be ``(1/B) Σ g_i g_iᵀ = B · dyᵀdy``, not
+``dyᵀdy/B`` (which is B² too small). :func:`example_scale` gives ``c`` with
+``g_i = c · dy_i`` (``B`` for ``reduction="mean"``, ``1`` for ``"sum"``).
+
+**Sequences (KFAC-expand).** A dense layer applied to ``(T, B, d)`` shares
+its weight over the ``T`` positions. Following Eschenhagen et al. (2023),
+KFAC-expand treats each position as an example of the input factor and sums
+the output factor over positions: ``A = (1/(BT)) Σ_{n,t} ã ãᵀ``,
+``G = (1/B) Σ_{n,t} g gᵀ``; the recurrent cell's matrices use the same rule
+(:mod:`lowdisp.nn._kfac`).
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import warnings
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+__all__ = ["CurvatureWarning", "example_scale"]
+
+
+class CurvatureWarning(UserWarning):
+    """A curvature computation fell back or used incomplete statistics.
+
+    Issued once per object: a layer without a curvature rule (its parameters
+    get the wrapped optimizer's plain step), or an EKFAC object used before
+    its diagonal was estimated.
+
+    Examples
+    --------
+    >>> from lowdisp.nn import CurvatureWarning
+    >>> issubclass(CurvatureWarning, UserWarning)
+    True
+    """
+
+
+def example_scale(reduction: str, n_examples: int) -> float:
+    """``c`` with ``g_i = c · dy_i``: the per-example output gradient from the
+    cotangent row a trainer back-propagates.
+
+    Parameters
+    ----------
+    reduction : {"mean", "sum"}
+        The loss's reduction over the ``n_examples`` examples of the batch.
+    n_examples : int
+        Examples (sequences) in the batch.
+
+    Returns
+    -------
+    float
+        ``n_examples`` for a mean, ``1`` for a sum.
+
+    Examples
+    --------
+    >>> from lowdisp.nn import example_scale
+    >>> example_scale("mean", 128), example_scale("sum", 128)
+    (128.0, 1.0)
+    """
+    from lowdisp._validation import check_int, check_option
+
+    check_option(reduction, "reduction", ("mean", "sum"), where="example_scale")
+    n = check_int(n_examples, "n_examples", where="example_scale", low=1)
+    return float(n) if reduction == "mean" else 1.0
+
+
+class _Recorder:
+    """Receives ``(x, dy)`` from a layer's backward pass while ``active`` (private).
+
+    ``x`` is the layer input as the forward pass saw it (``(B, d)`` or
+    ``(T, B, d)``), ``dy`` the output cotangent as rows ``(rows, d_out)``;
+    both are references valid until the end of the training step.
+    """
+
+    __slots__ = ("active", "dy", "x")
+
+    def __init__(self) -> None:
+        self.active = True
+        self.x: np.ndarray | None = None
+        self.dy: np.ndarray | None = None
+
+    def __call__(self, x: np.ndarray, dy: np.ndarray) -> None:
+        if self.active:
+            self.x = x
+            self.dy = dy
+
+    def clear(self) -> None:
+        self.x = None
+        self.dy = None
+
+    def __deepcopy__(self, memo: dict) -> _Recorder:
+        return _Recorder()
+
+
+@dataclass(eq=False)
+class _Block:
+    """One Kronecker block: a dense layer and its parameter paths (private)."""
+
+    name: str
+    layer: Any
+    w_path: str
+    b_path: str | None
+    d_in: int
+    d_out: int
+    recorder: _Recorder
+
+    @property
+    def a_size(self) -> int:
+        return self.d_in + (self.b_path is not None)
+
+    @property
+    def paths(self) -> tuple[str, ...]:
+        return (self.w_path,) if self.b_path is None else (self.w_path, self.b_path)
+
+    # -- statistics ----------------------------------------------------------
+    def rows(self, x: np.ndarray) -> np.ndarray:
+        return x.reshape(-1, self.d_in)
+
+    def input_moment(self, x: np.ndarray) -> np.ndarray:
+        """``A = ã2ᵀ ã2 / rows`` in float64 (one SYRK in the input's dtype)."""
+        x2 = self.rows(x)
+        m = x2.shape[0]
+        A = np.empty((self.a_size, self.a_size))
+        d = self.d_in
+        A[:d, :d] = x2.T @ x2
+        if self.b_path is not None:
+            s = x2.sum(axis=0, dtype=np.float64)
+            A[:d, d] = s
+            A[d, :d] = s
+            A[d, d] = m
+        A /= max(m, 1)
+        return A
+
+    def output_moment(self, dy: np.ndarray, c: float, n_examples: int) -> np.ndarray:
+        """``G = (c² / B) dyᵀ dy`` in float64 (``g_i = c dy_i``, ``B`` examples)."""
+        G = np.asarray(dy.T @ dy, dtype=np.float64)
+        G *= c * c / max(n_examples, 1)
+        return G
+
+    def tilde(self, x: np.ndarray, dtype: Any = None) -> np.ndarray:
+        """``ã`` rows ``(rows, a_size)`` (a copy with the ones column)."""
+        x2 = self.rows(x)
+        dt = x2.dtype if dtype is None else dtype
+        out = np.empty((x2.shape[0], self.a_size), dtype=dt)
+        out[:, : self.d_in] = x2
+        if self.b_path is not None:
+            out[:, self.d_in] = 1
+        return out
+
+    def project_inputs(self, x: np.ndarray, UA: np.ndarray) -> np.ndarray:
+        """``ã2 U_A`` without forming ``ã`` (``U_A`` in the input's dtype)."""
+        x2 = self.rows(x)
+        out = x2 @ UA[: self.d_in]
+        if self.b_path is not None:
+            out += UA[self.d_in]
+        return out
+
+    # -- gradients -------------------------------------------------------------
+    def grad_matrix(self, grads: dict) -> np.ndarray | None:
+        """``[∇W, ∇b]`` ``(d_out, a_size)``, or ``None`` if the block has no gradient."""
+        gw = grads.get(self.w_path)
+        if gw is None:
+            return None
+        if self.b_path is None:
+            return gw
+        gb = grads.get(self.b_path)
+        out = np.empty((self.d_out, self.a_size), dtype=gw.dtype)
+        out[:, : self.d_in] = gw
+        out[:, self.d_in] = 0 if gb is None else gb
+        return out
+
+    def split(self, D: np.ndarray) -> dict[str, np.ndarray]:
+        out = {self.w_path: np.ascontiguousarray(D[:, : self.d_in])}
+        if self.b_path is not None:
+            out[self.b_path] = D[:, self.d_in].copy()
+        return out
+
+
+def n_examples(x: np.ndarray) -> int:
+    """Examples in a layer input: rows of ``(B, d)``, the batch axis of ``(T, B, d)``."""
+    if x.ndim <= 1:
+        return 1
+    return int(x.shape[0] if x.ndim == 2 else x.shape[-2])
+
+
+def find_blocks(
+    model: Any, exclude: Iterable[str] = ()
+) -> tuple[list[_Block], list[str], list[str]]:
+    """The dense layers of ``model`` with a curvature rule (private).
+
+    Returns ``(blocks, unsupported, excluded)``: blocks in the model's
+    parameter order, the parameter paths of layers without a rule, and the
+    paths the user excluded (shell patterns ``exclude`` on the parameter
+    path).
+    """
+    from lowdisp.nn._layers import Dense, Sequential
+
+    pats = list(exclude)
+    blocks: list[_Block] = []
+    unsupported: list[str] = []
+    excluded: list[str] = []
+
+    def is_excluded(path: str) -> bool:
+        return any(fnmatch.fnmatchcase(path, p) for p in pats)
+
+    def walk(layer: Any, prefix: str) -> None:
+        if isinstance(layer, Sequential):
+            for name, child in layer.layers.items():
+                walk(child, f"{prefix}{name}.")
+            return
+        paths = [f"{prefix}{k}" for k in layer.params()]
+        if not paths:
+            return
+        if isinstance(layer, Dense):
+            w = f"{prefix}W"
+            b = f"{prefix}b" if "b" in layer.params() else None
+            mine = [p for p in (w, b) if p is not None]
+            if any(is_excluded(p) for p in mine):
+                excluded.extend(mine)
+                return
+            blocks.append(
+                _Block(
+                    name=prefix[:-1] or "(model)",
+                    layer=layer,
+                    w_path=w,
+                    b_path=b,
+                    d_in=layer.in_features,
+                    d_out=layer.out_features,
+                    recorder=_Recorder(),
+                )
+            )
+            return
+        for p in paths:
+            (excluded if is_excluded(p) else unsupported).append(p)
+
+    walk(model, "")
+    return blocks, unsupported, excluded
+
+
+def attach(blocks: list[_Block]) -> None:
+    """Point each block's layer at its recorder (the layer's backward feeds it)."""
+    for b in blocks:
+        b.layer._stats = b.recorder
+
+
+def detach(blocks: list[_Block]) -> None:
+    for b in blocks:
+        if getattr(b.layer, "_stats", None) is b.recorder:
+            b.layer._stats = None
+        b.recorder.clear()
+
+
+def warn_unsupported(unsupported: list[str], where: str, what: str) -> None:
+    """Report once that these parameters get no curvature (not silent)."""
+    if unsupported:
+        warnings.warn(
+            f"{where}: no curvature rule for parameter(s) "
+            f"{', '.join(map(repr, unsupported))} (only Dense layers have one); "
+            f"{what}. Pass exclude=[...] patterns to silence this for chosen parameters.",
+            CurvatureWarning,
+            stacklevel=3,
+        )
+
+
+def eigh_clipped(M: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Eigen-decomposition of a symmetric PSD factor, negative eigenvalues clipped to 0."""
+    import scipy.linalg
+
+    s, U = scipy.linalg.eigh(M, driver="evd", check_finite=False)
+    np.maximum(s, 0, out=s)
+    return s, U
+
+
+#: damping conventions: name -> π from (trace A, dim A, trace G, dim G)
+def damping_pi(style: str, trA: float, dA: int, trG: float, dG: int) -> float:
+    """π of the factored Tikhonov damping ``(A + π√λ I) ⊗ (G + √λ/π I)``.
+
+    ``"paper"``: Martens & Grosse (2015), ``π = sqrt((tr A / dim A) / (tr G / dim G))``
+    (also nngeometry's ``use_pi``); ``"authors_code"``: the EKFAC authors'
+    ``kfac.py``, ``π = sqrt(tr A · dim A / (tr G · dim G))``; ``"none"``: π = 1.
+    A zero or non-finite trace gives π = 1.
+    """
+    if style == "none" or trA <= 0 or trG <= 0:
+        return 1.0
+    if style == "paper":
+        pi = np.sqrt((trA / dA) / (trG / dG))
+    else:
+        pi = np.sqrt((trA * dA) / (trG * dG))
+    return float(pi) if np.isfinite(pi) and pi > 0 else 1.0
+
+
+DAMPING_STYLES = ("paper", "authors_code", "none")

@@ -1,0 +1,596 @@
+"""KFAC and EKFAC optimizers: a Kronecker-factored preconditioner, then a wrapped optimizer.
+
+``KFAC(...)`` and ``EKFAC(...)`` are :class:`~lowdisp.nn.Optimizer` objects the
+:class:`~lowdisp.nn.Trainer` uses like ``Adam``: the trainer calls
+:meth:`attach` with its model and loss, which points every :class:`Dense`
+layer at a statistics recorder (:mod:`lowdisp.nn._curvature`); each training
+step's backward pass then leaves the layer inputs and output cotangents
+there, and :meth:`step` turns them into curvature, preconditions the
+gradients of the dense layers, and hands the result to the wrapped optimizer
+(SGD with momentum by default), which updates the parameters. Parameters
+without a curvature rule get the wrapped optimizer's plain step (reported
+once with a :class:`CurvatureWarning`).
+
+Curvature is the empirical Fisher of the trainer's own backward pass (the
+EKFAC authors' convention: no extra backward pass), with the per-example
+scale restored (``g_i = B·dy_i`` for a mean loss).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import numpy as np
+
+from lowdisp._validation import check_int, check_option, check_positive, check_real
+from lowdisp.exceptions import LowdispError
+from lowdisp.nn._curvature import (
+    DAMPING_STYLES,
+    CurvatureWarning,
+    _Block,
+    attach,
+    damping_pi,
+    detach,
+    eigh_clipped,
+    example_scale,
+    find_blocks,
+    n_examples,
+    warn_unsupported,
+)
+from lowdisp.nn._optim import SGD, Optimizer
+from lowdisp.nn._spec import register_optimizer
+
+__all__ = ["EKFAC", "KFAC"]
+
+#: key prefix of the curvature state inside ``optimizer.state`` / checkpoints
+PREFIX = "curvature/"
+
+
+class _KroneckerOptimizer(Optimizer):
+    """Shared machinery of :class:`KFAC` and :class:`EKFAC` (private)."""
+
+    _default_refresh = 20
+
+    def __init__(
+        self,
+        lr: float = 0.01,
+        *,
+        momentum: float = 0.9,
+        damping: float = 1e-3,
+        decay: float = 0.95,
+        refresh: int | None = None,
+        factor_every: int = 1,
+        optimizer: Optimizer | Mapping[str, Any] | None = None,
+        exclude: Iterable[str] = (),
+        groups: Mapping[str, Mapping[str, float]] | None = None,
+        weight_decay: float = 0.0,
+        clip_norm: float | None = None,
+        schedule: Any = None,
+    ) -> None:
+        where = type(self).__name__
+        self.damping = check_positive(damping, "damping", where=where)
+        self.decay = check_real(decay, "decay", where=where, low=0, high=1, high_open=True)
+        refresh = self._default_refresh if refresh is None else refresh
+        self.refresh = check_int(refresh, "refresh", where=where, low=1)
+        self.factor_every = check_int(factor_every, "factor_every", where=where, low=1)
+        if isinstance(exclude, str) or not isinstance(exclude, Iterable):
+            raise TypeError(
+                f"{where}: exclude must be a list of parameter path patterns; got {exclude!r}"
+            )
+        self.exclude = [str(p) for p in exclude]
+        for p in exclude:
+            if not isinstance(p, str):
+                raise TypeError(f"{where}: exclude patterns must be str; got {p!r}")
+        if optimizer is None:
+            self.inner: Optimizer = SGD(
+                lr,
+                momentum=momentum,
+                groups=groups,
+                weight_decay=weight_decay,
+                clip_norm=clip_norm,
+                schedule=schedule,
+            )
+            self._own_inner = True
+        else:
+            if isinstance(optimizer, Mapping):
+                from lowdisp.nn._spec import _build_optimizer
+
+                optimizer = _build_optimizer(dict(optimizer), f"{where}.optimizer")
+            if not isinstance(optimizer, Optimizer) or isinstance(optimizer, _KroneckerOptimizer):
+                raise TypeError(
+                    f"{where}: optimizer must be None or a lowdisp.nn Optimizer (SGD, Adam, "
+                    f"RMSprop) to step after preconditioning; got {optimizer!r}"
+                )
+            self.inner = optimizer
+            self._own_inner = False
+        inner = self.inner
+        super().__init__(
+            inner.lr,
+            groups=inner.groups,
+            weight_decay=inner.weight_decay,
+            clip_norm=inner.clip_norm,
+            schedule=inner.schedule,
+        )
+        self.momentum = getattr(inner, "momentum", 0.0)
+        self.inner.state = self.state  # one dict: the trainer snapshots and rolls it back
+        #: eigenbases / inverses, refreshed every ``refresh`` steps (checkpointed)
+        self._derived: dict[str, np.ndarray] = {}
+        self._cast: dict[str, np.ndarray] = {}
+        self._blocks: list[_Block] = []
+        self._reduction = "mean"
+        self._attached = False
+        self._warned: set[str] = set()
+
+    # -- the trainer's hook ---------------------------------------------------------
+    def attach(self, model: Any, loss: Any = None) -> None:
+        """Collect the dense layers of ``model`` and record their statistics.
+
+        Called by :class:`~lowdisp.nn.Trainer` when it is built; call it
+        yourself when stepping by hand. Layers without a curvature rule are
+        reported once (:class:`CurvatureWarning`); their parameters get the
+        wrapped optimizer's plain step.
+
+        Parameters
+        ----------
+        model : Layer
+        loss : Loss, optional
+            Its ``reduction`` fixes the per-example scale (``"mean"``: the
+            cotangent rows are ``g_i / B``). Default: a mean.
+        """
+        from lowdisp.nn._layers import Layer
+
+        where = f"{type(self).__name__}.attach"
+        if not isinstance(model, Layer):
+            raise TypeError(
+                f"{where}: model must be a lowdisp.nn Layer; got {type(model).__name__}"
+            )
+        if self._blocks:
+            detach(self._blocks)
+        self._reduction = getattr(loss, "reduction", "mean") if loss is not None else "mean"
+        blocks, unsupported, _ = find_blocks(model, self.exclude)
+        self._blocks = blocks
+        attach(blocks)
+        self._attached = True
+        self._cast.clear()
+        warn_unsupported(
+            unsupported,
+            f"{type(self).__name__}",
+            "they are updated by the wrapped optimizer without preconditioning",
+        )
+
+    # -- state ----------------------------------------------------------------------------
+    def state_dict(self) -> dict[str, np.ndarray]:
+        out = super().state_dict()
+        out.update(self._derived)
+        return out
+
+    def load_state_dict(self, state: Mapping[str, np.ndarray]) -> None:
+        state = dict(state)
+        derived = {k: state.pop(k) for k in list(state) if self._is_derived(k)}
+        super().load_state_dict(state)
+        self.inner.state = self.state
+        self.inner.steps = self.steps
+        self._derived = {k: np.array(v, copy=True) for k, v in derived.items()}
+        self._cast.clear()
+
+    @staticmethod
+    def _is_derived(key: str) -> bool:
+        return key.startswith(PREFIX) and key.split("/")[1] in _DERIVED
+
+    def get_config(self) -> dict[str, Any]:
+        if self._own_inner:
+            cfg = super().get_config()
+            cfg["momentum"] = self.momentum
+        else:
+            cfg = {"class": type(self).__name__, "optimizer": self.inner.get_config()}
+        cfg.update(
+            damping=self.damping,
+            decay=self.decay,
+            refresh=self.refresh,
+            factor_every=self.factor_every,
+            exclude=list(self.exclude),
+            **self._config(),
+        )
+        return cfg
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}(lr={self.lr}, damping={self.damping}, refresh={self.refresh})"
+        )
+
+    # -- one step -------------------------------------------------------------------------
+    def step(
+        self,
+        params: Mapping[str, np.ndarray],
+        grads: Mapping[str, np.ndarray],
+        manifolds: Mapping[str, Any] | None = None,
+    ) -> float:
+        """Precondition the dense layers' gradients, then step the wrapped optimizer.
+
+        Parameters
+        ----------
+        params, grads, manifolds
+            As for :meth:`Optimizer.step`.
+
+        Returns
+        -------
+        float
+            The norm of the gradient handed to the wrapped optimizer.
+
+        Raises
+        ------
+        LowdispError
+            (a ``ValueError``) not attached to a model, or NaN/Inf statistics.
+        """
+        where = f"{type(self).__name__}.step"
+        if not self._attached:
+            raise LowdispError(
+                f"{where}: not attached to a model; the Trainer attaches it, or call "
+                f"opt.attach(model, loss) before stepping by hand"
+            )
+        if not isinstance(grads, Mapping):
+            raise TypeError(
+                f"{where}: grads must be a dict of path -> array; got {type(grads).__name__}"
+            )
+        s = self.steps  # steps done before this one
+        out = dict(grads)
+        try:
+            for block in self._blocks:
+                G = block.grad_matrix(out)
+                if G is None:
+                    block.recorder.clear()
+                    continue
+                D = self._block_step(block, G, s)
+                if D is not None:
+                    out.update(block.split(D))
+                block.recorder.clear()
+        except BaseException:
+            for block in self._blocks:
+                block.recorder.clear()
+            raise
+        self.inner.steps = s
+        norm = self.inner.step(params, out, manifolds)
+        self.steps = s + 1
+        return norm
+
+    def _stats(self, block: _Block, where: str) -> tuple[np.ndarray, np.ndarray, float, int] | None:
+        rec = block.recorder
+        if rec.x is None or rec.dy is None:
+            return None
+        B = n_examples(rec.x)
+        return rec.x, rec.dy, example_scale(self._reduction, B), B
+
+    def _update_factors(self, block: _Block, stats: Any, where: str) -> None:
+        x, dy, c, B = stats
+        A = block.input_moment(x)
+        G = block.output_moment(dy, c, B)
+        if not (np.isfinite(A).all() and np.isfinite(G).all()):
+            raise LowdispError(
+                f"{where}: the curvature statistics of layer {block.name!r} hold NaN/Inf "
+                f"(its input or output gradient is not finite); the step was not taken"
+            )
+        kA, kG = f"{PREFIX}A/{block.name}", f"{PREFIX}G/{block.name}"
+        kn = f"{PREFIX}count/{block.name}"
+        count = self.state.get(kn)
+        if count is None:
+            self.state[kA] = A
+            self.state[kG] = G
+            self.state[kn] = np.array(1, dtype=np.int64)
+            return
+        count += 1
+        rho = min(1.0 - 1.0 / int(count), self.decay)
+        for key, new in ((kA, A), (kG, G)):
+            F = self.state[key]
+            F *= rho
+            F += (1.0 - rho) * new
+
+    def _due(self, s: int, block: _Block, derived_key: str) -> tuple[bool, bool]:
+        """(update factors, refresh) at step index ``s``."""
+        refresh = s % self.refresh == 0 or derived_key not in self._derived
+        factors = refresh or s % self.factor_every == 0
+        return factors, refresh
+
+    def _cast_of(self, key: str, dtype: np.dtype) -> np.ndarray:
+        arr = self._cast.get(key)
+        if arr is None or arr.dtype != dtype:
+            arr = self._cast[key] = np.ascontiguousarray(self._derived[key], dtype=dtype)
+        return arr
+
+    def _missing(self, block: _Block, where: str) -> None:
+        if block.name not in self._warned:
+            self._warned.add(block.name)
+            import warnings
+
+            warnings.warn(
+                f"{where}: layer {block.name!r} recorded no statistics in this step (was it "
+                f"used in the forward/backward pass?); its gradient is not preconditioned "
+                f"until it has some",
+                CurvatureWarning,
+                stacklevel=3,
+            )
+
+    def _block_step(self, block: _Block, G: np.ndarray, s: int) -> np.ndarray | None:
+        raise NotImplementedError
+
+
+#: keys of derived (refreshed) arrays
+_DERIVED = ("Ainv", "Ginv", "UA", "UG", "sA", "sG")
+
+
+@register_optimizer
+class KFAC(_KroneckerOptimizer):
+    """K-FAC (Martens & Grosse 2015): precondition each dense layer's gradient by
+    ``(G + π√λ⁻ I)⁻¹ ∇W̃ (A + π√λ I)⁻¹``, then step a wrapped optimizer.
+
+    Parameters
+    ----------
+    lr : float
+        Learning rate of the wrapped SGD (ignored when ``optimizer`` is given).
+    momentum : float
+        Momentum of the wrapped SGD.
+    damping : float
+        Tikhonov damping ``λ > 0``, split between the factors as
+        ``A + π√λ I`` and ``G + (√λ/π) I``.
+    damping_style : {"paper", "authors_code", "none"}
+        π of the factored damping: ``"paper"`` (Martens & Grosse §6.3,
+        ``π = sqrt((tr A/dim A)/(tr G/dim G))``, also nngeometry's), or
+        ``"authors_code"`` (the EKFAC authors' ``kfac.py``:
+        ``π = sqrt(tr A·dim A/(tr G·dim G))``), or ``"none"`` (π = 1).
+    decay : float
+        Moving average of the factors: ``F ← ρF + (1−ρ)F_batch`` with
+        ``ρ = min(1 − 1/k, decay)`` at the k-th update (Martens & Grosse).
+    refresh : int
+        Recompute the damped inverses every so many steps (default 20, the
+        paper's T₃); the first step always computes them.
+    factor_every : int
+        Update the factor averages every so many steps (1: every step; larger
+        values amortise the two Gram matrices per layer, as kfac-pytorch's
+        ``factor_update_steps``). Refresh steps always update them.
+    optimizer : Optimizer, optional
+        Step after preconditioning with this optimizer (any lowdisp
+        optimizer; its own ``lr``, groups, clipping and schedule apply).
+        Default ``SGD(lr, momentum=momentum, ...)``.
+    exclude : list of str
+        Shell patterns of parameter paths that are not preconditioned.
+    groups, weight_decay, clip_norm, schedule
+        As for :class:`SGD` (with the default wrapped optimizer); weight
+        decay and clipping act on the preconditioned gradient.
+
+    Notes
+    -----
+    Factors: ``A = E[ã ãᵀ]`` with ``ã = [a; 1]`` and ``G = E[g gᵀ]``,
+    ``g_i = ∂ℓ_i/∂z_i`` (the empirical Fisher of the training batch, the
+    cotangent rows rescaled by the batch size for a mean loss), accumulated
+    in float64 (the batch Gram matrices are computed in the training dtype).
+    Inverses come from ``eigh`` with negative eigenvalues clipped to 0. Cost
+    per step and layer: the two Gram matrices (when due) and two GEMMs
+    ``d_out²·(d_in+1) + d_out·(d_in+1)²``; every ``refresh`` steps two
+    ``eigh``. Parameters of layers without a rule (not :class:`Dense`)
+    get the plain step, reported once by a :class:`CurvatureWarning`.
+
+    References
+    ----------
+    J. Martens, R. Grosse, "Optimizing neural networks with Kronecker-factored
+    approximate curvature", ICML 2015.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import lowdisp.nn as lnn
+    >>> rng = np.random.default_rng(0)
+    >>> x = rng.normal(size=(64, 5)); y = (x[:, 0] > 0).astype(int)
+    >>> task = lnn.array_task(x, y, x, y, flat=True)
+    >>> model = lnn.build_mlp(task, hidden=(8,), dtype=np.float64, rng=0)
+    >>> opt = lnn.KFAC(lr=0.1, damping=1e-2, refresh=5)
+    >>> tr = lnn.Trainer(model, task.loss(), opt, task, batch_size=16, rng=0)
+    >>> h = tr.fit(epochs=3, progress=False)
+    >>> h.loss[-1] < h.loss[0]
+    True
+    """
+
+    _default_refresh = 20
+
+    def __init__(self, lr: float = 0.01, *, damping_style: str = "paper", **kw: Any) -> None:
+        super().__init__(lr, **kw)
+        self.damping_style = check_option(
+            damping_style, "damping_style", DAMPING_STYLES, where="KFAC"
+        )
+
+    def _config(self) -> dict[str, Any]:
+        return {"damping_style": self.damping_style}
+
+    def _block_step(self, block: _Block, G: np.ndarray, s: int) -> np.ndarray | None:
+        where = "KFAC.step"
+        kAi = f"{PREFIX}Ainv/{block.name}"
+        kGi = f"{PREFIX}Ginv/{block.name}"
+        factors, refresh = self._due(s, block, kAi)
+        stats = self._stats(block, where) if factors else None
+        if factors and stats is None:
+            if kAi not in self._derived:
+                self._missing(block, where)
+                return None
+            factors = refresh = False
+        if factors:
+            self._update_factors(block, stats, where)
+        if refresh:
+            A = self.state[f"{PREFIX}A/{block.name}"]
+            Gf = self.state[f"{PREFIX}G/{block.name}"]
+            self._derived[kAi], self._derived[kGi] = kfac_inverses(
+                A, Gf, self.damping, self.damping_style
+            )
+            self._cast.pop(kAi, None)
+            self._cast.pop(kGi, None)
+        Ai = self._cast_of(kAi, G.dtype)
+        Gi = self._cast_of(kGi, G.dtype)
+        if block.d_out <= block.a_size:
+            return (Gi @ G) @ Ai
+        return Gi @ (G @ Ai)
+
+
+def kfac_inverses(
+    A: np.ndarray, G: np.ndarray, damping: float, style: str
+) -> tuple[np.ndarray, np.ndarray]:
+    """Damped inverses ``(A + π√λ I)⁻¹`` and ``(G + (√λ/π) I)⁻¹`` by ``eigh`` (private)."""
+    sA, UA = eigh_clipped(A)
+    sG, UG = eigh_clipped(G)
+    pi = damping_pi(style, float(sA.sum()), A.shape[0], float(sG.sum()), G.shape[0])
+    r = np.sqrt(damping)
+    Ai = (UA / (sA + pi * r)) @ UA.T
+    Gi = (UG / (sG + r / pi)) @ UG.T
+    return Ai, Gi
+
+
+@register_optimizer
+class EKFAC(_KroneckerOptimizer):
+    """EKFAC (George et al. 2018): a diagonal rescaling in the Kronecker-factored
+    eigenbasis, ``∇ ← U_G [(U_Gᵀ ∇W̃ U_A) / (S + λ)] U_Aᵀ``, then a wrapped optimizer.
+
+    Parameters
+    ----------
+    lr, momentum, decay, factor_every, optimizer, exclude, groups, weight_decay, clip_norm, schedule
+        As for :class:`KFAC`.
+    damping : float
+        ``λ > 0`` added to the diagonal ``S`` (the EKFAC authors' ``eps``).
+    refresh : int
+        Recompute the eigenbases ``U_A``, ``U_G`` every so many steps
+        (default 100, the authors' README).
+    diag : {"batch", "running"}
+        ``"batch"`` (default; the authors' ``ra=False``): ``S`` re-estimated
+        every step from the current batch by the rank-one trick
+        ``S = ((G_b U_G)∘²)ᵀ((Ã_b U_A)∘²)/B``; ``"running"`` (``ra=True``):
+        ``S ← α S + (1−α) B (U_Gᵀ ∇W̃ U_A)²`` from the mean gradient, reset
+        to ``s_G ⊗ s_A`` at each refresh.
+    diag_decay : float
+        ``α`` of ``diag="running"`` (0.75, the authors' default).
+
+    Notes
+    -----
+    Per step and dense layer (``diag="batch"``): ``Ã U_A`` and ``G U_G``,
+    ``S`` (one GEMM of the squares), the projected gradient and its
+    back-rotation (two GEMMs each); the eigenbases of the float64 factor
+    averages every ``refresh`` steps. ``diag="running"`` needs only the
+    four rotation GEMMs. A layer input ``(T, B, d)`` (weights shared over
+    time) uses per-sequence gradients ``Σ_t (U_Gᵀg_t)(U_Aᵀã_t)ᵀ`` for ``S``.
+
+    References
+    ----------
+    T. George, C. Laurent, X. Bouthillier, N. Ballas, P. Vincent, "Fast
+    approximate natural gradient descent in a Kronecker-factored eigenbasis",
+    NeurIPS 2018.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import lowdisp.nn as lnn
+    >>> rng = np.random.default_rng(0)
+    >>> x = rng.normal(size=(64, 5)); y = (x[:, 0] > 0).astype(int)
+    >>> task = lnn.array_task(x, y, x, y, flat=True)
+    >>> model = lnn.build_mlp(task, hidden=(8,), dtype=np.float64, rng=0)
+    >>> opt = lnn.EKFAC(lr=0.05, damping=1e-2, refresh=5)
+    >>> tr = lnn.Trainer(model, task.loss(), opt, task, batch_size=16, rng=0)
+    >>> h = tr.fit(epochs=3, progress=False)
+    >>> h.loss[-1] < h.loss[0]
+    True
+    """
+
+    _default_refresh = 100
+
+    def __init__(
+        self,
+        lr: float = 0.01,
+        *,
+        diag: str = "batch",
+        diag_decay: float = 0.75,
+        **kw: Any,
+    ) -> None:
+        super().__init__(lr, **kw)
+        self.diag = check_option(diag, "diag", ("batch", "running"), where="EKFAC")
+        self.diag_decay = check_real(
+            diag_decay, "diag_decay", where="EKFAC", low=0, high=1, high_open=True
+        )
+
+    def _config(self) -> dict[str, Any]:
+        return {"diag": self.diag, "diag_decay": self.diag_decay}
+
+    def _block_step(self, block: _Block, G: np.ndarray, s: int) -> np.ndarray | None:
+        where = "EKFAC.step"
+        n = block.name
+        kUA, kUG = f"{PREFIX}UA/{n}", f"{PREFIX}UG/{n}"
+        factors, refresh = self._due(s, block, kUA)
+        stats = self._stats(block, where) if (factors or self.diag == "batch") else None
+        if stats is None and (factors or self.diag == "batch"):
+            if kUA not in self._derived or self.diag == "batch":
+                self._missing(block, where)
+                return None
+            factors = refresh = False
+        if factors:
+            self._update_factors(block, stats, where)
+        kS = f"{PREFIX}S/{n}"
+        if refresh:
+            sA, UA = eigh_clipped(self.state[f"{PREFIX}A/{n}"])
+            sG, UG = eigh_clipped(self.state[f"{PREFIX}G/{n}"])
+            self._derived[kUA], self._derived[kUG] = UA, UG
+            self._derived[f"{PREFIX}sA/{n}"], self._derived[f"{PREFIX}sG/{n}"] = sA, sG
+            self._cast.pop(kUA, None)
+            self._cast.pop(kUG, None)
+            if self.diag == "running":
+                self.state[kS] = np.outer(sG, sA)
+        dt = G.dtype
+        UA = self._cast_of(kUA, dt)
+        UG = self._cast_of(kUG, dt)
+        V = UG.T @ G @ UA if block.d_out <= block.a_size else UG.T @ (G @ UA)
+        if self.diag == "batch":
+            x, dy, c, B = stats
+            S = kfe_diag(block, x, dy, c, B, UA, UG)
+        else:
+            S = self.state[kS]
+            x = block.recorder.x
+            B = n_examples(x) if x is not None else 1
+            c = example_scale(self._reduction, B)
+            a = self.diag_decay
+            Vm = V.astype(np.float64) * (c / B)
+            S *= a
+            S += (1.0 - a) * B * (Vm * Vm)
+        if not np.isfinite(S).all():
+            raise LowdispError(
+                f"{where}: the EKFAC diagonal of layer {n!r} holds NaN/Inf; the step was not taken"
+            )
+        V /= (S + self.damping).astype(dt, copy=False)
+        if block.d_out <= block.a_size:
+            return (UG @ V) @ UA.T
+        return UG @ (V @ UA.T)
+
+
+def kfe_diag(
+    block: _Block,
+    x: np.ndarray,
+    dy: np.ndarray,
+    c: float,
+    B: int,
+    UA: np.ndarray,
+    UG: np.ndarray,
+) -> np.ndarray:
+    """EKFAC's diagonal ``E_i[(U_Gᵀ g_i)² ⊗ (U_Aᵀ ã_i)²]`` in float64 (private).
+
+    Rank-one trick for ``(B, d)`` inputs; per-sequence gradients for
+    ``(T, B, d)`` inputs (weights shared over time).
+    """
+    XU = block.project_inputs(x, UA)
+    GU = dy @ UG
+    if x.ndim <= 2:
+        np.square(XU, out=XU)
+        np.square(GU, out=GU)
+        S = np.asarray(GU.T @ XU, dtype=np.float64)
+        S *= c * c / B
+        return S
+    T = x.shape[0]
+    XU = XU.reshape(T, B, -1)
+    GU = GU.reshape(T, B, -1)
+    S = np.zeros((GU.shape[2], XU.shape[2]))
+    step = max(1, int(2**22 // max(1, GU.shape[2] * XU.shape[2])))
+    for lo in range(0, B, step):  # chunks of sequences (memory), not a loop over examples
+        V = np.einsum("tbo,tba->boa", GU[:, lo : lo + step], XU[:, lo : lo + step])
+        S += np.einsum("boa,boa->oa", V, V)
+    S *= c * c / B
+    return S

@@ -1,0 +1,383 @@
+"""KFAC and EKFAC optimizers: factor scaling against explicit per-example gradients,
+the preconditioned step against dense formulas, damping conventions, checkpoints
+that resume bit for bit, the spec round trip, and bad input."""
+
+from __future__ import annotations
+
+import itertools
+import warnings
+
+import numpy as np
+import pytest
+
+import lowdisp.nn as lnn
+from lowdisp.exceptions import LowdispError
+from lowdisp.nn._kfac import PREFIX
+
+# -- helpers -------------------------------------------------------------------------
+
+
+def _net(sizes=(5, 4, 3), dtype=np.float64, seed=0, act="tanh"):
+    rng = np.random.default_rng(seed)
+    layers = {}
+    for i, (a, b) in enumerate(itertools.pairwise(sizes)):
+        layers[f"fc{i}"] = lnn.Dense(a, b, dtype=dtype, rng=rng)
+        if i < len(sizes) - 2:
+            layers[f"act{i}"] = lnn.Activation(act, dtype=dtype)
+    return lnn.Sequential(layers)
+
+
+def _data(n=16, d=5, C=3, seed=1):
+    rng = np.random.default_rng(seed)
+    return rng.normal(size=(n, d)), rng.integers(0, C, n)
+
+
+def _per_example(model, loss_cls, x, y):
+    """Explicit per-example gradients: a backward per example with a sum loss."""
+    out = {}
+    for i in range(x.shape[0]):
+        z, cache = model.forward(x[i : i + 1])
+        _, dz = loss_cls(reduction="sum")(z, y[i : i + 1])
+        _, g = model.backward(cache, dz)
+        for k, v in g.items():
+            out.setdefault(k, []).append(v.copy())
+    return {k: np.stack(v) for k, v in out.items()}
+
+
+def _layer_inputs(model, x):
+    """Input of each dense layer (forward by hand)."""
+    ins = {}
+    h = x
+    for name, layer in model.layers.items():
+        if isinstance(layer, lnn.Dense):
+            ins[name] = h
+        h, _ = layer.forward(h)
+    return ins
+
+
+def _one_step(opt, model, x, y, loss=None):
+    loss = loss or lnn.SoftmaxCrossEntropy()
+    opt.attach(model, loss)
+    z, cache = model.forward(x)
+    _, dz = loss(z, y)
+    _, grads = model.backward(cache, dz)
+    before = {k: v.copy() for k, v in model.params().items()}
+    opt.step(model.params(), {k: v.copy() for k, v in grads.items()})
+    return before, grads
+
+
+# -- factors: the per-example scale ----------------------------------------------------
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum"])
+def test_factors_match_explicit_per_example_gradients(reduction):
+    """G = E[g gᵀ] with g_i = ∂ℓ_i/∂z_i: neither B² too small (mean) nor too large (sum)."""
+    model = _net()
+    x, y = _data()
+    pe = _per_example(model, lnn.SoftmaxCrossEntropy, x, y)
+    ins = _layer_inputs(model, x)
+    opt = lnn.KFAC(lr=0.1)
+    _one_step(opt, model, x, y, lnn.SoftmaxCrossEntropy(reduction=reduction))
+    for name in ("fc0", "fc1"):
+        g = pe[f"{name}.b"]  # per-example ∂ℓ_i/∂z_i (the bias gradient)
+        G_ref = g.T @ g / x.shape[0]
+        at = np.hstack([ins[name], np.ones((x.shape[0], 1))])
+        A_ref = at.T @ at / x.shape[0]
+        np.testing.assert_allclose(opt.state[f"{PREFIX}G/{name}"], G_ref, rtol=1e-12, atol=1e-15)
+        np.testing.assert_allclose(opt.state[f"{PREFIX}A/{name}"], A_ref, rtol=1e-12, atol=1e-15)
+        # the per-example weight gradient is rank one: g_i ã_iᵀ
+        np.testing.assert_allclose(
+            pe[f"{name}.W"], g[:, :, None] * ins[name][:, None, :], rtol=1e-12, atol=1e-15
+        )
+
+
+def test_factors_are_float64_for_float32_training():
+    model = _net(dtype=np.float32)
+    x, y = _data()
+    opt = lnn.EKFAC(lr=0.1)
+    before, _ = _one_step(opt, model, x.astype(np.float32), y)
+    for k, v in opt.state.items():
+        if k.startswith(PREFIX + "A/") or k.startswith(PREFIX + "G/"):
+            assert v.dtype == np.float64
+    for k, v in model.params().items():
+        assert v.dtype == np.float32 and not np.array_equal(v, before[k])
+
+
+def test_moving_average_decay_follows_martens_grosse():
+    """ρ = min(1 − 1/k, decay): the k-th factor update."""
+    model = _net()
+    opt = lnn.KFAC(lr=1e-3, decay=0.6, refresh=100)
+    loss = lnn.SoftmaxCrossEntropy()
+    opt.attach(model, loss)
+    As = []
+    expect = None
+    for k in range(1, 5):
+        x, y = _data(seed=10 + k)
+        ins = _layer_inputs(model, x)
+        at = np.hstack([ins["fc0"], np.ones((16, 1))])
+        Ab = at.T @ at / 16
+        rho = min(1 - 1 / k, 0.6)
+        expect = Ab if expect is None else rho * expect + (1 - rho) * Ab
+        z, cache = model.forward(x)
+        _, dz = loss(z, y)
+        _, grads = model.backward(cache, dz)
+        opt.step(model.params(), grads)
+        As.append(opt.state[f"{PREFIX}A/fc0"].copy())
+        np.testing.assert_allclose(As[-1], expect, rtol=1e-12)
+
+
+# -- the preconditioned step ------------------------------------------------------------
+
+
+def _grad_matrix(grads, name):
+    return np.hstack([grads[f"{name}.W"], grads[f"{name}.b"][:, None]])
+
+
+@pytest.mark.parametrize("style", ["paper", "authors_code", "none"])
+def test_kfac_step_equals_the_dense_kronecker_solve(style):
+    model = _net()
+    x, y = _data()
+    lam, lr = 1e-2, 0.5
+    opt = lnn.KFAC(lr=lr, momentum=0.0, damping=lam, damping_style=style)
+    before, grads = _one_step(opt, model, x, y)
+    for name in ("fc0", "fc1"):
+        A = opt.state[f"{PREFIX}A/{name}"]
+        G = opt.state[f"{PREFIX}G/{name}"]
+        dA, dG = A.shape[0], G.shape[0]
+        tA, tG = np.trace(A), np.trace(G)
+        pi = {
+            "paper": np.sqrt((tA / dA) / (tG / dG)),
+            "authors_code": np.sqrt(tA * dA / (tG * dG)),
+            "none": 1.0,
+        }[style]
+        Ad = A + pi * np.sqrt(lam) * np.eye(dA)
+        Gd = G + np.sqrt(lam) / pi * np.eye(dG)
+        # (G_d ⊗ A_d)⁻¹ vec(∇) in row-major vec: solve with the explicit Kronecker product
+        F = np.kron(Gd, Ad)
+        v = _grad_matrix(grads, name).reshape(-1)
+        d = np.linalg.solve(F, v).reshape(dG, dA)
+        step = np.hstack(
+            [
+                before[f"{name}.W"] - model.params()[f"{name}.W"],
+                (before[f"{name}.b"] - model.params()[f"{name}.b"])[:, None],
+            ]
+        )
+        np.testing.assert_allclose(step, lr * d, rtol=1e-9, atol=1e-13)
+
+
+def test_paper_pi_balances_the_factor_traces():
+    """With π of the paper, the damping added to A relative to tr(A)/dim(A) equals
+    that added to G relative to tr(G)/dim(G); the authors' code differs."""
+    from lowdisp.nn._curvature import damping_pi
+
+    tA, dA, tG, dG = 7.0, 11, 0.3, 4
+    pi = damping_pi("paper", tA, dA, tG, dG)
+    assert np.isclose(pi / (tA / dA), (1 / pi) / (tG / dG))
+    pc = damping_pi("authors_code", tA, dA, tG, dG)
+    assert not np.isclose(pc, pi) and np.isclose(pc, pi * np.sqrt(dA * dA / (dG * dG)))
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum"])
+def test_ekfac_batch_diagonal_is_the_mean_square_of_projected_per_example_gradients(reduction):
+    model = _net()
+    x, y = _data()
+    pe = _per_example(model, lnn.SoftmaxCrossEntropy, x, y)
+    lam, lr = 1e-3, 0.3
+    opt = lnn.EKFAC(lr=lr, momentum=0.0, damping=lam)
+    before, grads = _one_step(opt, model, x, y, lnn.SoftmaxCrossEntropy(reduction=reduction))
+    for name in ("fc0", "fc1"):
+        UA = opt._derived[f"{PREFIX}UA/{name}"]
+        UG = opt._derived[f"{PREFIX}UG/{name}"]
+        per = np.concatenate([pe[f"{name}.W"], pe[f"{name}.b"][:, :, None]], axis=2)
+        proj = np.einsum("og,ioa,ab->igb", UG, per, UA)  # U_Gᵀ ∇_i U_A
+        S = (proj**2).mean(axis=0)
+        V = UG.T @ _grad_matrix(grads, name) @ UA
+        d = UG @ (V / (S + lam)) @ UA.T
+        step = np.hstack(
+            [
+                before[f"{name}.W"] - model.params()[f"{name}.W"],
+                (before[f"{name}.b"] - model.params()[f"{name}.b"])[:, None],
+            ]
+        )
+        np.testing.assert_allclose(step, lr * d, rtol=1e-9, atol=1e-13)
+
+
+def test_ekfac_running_diagonal_starts_from_the_kfac_eigenvalues():
+    model = _net()
+    x, y = _data()
+    opt = lnn.EKFAC(lr=0.1, diag="running", diag_decay=0.5)
+    _, grads = _one_step(opt, model, x, y)
+    sA = opt._derived[f"{PREFIX}sA/fc1"]
+    sG = opt._derived[f"{PREFIX}sG/fc1"]
+    UA = opt._derived[f"{PREFIX}UA/fc1"]
+    UG = opt._derived[f"{PREFIX}UG/fc1"]
+    V = UG.T @ _grad_matrix(grads, "fc1") @ UA
+    expect = 0.5 * np.outer(sG, sA) + 0.5 * 16 * V**2
+    np.testing.assert_allclose(opt.state[f"{PREFIX}S/fc1"], expect, rtol=1e-12)
+
+
+def test_refresh_period_reuses_the_inverses_between_refreshes():
+    model = _net()
+    loss = lnn.SoftmaxCrossEntropy()
+    opt = lnn.KFAC(lr=1e-2, refresh=3)
+    opt.attach(model, loss)
+    seen = []
+    for k in range(7):
+        x, y = _data(seed=k)
+        z, cache = model.forward(x)
+        _, dz = loss(z, y)
+        _, grads = model.backward(cache, dz)
+        opt.step(model.params(), grads)
+        seen.append(opt._derived[f"{PREFIX}Ainv/fc0"].copy())
+    changed = [not np.array_equal(seen[i], seen[i - 1]) for i in range(1, 7)]
+    assert changed == [False, False, True, False, False, True]  # refreshed at steps 3 and 6
+
+
+# -- Trainer, checkpoints, spec ----------------------------------------------------------
+
+
+def _trainer(opt, *, checkpoint=None, rng=3, dtype=np.float32):
+    task = lnn.digits(flat=True)
+    model = lnn.build_mlp(task, hidden=(32,), dtype=dtype, rng=0)
+    return lnn.Trainer(model, task.loss(), opt, task, batch_size=64, rng=rng, checkpoint=checkpoint)
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: lnn.KFAC(lr=0.05, refresh=7, factor_every=2, schedule=lnn.cosine_schedule(40)),
+        lambda: lnn.EKFAC(lr=0.05, refresh=7),
+        lambda: lnn.EKFAC(optimizer=lnn.Adam(1e-3), refresh=5, diag="running"),
+    ],
+)
+def test_checkpoint_resumes_bit_for_bit(make, tmp_path):
+    a = _trainer(make())
+    a.fit(30, progress=False)
+    b = _trainer(make(), checkpoint=tmp_path / "ck.npz")
+    b.fit(12, progress=False)
+    del b
+    c = lnn.load(tmp_path / "ck.npz")  # rebuilt from the file alone
+    assert type(c.optimizer) is type(a.optimizer) and c.step_count == 12
+    c.fit(18, progress=False)
+    for k, v in a.model.params().items():
+        np.testing.assert_array_equal(v, c.model.params()[k])
+    assert a.history.loss == c.history.loss
+    sa, sc = a.optimizer.state_dict(), c.optimizer.state_dict()
+    assert sorted(sa) == sorted(sc)
+    for k in sa:
+        np.testing.assert_array_equal(sa[k], sc[k])
+
+
+def test_trainer_trains_and_the_spec_round_trips():
+    opt = lnn.EKFAC(lr=0.05, damping=1e-2, refresh=10, exclude=["readout.*"])
+    tr = _trainer(opt)
+    h = tr.fit(40, progress=False)
+    assert np.mean(h.loss[-5:]) < np.mean(h.loss[:5])
+    cfg = tr.spec["optimizer"]
+    assert cfg["class"] == "EKFAC" and cfg["exclude"] == ["readout.*"] and cfg["refresh"] == 10
+    from lowdisp.nn._spec import _build_optimizer
+
+    again = _build_optimizer(cfg, "optimizer")
+    assert again.get_config() == opt.get_config()
+    wrapped = lnn.KFAC(optimizer=lnn.Adam(1e-3, betas=(0.8, 0.9)))
+    again = _build_optimizer(wrapped.get_config(), "optimizer")
+    assert isinstance(again.inner, lnn.Adam) and again.inner.betas == (0.8, 0.9)
+
+
+def test_excluded_and_unsupported_parameters_get_the_plain_step():
+    """Unsupported layers are reported once; excluded ones silently take the plain step."""
+    rng = np.random.default_rng(0)
+    model = lnn.Sequential(
+        {
+            "fc0": lnn.Dense(5, 4, dtype=np.float64, rng=rng),
+            "mod": lnn.ModReLU(4, dtype=np.float64, rng=rng),
+            "fc1": lnn.Dense(4, 3, dtype=np.float64, rng=rng),
+        }
+    )
+    opt = lnn.KFAC(lr=0.1, momentum=0.0, exclude=["fc1.*"])
+    with pytest.warns(lnn.CurvatureWarning, match=r"'mod\.b'.*without preconditioning"):
+        opt.attach(model, lnn.SoftmaxCrossEntropy())
+    x, y = _data()
+    loss = lnn.SoftmaxCrossEntropy()
+    z, cache = model.forward(x)
+    _, dz = loss(z, y)
+    _, grads = model.backward(cache, dz)
+    before = {k: v.copy() for k, v in model.params().items()}
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # reported once: no warning per step
+        opt.step(model.params(), {k: v.copy() for k, v in grads.items()})
+    for k in ("mod.b", "fc1.W", "fc1.b"):
+        np.testing.assert_allclose(before[k] - model.params()[k], 0.1 * grads[k], rtol=1e-12)
+    assert not np.allclose(before["fc0.W"] - model.params()["fc0.W"], 0.1 * grads["fc0.W"])
+
+
+# -- bad input -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("cls", [lnn.KFAC, lnn.EKFAC])
+@pytest.mark.parametrize(
+    "kw,err,match",
+    [
+        ({"damping": 0.0}, ValueError, "damping must be finite and > 0"),
+        ({"damping": -1.0}, ValueError, "damping must be finite and > 0"),
+        ({"damping": float("nan")}, ValueError, "damping"),
+        ({"refresh": 0}, ValueError, r"refresh must be in \[1, inf\]"),
+        ({"factor_every": 0}, ValueError, "factor_every"),
+        ({"decay": 1.0}, ValueError, "decay"),
+        ({"exclude": "fc0.*"}, TypeError, "exclude must be a list"),
+        ({"optimizer": "sgd"}, TypeError, "optimizer must be None or a lowdisp.nn Optimizer"),
+    ],
+)
+def test_bad_options(cls, kw, err, match):
+    with pytest.raises(err, match=match):
+        cls(**kw)
+
+
+def test_bad_style_and_diag_options():
+    with pytest.raises(ValueError, match=r"damping_style.*'paper'"):
+        lnn.KFAC(damping_style="martens")
+    with pytest.raises(ValueError, match=r"diag.*'batch'"):
+        lnn.EKFAC(diag="intra")
+
+
+def test_step_before_attach_is_an_error():
+    with pytest.raises(LowdispError, match="not attached to a model"):
+        lnn.KFAC().step({"w": np.ones(2)}, {"w": np.ones(2)})
+
+
+@pytest.mark.parametrize("cls", [lnn.KFAC, lnn.EKFAC])
+def test_nan_statistics_raise_and_leave_the_parameters_alone(cls):
+    model = _net()
+    x, y = _data()
+    opt = cls(lr=0.1)
+    loss = lnn.SoftmaxCrossEntropy()
+    opt.attach(model, loss)
+    z, cache = model.forward(x)
+    _, dz = loss(z, y)
+    dz[0, 0] = np.nan
+    _, grads = model.backward(cache, dz)
+    before = {k: v.copy() for k, v in model.params().items()}
+    with pytest.raises(LowdispError, match=r"statistics of layer 'fc[01]' hold NaN"):
+        opt.step(model.params(), grads)
+    for k, v in model.params().items():
+        np.testing.assert_array_equal(v, before[k])
+
+
+def test_layer_without_statistics_in_a_step_is_reported_once():
+    model = _net()
+    opt = lnn.EKFAC(lr=0.1)
+    opt.attach(model, lnn.SoftmaxCrossEntropy())
+    grads = {k: np.ones_like(v) for k, v in model.params().items()}
+    with pytest.warns(lnn.CurvatureWarning, match="recorded no statistics"):
+        opt.step(model.params(), grads)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        opt.step(model.params(), grads)
+
+
+def test_trainer_divergence_rolls_back_the_curvature_state():
+    tr = _trainer(lnn.KFAC(lr=1e300, refresh=2), dtype=np.float64)
+    with pytest.raises(lnn.TrainingDivergedError):
+        tr.fit(50, progress=False)
+    for k, v in tr.optimizer.state.items():
+        assert np.isfinite(v).all(), k
