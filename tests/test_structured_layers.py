@@ -721,3 +721,24 @@ def test_weight_matrices_of_other_layers_and_structured_cells():
     assert sorted(W) == ["readout.W", "rnn.cell.W_h", "rnn.cell.W_x"]
     np.testing.assert_array_equal(lnn.recurrent_matrix(lstm), W["rnn.cell.W_h"])
     assert W["rnn.cell.W_h"].shape == (32, 8)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "structure", ["toeplitz_like", "hankel_like", "subdiagonal", "tridiagonal", "cauchy_like"]
+)
+def test_vjp_at_a_larger_size(structure):
+    """n = 160 (x 90, tiled): the engines' larger-size code paths."""
+    layer = make(structure, 160, 90, rank=3, corners=structure in ("subdiagonal", "tridiagonal"))
+    P = layer.params()
+    for k in ("A", "B"):
+        if k in P:  # operators near Z_0: products of 90 subdiagonal entries stay representable
+            P[k][...] = np.where(P[k] != 0, 1.0, 0.0) + 0.02 * np.random.default_rng(
+                5
+            ).standard_normal(P[k].shape)
+    f, vjp, point = layer_fn(layer)
+    point["x"] = np.random.default_rng(2).standard_normal((7, 160))
+    check_vjp(f, vjp, point, rng=0, rtol=1e-7)
+    x = point["x"]
+    want = x @ dense_oracle(layer).T + P["b"]
+    np.testing.assert_allclose(layer.forward(x)[0], want, rtol=0, atol=1e-12 * np.abs(want).max())
