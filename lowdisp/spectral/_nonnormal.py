@@ -496,6 +496,9 @@ class KreissConstant:
 _EXACT_FLOPS = 400 * 64**3
 #: up to this order the Nelder–Mead objective resolves clamped points exactly too
 _EXACT_REFINE_N = 128
+#: 1 − ρ(A) (discrete) or −α(A)/‖A‖ (continuous) at or below this is "on the
+#: boundary" to rounding: the spectrum's computed distance to it is noise
+_MARGINAL = 1e-13
 
 
 def _log_grid(bottom: float, top: float) -> np.ndarray:
@@ -578,9 +581,11 @@ def _kreiss_search(
             return 1.0, None, *empty
         R = float(ldexp(np.float64(1.0), -e))  # < normA <= n here
         top = math.log10(max(2 * normA / R, 2.0))
-        # the peak sits at |z| − 1 ~ (1 − ρ(A))/n when ρ(A) is close to 1
+        # the peak sits at |z| − 1 ~ (1 − ρ(A))/n when ρ(A) is close to 1; within
+        # rounding of the circle (marginal) the sampling keeps its 1e-8 floor and K is
+        # a lower bound (K = ∞ for a defective eigenvalue on the circle)
         gap = 1.0 - float(ldexp(np.float64(rho), e))
-        bottom = min(-8.0, math.log10(max(gap, 1e-300) / (4 * n)))
+        bottom = -8.0 if gap <= _MARGINAL else min(-8.0, math.log10(gap / (4 * n)))
         delta = _log_grid(bottom, top)  # |z| = R (1 + δ)
         na = 72
         th = np.linspace(0, np.pi if real else 2 * np.pi, na // (2 if real else 1) + 1)
@@ -604,7 +609,9 @@ def _kreiss_search(
             return 1.0, None, *empty
         scale = max(normA, np.finfo(float).tiny)
         # the peak sits at Re z ~ |α(A)|/n when the spectral abscissa α is close to 0
-        bottom = min(-8.0, math.log10(max(-alpha / scale, 1e-300) / (4 * n)))
+        # (α within rounding of 0: marginal, as in the discrete case)
+        gap = -alpha / scale
+        bottom = -8.0 if gap <= _MARGINAL else min(-8.0, math.log10(gap / (4 * n)))
         x = _log_grid(bottom, math.log10(2.0)) * scale
         y0 = float(lam.imag.min()) - normA
         y1 = float(lam.imag.max()) + normA
@@ -724,6 +731,12 @@ def kreiss_constant(A: Any, *, kind: str = "discrete", rng: Any = None) -> Kreis
     grid by batched inverse Lanczos and the best three samples are refined
     by Nelder–Mead. The supremum can be multimodal, so the result is a lower
     bound, exact when the sampling finds the right basin.
+
+    An eigenvalue within 1e-13 (relative) of the unit circle (imaginary
+    axis) counts as on it: K is then the sampled lower bound (∞ in exact
+    arithmetic if that eigenvalue is defective, e.g. a nilpotent A in the
+    continuous case); farther inside, the sampling reaches down to
+    (1 − ρ(A))/n (|α(A)|/n) where the peak sits.
 
     Scale: the ratio is formed in base-2 mantissa/exponent form, with
     σ_min(zI − T) from a scaled back substitution on the Schur factor where
