@@ -369,7 +369,7 @@ def check_features(x: Any, n: int, where: str) -> None:
     ``Sequential`` checks the sizes between the layers it knows; this guard keeps a
     wrong size from being silently reshaped into rows of n.
     """
-    shape = getattr(x, "shape", ())
+    shape = tuple(getattr(x, "shape", ()))
     if len(shape) == 0 or shape[-1] != n:
         raise ValueError(
             f"{where}: x must have {n} features on its last axis; got shape {tuple(shape)}"
