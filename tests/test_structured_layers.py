@@ -742,3 +742,26 @@ def test_vjp_at_a_larger_size(structure):
     x = point["x"]
     want = x @ dense_oracle(layer).T + P["b"]
     np.testing.assert_allclose(layer.forward(x)[0], want, rtol=0, atol=1e-12 * np.abs(want).max())
+
+
+@pytest.mark.parametrize("m", [1, 2, 64, 256, 512, 2048])
+def test_fwht_is_the_orthonormal_sylvester_hadamard_transform(m):
+    from lowdisp.nn._fastfood import fwht
+
+    x = np.random.default_rng(m).standard_normal((3, m))
+    np.testing.assert_allclose(fwht(x), x @ sla.hadamard(m).T / np.sqrt(m), rtol=0, atol=1e-13)
+    np.testing.assert_allclose(fwht(fwht(x)), x, rtol=0, atol=1e-13)
+    assert fwht(x.astype(np.float32)).dtype == np.float32
+
+
+def test_fastfood_on_the_kronecker_path():
+    layer = lnn.Fastfood(300, dtype=F64, rng=1)  # m = 512: H_512 = H_16 ⊗ H_32
+    assert layer.m == 512
+    f, vjp, point = layer_fn(layer)
+    point["x"] = np.random.default_rng(2).standard_normal((3, 300))
+    check_vjp(f, vjp, point, rng=0, rtol=1e-7)
+    P, m = layer.params(), 512
+    H = sla.hadamard(m) / np.sqrt(m)
+    V = np.diag(P["S"]) @ H @ np.diag(P["G"]) @ np.eye(m)[layer.perm] @ H @ np.diag(P["B"])
+    x = point["x"]
+    np.testing.assert_allclose(layer.forward(x)[0], x @ V[:300, :300].T + P["b"], atol=1e-12)
