@@ -83,8 +83,8 @@ def test_factors_match_explicit_per_example_gradients(reduction):
         G_ref = g.T @ g / x.shape[0]
         at = np.hstack([ins[name], np.ones((x.shape[0], 1))])
         A_ref = at.T @ at / x.shape[0]
-        np.testing.assert_allclose(opt.state[f"{PREFIX}G/{name}"], G_ref, rtol=1e-12, atol=1e-15)
-        np.testing.assert_allclose(opt.state[f"{PREFIX}A/{name}"], A_ref, rtol=1e-12, atol=1e-15)
+        np.testing.assert_allclose(opt._curv[f"{PREFIX}G/{name}"], G_ref, rtol=1e-12, atol=1e-15)
+        np.testing.assert_allclose(opt._curv[f"{PREFIX}A/{name}"], A_ref, rtol=1e-12, atol=1e-15)
         # the per-example weight gradient is rank one: g_i ã_iᵀ
         np.testing.assert_allclose(
             pe[f"{name}.W"], g[:, :, None] * ins[name][:, None, :], rtol=1e-12, atol=1e-15
@@ -96,9 +96,10 @@ def test_factors_are_float64_for_float32_training():
     x, y = _data()
     opt = lnn.EKFAC(lr=0.1)
     before, _ = _one_step(opt, model, x.astype(np.float32), y)
-    for k, v in opt.state.items():
-        if k.startswith(PREFIX + "A/") or k.startswith(PREFIX + "G/"):
-            assert v.dtype == np.float64
+    factors = [k for k in opt._curv if k.startswith((PREFIX + "A/", PREFIX + "G/"))]
+    assert len(factors) == 4
+    for k in factors:
+        assert opt._curv[k].dtype == np.float64
     for k, v in model.params().items():
         assert v.dtype == np.float32 and not np.array_equal(v, before[k])
 
@@ -122,7 +123,7 @@ def test_moving_average_decay_follows_martens_grosse():
         _, dz = loss(z, y)
         _, grads = model.backward(cache, dz)
         opt.step(model.params(), grads)
-        As.append(opt.state[f"{PREFIX}A/fc0"].copy())
+        As.append(opt._curv[f"{PREFIX}A/fc0"].copy())
         np.testing.assert_allclose(As[-1], expect, rtol=1e-12)
 
 
@@ -141,8 +142,8 @@ def test_kfac_step_equals_the_dense_kronecker_solve(style):
     opt = lnn.KFAC(lr=lr, momentum=0.0, damping=lam, damping_style=style)
     before, grads = _one_step(opt, model, x, y)
     for name in ("fc0", "fc1"):
-        A = opt.state[f"{PREFIX}A/{name}"]
-        G = opt.state[f"{PREFIX}G/{name}"]
+        A = opt._curv[f"{PREFIX}A/{name}"]
+        G = opt._curv[f"{PREFIX}G/{name}"]
         dA, dG = A.shape[0], G.shape[0]
         tA, tG = np.trace(A), np.trace(G)
         pi = {
@@ -186,8 +187,8 @@ def test_ekfac_batch_diagonal_is_the_mean_square_of_projected_per_example_gradie
     opt = lnn.EKFAC(lr=lr, momentum=0.0, damping=lam)
     before, grads = _one_step(opt, model, x, y, lnn.SoftmaxCrossEntropy(reduction=reduction))
     for name in ("fc0", "fc1"):
-        UA = opt._derived[f"{PREFIX}UA/{name}"]
-        UG = opt._derived[f"{PREFIX}UG/{name}"]
+        UA = opt._curv[f"{PREFIX}UA/{name}"]
+        UG = opt._curv[f"{PREFIX}UG/{name}"]
         per = np.concatenate([pe[f"{name}.W"], pe[f"{name}.b"][:, :, None]], axis=2)
         proj = np.einsum("og,ioa,ab->igb", UG, per, UA)  # U_Gᵀ ∇_i U_A
         S = (proj**2).mean(axis=0)
@@ -207,13 +208,13 @@ def test_ekfac_running_diagonal_starts_from_the_kfac_eigenvalues():
     x, y = _data()
     opt = lnn.EKFAC(lr=0.1, diag="running", diag_decay=0.5)
     _, grads = _one_step(opt, model, x, y)
-    sA = opt._derived[f"{PREFIX}sA/fc1"]
-    sG = opt._derived[f"{PREFIX}sG/fc1"]
-    UA = opt._derived[f"{PREFIX}UA/fc1"]
-    UG = opt._derived[f"{PREFIX}UG/fc1"]
+    sA = opt._curv[f"{PREFIX}sA/fc1"]
+    sG = opt._curv[f"{PREFIX}sG/fc1"]
+    UA = opt._curv[f"{PREFIX}UA/fc1"]
+    UG = opt._curv[f"{PREFIX}UG/fc1"]
     V = UG.T @ _grad_matrix(grads, "fc1") @ UA
     expect = 0.5 * np.outer(sG, sA) + 0.5 * 16 * V**2
-    np.testing.assert_allclose(opt.state[f"{PREFIX}S/fc1"], expect, rtol=1e-12)
+    np.testing.assert_allclose(opt._curv[f"{PREFIX}S/fc1"], expect, rtol=1e-12)
 
 
 def test_refresh_period_reuses_the_inverses_between_refreshes():
@@ -228,7 +229,7 @@ def test_refresh_period_reuses_the_inverses_between_refreshes():
         _, dz = loss(z, y)
         _, grads = model.backward(cache, dz)
         opt.step(model.params(), grads)
-        seen.append(opt._derived[f"{PREFIX}Ainv/fc0"].copy())
+        seen.append(opt._curv[f"{PREFIX}Ainv/fc0"].copy())
     changed = [not np.array_equal(seen[i], seen[i - 1]) for i in range(1, 7)]
     assert changed == [False, False, True, False, False, True]  # refreshed at steps 3 and 6
 

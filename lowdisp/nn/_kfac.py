@@ -114,8 +114,10 @@ class _KroneckerOptimizer(Optimizer):
         )
         self.momentum = getattr(inner, "momentum", 0.0)
         self.inner.state = self.state  # one dict: the trainer snapshots and rolls it back
-        #: eigenbases / inverses, refreshed every ``refresh`` steps (checkpointed)
-        self._derived: dict[str, np.ndarray] = {}
+        #: the curvature arrays (factor averages, inverses or eigenbases, EKFAC
+        #: diagonal): checkpointed by state_dict(), kept out of ``self.state`` (the
+        #: wrapped optimizer's moments), which the trainer copies before every step
+        self._curv: dict[str, np.ndarray] = {}
         self._cast: dict[str, np.ndarray] = {}
         self._blocks: list[_Block] = []
         self._reduction = "mean"
@@ -162,21 +164,17 @@ class _KroneckerOptimizer(Optimizer):
     # -- state ----------------------------------------------------------------------------
     def state_dict(self) -> dict[str, np.ndarray]:
         out = super().state_dict()
-        out.update(self._derived)
+        out.update(self._curv)
         return out
 
     def load_state_dict(self, state: Mapping[str, np.ndarray]) -> None:
         state = dict(state)
-        derived = {k: state.pop(k) for k in list(state) if self._is_derived(k)}
+        derived = {k: state.pop(k) for k in list(state) if k.startswith(PREFIX)}
         super().load_state_dict(state)
         self.inner.state = self.state
         self.inner.steps = self.steps
-        self._derived = {k: np.array(v, copy=True) for k, v in derived.items()}
+        self._curv = {k: np.array(v, copy=True) for k, v in derived.items()}
         self._cast.clear()
-
-    @staticmethod
-    def _is_derived(key: str) -> bool:
-        return key.startswith(PREFIX) and key.split("/")[1] in _DERIVED
 
     def get_config(self) -> dict[str, Any]:
         if self._own_inner:
@@ -262,39 +260,54 @@ class _KroneckerOptimizer(Optimizer):
         return rec.x, rec.dy, example_scale(self._reduction, B), B
 
     def _update_factors(self, block: _Block, stats: Any, where: str) -> None:
+        """Fold the batch's Gram matrices into the float64 moving averages, in place."""
         x, dy, c, B = stats
-        A = block.input_moment(x)
-        G = block.output_moment(dy, c, B)
-        if not (np.isfinite(A).all() and np.isfinite(G).all()):
+        x2 = block.rows(x)
+        m = max(x2.shape[0], 1)
+        xx = x2.T @ x2  # one SYRK in the training dtype
+        gg = dy.T @ dy
+        # A finite diagonal bounds every entry of a Gram matrix (Cauchy-Schwarz), and a
+        # NaN/Inf input or cotangent entry always reaches the diagonal: O(d) checks.
+        if not (np.isfinite(np.diagonal(xx)).all() and np.isfinite(np.diagonal(gg)).all()):
             raise LowdispError(
                 f"{where}: the curvature statistics of layer {block.name!r} hold NaN/Inf "
                 f"(its input or output gradient is not finite); the step was not taken"
             )
-        kA, kG = f"{PREFIX}A/{block.name}", f"{PREFIX}G/{block.name}"
-        kn = f"{PREFIX}count/{block.name}"
-        count = self.state.get(kn)
+        n = block.name
+        kA, kG, kn = f"{PREFIX}A/{n}", f"{PREFIX}G/{n}", f"{PREFIX}count/{n}"
+        count = self._curv.get(kn)
         if count is None:
-            self.state[kA] = A
-            self.state[kG] = G
-            self.state[kn] = np.array(1, dtype=np.int64)
-            return
+            count = self._curv[kn] = np.array(0, dtype=np.int64)
+            self._curv[kA] = np.zeros((block.a_size, block.a_size))
+            self._curv[kG] = np.zeros((block.d_out, block.d_out))
         count += 1
         rho = min(1.0 - 1.0 / int(count), self.decay)
-        for key, new in ((kA, A), (kG, G)):
-            F = self.state[key]
-            F *= rho
-            F += (1.0 - rho) * new
+        A, G = self._curv[kA], self._curv[kG]
+        w = 1.0 - rho
+        d = block.d_in
+        A *= rho
+        xx *= w / m
+        A[:d, :d] += xx
+        if block.b_path is not None:
+            col = x2.sum(axis=0, dtype=np.float64)
+            col *= w / m
+            A[:d, d] += col
+            A[d, :d] += col
+            A[d, d] += w
+        G *= rho
+        gg *= w * c * c / max(B, 1)
+        G += gg
 
     def _due(self, s: int, block: _Block, derived_key: str) -> tuple[bool, bool]:
         """(update factors, refresh) at step index ``s``."""
-        refresh = s % self.refresh == 0 or derived_key not in self._derived
+        refresh = s % self.refresh == 0 or derived_key not in self._curv
         factors = refresh or s % self.factor_every == 0
         return factors, refresh
 
     def _cast_of(self, key: str, dtype: np.dtype) -> np.ndarray:
         arr = self._cast.get(key)
         if arr is None or arr.dtype != dtype:
-            arr = self._cast[key] = np.ascontiguousarray(self._derived[key], dtype=dtype)
+            arr = self._cast[key] = np.ascontiguousarray(self._curv[key], dtype=dtype)
         return arr
 
     def _missing(self, block: _Block, where: str) -> None:
@@ -312,10 +325,6 @@ class _KroneckerOptimizer(Optimizer):
 
     def _block_step(self, block: _Block, G: np.ndarray, s: int) -> np.ndarray | None:
         raise NotImplementedError
-
-
-#: keys of derived (refreshed) arrays
-_DERIVED = ("Ainv", "Ginv", "UA", "UG", "sA", "sG")
 
 
 @register_optimizer
@@ -407,16 +416,16 @@ class KFAC(_KroneckerOptimizer):
         factors, refresh = self._due(s, block, kAi)
         stats = self._stats(block, where) if factors else None
         if factors and stats is None:
-            if kAi not in self._derived:
+            if kAi not in self._curv:
                 self._missing(block, where)
                 return None
             factors = refresh = False
         if factors:
             self._update_factors(block, stats, where)
         if refresh:
-            A = self.state[f"{PREFIX}A/{block.name}"]
-            Gf = self.state[f"{PREFIX}G/{block.name}"]
-            self._derived[kAi], self._derived[kGi] = kfac_inverses(
+            A = self._curv[f"{PREFIX}A/{block.name}"]
+            Gf = self._curv[f"{PREFIX}G/{block.name}"]
+            self._curv[kAi], self._curv[kGi] = kfac_inverses(
                 A, Gf, self.damping, self.damping_style
             )
             self._cast.pop(kAi, None)
@@ -463,6 +472,9 @@ class EKFAC(_KroneckerOptimizer):
         to ``s_G ⊗ s_A`` at each refresh.
     diag_decay : float
         ``α`` of ``diag="running"`` (0.75, the authors' default).
+    diag_every : int
+        With ``diag="batch"``: re-estimate ``S`` every so many steps (1: every
+        step, as in the paper) and reuse it in between.
 
     Notes
     -----
@@ -502,56 +514,62 @@ class EKFAC(_KroneckerOptimizer):
         *,
         diag: str = "batch",
         diag_decay: float = 0.75,
+        diag_every: int = 1,
         **kw: Any,
     ) -> None:
         super().__init__(lr, **kw)
+        self.diag_every = check_int(diag_every, "diag_every", where="EKFAC", low=1)
         self.diag = check_option(diag, "diag", ("batch", "running"), where="EKFAC")
         self.diag_decay = check_real(
             diag_decay, "diag_decay", where="EKFAC", low=0, high=1, high_open=True
         )
 
     def _config(self) -> dict[str, Any]:
-        return {"diag": self.diag, "diag_decay": self.diag_decay}
+        return {"diag": self.diag, "diag_decay": self.diag_decay, "diag_every": self.diag_every}
 
     def _block_step(self, block: _Block, G: np.ndarray, s: int) -> np.ndarray | None:
         where = "EKFAC.step"
         n = block.name
-        kUA, kUG = f"{PREFIX}UA/{n}", f"{PREFIX}UG/{n}"
+        kUA, kUG, kS = f"{PREFIX}UA/{n}", f"{PREFIX}UG/{n}", f"{PREFIX}S/{n}"
         factors, refresh = self._due(s, block, kUA)
-        stats = self._stats(block, where) if (factors or self.diag == "batch") else None
-        if stats is None and (factors or self.diag == "batch"):
-            if kUA not in self._derived or self.diag == "batch":
+        batch_diag = self.diag == "batch" and (s % self.diag_every == 0 or kS not in self._curv)
+        stats = self._stats(block, where) if (factors or batch_diag) else None
+        if stats is None and (factors or batch_diag):
+            if kUA not in self._curv or kS not in self._curv:
                 self._missing(block, where)
                 return None
-            factors = refresh = False
+            factors = refresh = batch_diag = False
         if factors:
             self._update_factors(block, stats, where)
-        kS = f"{PREFIX}S/{n}"
         if refresh:
-            sA, UA = eigh_clipped(self.state[f"{PREFIX}A/{n}"])
-            sG, UG = eigh_clipped(self.state[f"{PREFIX}G/{n}"])
-            self._derived[kUA], self._derived[kUG] = UA, UG
-            self._derived[f"{PREFIX}sA/{n}"], self._derived[f"{PREFIX}sG/{n}"] = sA, sG
+            sA, UA = eigh_clipped(self._curv[f"{PREFIX}A/{n}"])
+            sG, UG = eigh_clipped(self._curv[f"{PREFIX}G/{n}"])
+            self._curv[kUA], self._curv[kUG] = UA, UG
+            self._curv[f"{PREFIX}sA/{n}"], self._curv[f"{PREFIX}sG/{n}"] = sA, sG
             self._cast.pop(kUA, None)
             self._cast.pop(kUG, None)
             if self.diag == "running":
-                self.state[kS] = np.outer(sG, sA)
+                self._curv[kS] = np.outer(sG, sA)
         dt = G.dtype
         UA = self._cast_of(kUA, dt)
         UG = self._cast_of(kUG, dt)
-        V = UG.T @ G @ UA if block.d_out <= block.a_size else UG.T @ (G @ UA)
-        if self.diag == "batch":
+        if batch_diag:
             x, dy, c, B = stats
-            S = kfe_diag(block, x, dy, c, B, UA, UG)
+            V, S = kfe_project(block, x, dy, c, B, UA, UG)
+            if V is None:  # sequences: the trainer's gradient, rotated
+                V = _rotate_in(G, UA, UG)
+            self._curv[kS] = S
         else:
-            S = self.state[kS]
-            x = block.recorder.x
-            B = n_examples(x) if x is not None else 1
-            c = example_scale(self._reduction, B)
-            a = self.diag_decay
-            Vm = V.astype(np.float64) * (c / B)
-            S *= a
-            S += (1.0 - a) * B * (Vm * Vm)
+            V = _rotate_in(G, UA, UG)
+            S = self._curv[kS]
+            if self.diag == "running":
+                x = block.recorder.x
+                B = n_examples(x) if x is not None else 1
+                c = example_scale(self._reduction, B)
+                a = self.diag_decay
+                Vm = V.astype(np.float64) * (c / B)
+                S *= a
+                S += (1.0 - a) * B * (Vm * Vm)
         if not np.isfinite(S).all():
             raise LowdispError(
                 f"{where}: the EKFAC diagonal of layer {n!r} holds NaN/Inf; the step was not taken"
@@ -560,6 +578,41 @@ class EKFAC(_KroneckerOptimizer):
         if block.d_out <= block.a_size:
             return (UG @ V) @ UA.T
         return UG @ (V @ UA.T)
+
+
+def _rotate_in(G: np.ndarray, UA: np.ndarray, UG: np.ndarray) -> np.ndarray:
+    """``U_Gᵀ G U_A`` in the cheaper association."""
+    if G.shape[0] <= G.shape[1]:
+        return (UG.T @ G) @ UA
+    return UG.T @ (G @ UA)
+
+
+def kfe_project(
+    block: _Block,
+    x: np.ndarray,
+    dy: np.ndarray,
+    c: float,
+    B: int,
+    UA: np.ndarray,
+    UG: np.ndarray,
+) -> tuple[np.ndarray | None, np.ndarray]:
+    """The batch gradient in the eigenbasis and EKFAC's diagonal (private).
+
+    For ``(B, d)`` inputs: ``V = (dy U_G)ᵀ(ã U_A)`` (equal to ``U_Gᵀ ∇W̃ U_A``) and
+    ``S = c²/B · ((dy U_G)∘²)ᵀ((ã U_A)∘²)`` (the rank-one trick), from the same
+    two projections. For sequences ``V`` is ``None`` and ``S`` comes from
+    :func:`kfe_diag`.
+    """
+    if x.ndim > 2:
+        return None, kfe_diag(block, x, dy, c, B, UA, UG)
+    XU = block.project_inputs(x, UA)
+    GU = dy @ UG
+    V = GU.T @ XU
+    np.square(XU, out=XU)
+    np.square(GU, out=GU)
+    S = np.asarray(GU.T @ XU, dtype=np.float64)
+    S *= c * c / B
+    return V, S
 
 
 def kfe_diag(

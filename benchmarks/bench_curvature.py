@@ -1,0 +1,247 @@
+"""Benchmark of the KFAC/EKFAC optimizers against SGD with momentum.
+
+``python benchmarks/bench_curvature.py [--quick] [--repeats N] [--json PATH]``
+
+Time of one amortised training step (``Trainer.train_step``: batch, forward,
+backward, curvature, update) with KFAC and EKFAC against one SGD-with-momentum
+step, on the MLP 784-256-256-10 (softmax cross-entropy) and the deep
+autoencoder 784-1000-500-250-30 (mirrored, sigmoid, binary cross-entropy), at
+batch 128 and 512, with the eigenbases/inverses refreshed every 20 and every
+100 steps. A block of ``refresh`` steps is timed (so exactly one refresh
+falls into it) and divided by ``refresh``; blocks of the optimizers are
+interleaved and repeated, and the median is reported. float32 training, one
+BLAS thread (threadpoolctl), synthetic inputs.
+
+When ``torch`` and ``nngeometry`` are importable (optional:
+``pip install torch`` then ``pip install --no-deps nngeometry``), the same
+EKFAC factors, diagonal and preconditioning are timed with nngeometry on the
+MLP (PyTorch CPU, one thread): ``FIM(..., PMatEKFAC)`` on the batch (exact
+Fisher, as nngeometry does by default), ``update_diag`` and ``solvePVec``,
+plus a torch SGD step, and reported as the ratio to its own SGD step.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+
+import numpy as np
+
+ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
+sys.path.insert(0, ROOT)
+
+import lowdisp.nn as lnn  # noqa: E402
+
+
+def _mlp(sizes, act, dtype, rng):
+    layers = {}
+    for i in range(len(sizes) - 1):
+        layers[f"fc{i}"] = lnn.Dense(sizes[i], sizes[i + 1], dtype=dtype, rng=rng)
+        if i < len(sizes) - 2:
+            layers[f"act{i}"] = lnn.Activation(act, dtype=dtype)
+    return lnn.Sequential(layers)
+
+
+def _setup(net, n=4096, seed=0):
+    rng = np.random.default_rng(seed)
+    x = rng.random((n, 784)).astype(np.float32)
+    if net == "mlp":
+        y = rng.integers(0, 10, n)
+        task = lnn.array_task(x, y, x[:10], y[:10], flat=True, name="synthetic784")
+        sizes, act = (784, 256, 256, 10), "relu"
+    else:
+        task = lnn.array_task(
+            x,
+            (x > 0.5).astype(np.float32),
+            x[:10],
+            (x[:10] > 0.5).astype(np.float32),
+            flat=True,
+            name="synthetic_ae",
+            loss="binary_cross_entropy",
+        )
+        sizes, act = (784, 1000, 500, 250, 30, 250, 500, 1000, 784), "sigmoid"
+    return task, sizes, act
+
+
+def _make(opt_name, refresh, lr=1e-3):
+    if opt_name == "sgd":
+        return lnn.SGD(lr, momentum=0.9)
+    if opt_name == "kfac":
+        return lnn.KFAC(lr, refresh=refresh)
+    if opt_name == "kfac_f10":
+        return lnn.KFAC(lr, refresh=refresh, factor_every=10)
+    if opt_name == "ekfac":
+        return lnn.EKFAC(lr, refresh=refresh)
+    if opt_name == "ekfac_running":
+        return lnn.EKFAC(lr, refresh=refresh, diag="running", factor_every=10)
+    if opt_name == "ekfac_f10":
+        return lnn.EKFAC(lr, refresh=refresh, factor_every=10)
+    raise ValueError(opt_name)
+
+
+def bench_case(net, batch, refresh, opts, repeats):
+    task, sizes, act = _setup(net)
+    trainers = {}
+    for name in opts:
+        model = _mlp(sizes, act, np.float32, np.random.default_rng(1))
+        loss = task.loss()
+        trainers[name] = lnn.Trainer(
+            model, loss, _make(name, refresh), task, batch_size=batch, rng=0, threads=1
+        )
+    from lowdisp._config import blas_threads
+
+    times = {name: [] for name in opts}
+    with blas_threads(1):
+        for tr in trainers.values():  # warm-up: first refresh, allocations
+            for _ in range(3):
+                tr.train_step()
+        for _ in range(repeats):
+            for name, tr in trainers.items():
+                # align to a refresh boundary so the block holds exactly one refresh
+                t0 = time.perf_counter()
+                for _ in range(refresh):
+                    tr.train_step()
+                times[name].append((time.perf_counter() - t0) / refresh)
+    med = {k: statistics.median(v) for k, v in times.items()}
+    return {
+        "net": net,
+        "batch": batch,
+        "refresh": refresh,
+        "ms_per_step": {k: 1e3 * v for k, v in med.items()},
+        "ratio_to_sgd": {k: v / med["sgd"] for k, v in med.items()},
+        "samples_ms": {k: [1e3 * t for t in v] for k, v in times.items()},
+    }
+
+
+def bench_nngeometry(batch, repeats):
+    try:
+        import torch
+        from nngeometry.layercollection import LayerCollection
+        from nngeometry.metrics import FIM
+        from nngeometry.object import PMatEKFAC, PVector
+    except Exception as exc:  # optional peer
+        return {"skipped": f"torch/nngeometry not importable ({type(exc).__name__}: {exc})"}
+    torch.set_num_threads(1)
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(
+        torch.nn.Linear(784, 256),
+        torch.nn.ReLU(),
+        torch.nn.Linear(256, 256),
+        torch.nn.ReLU(),
+        torch.nn.Linear(256, 10),
+    )
+    x = torch.rand(batch, 784)
+    y = torch.randint(0, 10, (batch,))
+    ds = torch.utils.data.TensorDataset(x, y)
+    loader = torch.utils.data.DataLoader(ds, batch_size=batch)
+    opt = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9)
+    lc = LayerCollection.from_model(model)
+
+    def sgd_step():
+        opt.zero_grad()
+        torch.nn.functional.cross_entropy(model(x), y).backward()
+        opt.step()
+
+    def ekfac_step(refresh_now):
+        nonlocal F
+        if refresh_now or F is None:
+            F = FIM(
+                model=model,
+                loader=loader,
+                representation=PMatEKFAC,
+                n_output=10,
+                variant="classif_logits",
+                device="cpu",
+                layer_collection=lc,
+            )
+        F.update_diag(loader)
+        opt.zero_grad()
+        torch.nn.functional.cross_entropy(model(x), y).backward()
+        g = PVector.from_model_grad(model, layer_collection=lc)
+        d = F.solvePVec(g, regul=1e-3)
+        for p, v in zip(
+            model.parameters(),
+            d.get_flat_representation().split([p.numel() for p in model.parameters()]),
+            strict=False,
+        ):
+            p.grad.copy_(v.view_as(p))
+        opt.step()
+
+    F = None
+    sgd, ek = [], []
+    for _ in range(2):
+        sgd_step()
+        ekfac_step(True)
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        for _ in range(10):
+            sgd_step()
+        sgd.append((time.perf_counter() - t0) / 10)
+        t0 = time.perf_counter()
+        ekfac_step(True)
+        ek.append(time.perf_counter() - t0)
+    s, e = statistics.median(sgd), statistics.median(ek)
+    return {
+        "torch": torch.__version__,
+        "batch": batch,
+        "sgd_ms": 1e3 * s,
+        "ekfac_refresh_every_step_ms": 1e3 * e,
+        "ratio_to_sgd": e / s,
+    }
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(prog="bench_curvature.py")
+    p.add_argument("--quick", action="store_true", help="MLP, batch 512, refresh 100 only")
+    p.add_argument("--repeats", type=int, default=5)
+    p.add_argument("--json", default=None, help="write the results here")
+    p.add_argument("--no-peer", action="store_true", help="skip nngeometry")
+    args = p.parse_args(argv)
+    opts = ("sgd", "kfac", "kfac_f10", "ekfac", "ekfac_f10", "ekfac_running")
+    if args.quick:
+        cases = [("mlp", 512, 100)]
+    else:
+        cases = [(n, b, r) for n in ("mlp", "autoencoder") for b in (128, 512) for r in (20, 100)]
+    results = {
+        "machine": {
+            "python": platform.python_version(),
+            "numpy": np.__version__,
+            "threads": 1,
+            "loadavg": os.getloadavg(),
+        },
+        "cases": [],
+    }
+    for net, batch, refresh in cases:
+        r = bench_case(net, batch, refresh, opts, args.repeats)
+        results["cases"].append(r)
+        ms = r["ms_per_step"]
+        print(
+            f"{net:12s} batch {batch:4d} refresh {refresh:3d}: "
+            + "  ".join(f"{k} {ms[k]:.2f} ms ({r['ratio_to_sgd'][k]:.2f}x)" for k in opts),
+            flush=True,
+        )
+    if not args.no_peer:
+        peer = bench_nngeometry(512, args.repeats)
+        results["nngeometry"] = peer
+        if "skipped" in peer:
+            print(f"nngeometry: {peer['skipped']}")
+        else:
+            print(
+                f"nngeometry (torch {peer['torch']}, batch 512, 1 thread): SGD step "
+                f"{peer['sgd_ms']:.2f} ms, EKFAC step with refresh "
+                f"{peer['ekfac_refresh_every_step_ms']:.1f} ms "
+                f"({peer['ratio_to_sgd']:.0f}x its SGD step)"
+            )
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(results, f, indent=1)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
