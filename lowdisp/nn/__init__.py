@@ -23,6 +23,13 @@ from lowdisp.nn._checkpoint import Checkpoint, load, read_checkpoint, save
 from lowdisp.nn._curvature import CurvatureWarning, example_scale
 from lowdisp.nn._diagonal_circulant import DiagonalCirculant
 from lowdisp.nn._fastfood import Fastfood
+from lowdisp.nn._fisher import (
+    DenseFisher,
+    DiagonalFisher,
+    EKFACFisher,
+    KFACFisher,
+    fisher_matrix,
+)
 from lowdisp.nn._history import History
 from lowdisp.nn._kfac import EKFAC, KFAC
 from lowdisp.nn._layers import (
@@ -97,13 +104,17 @@ __all__ = [
     "Checkpoint",
     "CurvatureWarning",
     "Dense",
+    "DenseFisher",
     "DiagonalCirculant",
+    "DiagonalFisher",
     "Dropout",
+    "EKFACFisher",
     "EarlyStopping",
     "Embedding",
     "Fastfood",
     "GRUCell",
     "History",
+    "KFACFisher",
     "LSTMCell",
     "Layer",
     "Loss",
@@ -142,6 +153,7 @@ __all__ = [
     "digits",
     "example_scale",
     "exponential_schedule",
+    "fisher_matrix",
     "global_norm",
     "load",
     "make_cell",
