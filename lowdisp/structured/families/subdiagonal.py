@@ -106,8 +106,8 @@ class _SDPlan:
                 suf[:-1] = np.cumprod(a[::-1])[::-1]
                 pre[1:] = np.cumprod(a)
             self.calpha, self.cbeta = fa * suf, pre
-            m, e = prod_pow2(a)
-            with np.errstate(over="ignore", under="ignore"):
+            with np.errstate(all="ignore"):  # non-finite entries: ac is NaN, "linear"
+                m, e = prod_pow2(a)
                 ac = complex(fa) * complex(m) * np.ldexp(1.0, e) if e < 2000 else np.inf
             if np.isfinite(ac) and abs(ac) <= 1:
                 self.mode = "fused" if n == N and self.levels else "cyclic"
@@ -586,7 +586,7 @@ def _sd_vjp_core(a, fa, b, fb, G, H, X, dY, dtype):
     ``dG0 = J K(Ã, J dY) c^T``, ``dH0 = J K(B̃, J X) z^T`` (reversed operators),
     which reuse the coefficient spectra of ``c`` and ``z`` and, for real data
     and ``n`` a power of two, the data spectra of the transpose multiplies
-    (see ``_sd_mirror_spectra``). About 2.7x the product.
+    (see ``_sd_mirror_spectra``). 2.8-3x the product (n = 4096, batch 64).
     """
     m, n = G.shape[0], H.shape[0]
     k, r = X.shape[1], G.shape[1]
@@ -654,8 +654,8 @@ def subdiag_vjp(
     superdiagonal ``A^T = J Ã J`` (``Ã`` = reversed subdiagonal, same corner),
     so the same divide-and-conquer kernels apply after flips; ``da`` and
     ``db`` by the diagonal-similarity identity (see ``_sd_param_grad``) plus
-    the derivative of ``s = 1/(1 - alpha beta)``. About 2.7x the product's
-    time (the flipped products reuse its transforms). Corners are fixed scalars.
+    the derivative of ``s = 1/(1 - alpha beta)``. 2.8-3x the product's time
+    (the flipped products reuse its transforms). Corners are fixed scalars.
 
     Examples
     --------
