@@ -76,6 +76,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--torch", action="store_true", help="also the SHL step against torch-structured"
     )
+    parser.add_argument(
+        "--clock",
+        choices=("wall", "cpu"),
+        default="wall",
+        help="wall time, or this process's CPU time (robust on a shared, loaded machine)",
+    )
     parser.add_argument("--skip-layers", action="store_true", help="only the torch table")
     parser.add_argument("--results", default=None, help="directory for the results file")
     parser.add_argument("--no-save", action="store_true")
@@ -168,7 +174,9 @@ def shl_step_torch(structure: str, n: int, batch: int, dtype: Any) -> Callable[[
     return step
 
 
-def _time(cases: list[tuple[tuple, Callable[[], None]]], rounds: int, max_step: float):
+def _time(
+    cases: list[tuple[tuple, Callable[[], None]]], rounds: int, max_step: float, clock: str = "wall"
+):
     """Medians (ms) of interleaved rounds; a case whose warm-up step exceeds max_step is skipped."""
     kept = []
     for key, fn in cases:
@@ -184,11 +192,12 @@ def _time(cases: list[tuple[tuple, Callable[[], None]]], rounds: int, max_step: 
             continue
         kept.append((key, fn))
     samples: dict[tuple, list[float]] = {key: [] for key, _ in kept}
+    now = time.process_time if clock == "cpu" else time.perf_counter
     for _ in range(rounds):
         for key, fn in kept:
-            t0 = time.perf_counter()
+            t0 = now()
             fn()
-            samples[key].append(time.perf_counter() - t0)
+            samples[key].append(now() - t0)
     return {k: float(np.median(v)) * 1e3 for k, v in samples.items()}
 
 
@@ -206,14 +215,15 @@ def run(args: argparse.Namespace) -> int:
         with blas_threads(1):
             out.append(
                 f"# bench_layers: one training step (forward, backward with dx, SGD momentum), "
-                f"{dtype.name}, {rounds} interleaved rounds, medians; threads: {thread_count()}"
+                f"{dtype.name}, {rounds} interleaved rounds, medians of {args.clock} time; "
+                f"threads: {thread_count()}"
             )
             cases = []
             for n in sizes:
                 for b in batches:
                     for s in ["dense", *structures]:
                         cases.append(((n, b, s), layer_step(s, n, b, dtype)))
-            med = _time(cases, rounds, args.max_step)
+            med = _time(cases, rounds, args.max_step, args.clock)
         rows = []
         for (n, b, s), ms in med.items():
             dense = med.get((n, b, "dense"), float("nan"))
@@ -248,7 +258,7 @@ def _torch_table(args, sizes, batches, structures, dtype, rounds) -> str:
                     mine = "dense" if s == "unconstrained" else s
                     cases.append(((n, b, s, "lowdisp"), shl_step_lowdisp(mine, n, b, dtype)))
                     cases.append(((n, b, s, "torch"), shl_step_torch(s, n, b, dtype)))
-        med = _time(cases, rounds, args.max_step)
+        med = _time(cases, rounds, args.max_step, args.clock)
     rows = []
     for n in sizes:
         for b in batches:
