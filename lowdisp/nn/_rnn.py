@@ -484,6 +484,10 @@ class _BlockGrads:
         self.first = 1 if zero_h0 else 0
         self.U = cell._params["U"]
         self.tokens = x.dtype.kind in "iu"
+        # curvature statistics (lowdisp.nn._curvature): Σ_t δ_tᵀδ_t block by block
+        self.stats = getattr(cell, "_stats", None)
+        if self.stats is not None:
+            self.stats.begin(x, H)
         self.dW = np.zeros((N, N), dtype=dt)
         self.tmpW = np.empty((N, N), dtype=dt)
         if self.tokens:
@@ -499,6 +503,8 @@ class _BlockGrads:
         N = self.N
         hi = lo + D.shape[0]
         D2 = D.reshape(-1, N)
+        if self.stats is not None:
+            self.stats.add(D2)
         s = max(lo, self.first)
         if s < hi:
             Db = D[s - lo :].reshape(-1, N)
