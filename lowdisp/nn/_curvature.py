@@ -115,17 +115,58 @@ class _Recorder:
         return _Recorder()
 
 
+class _SequenceRecorder:
+    """Statistics of an Elman cell's BPTT (private): the rows ``[x_t, h_{t-1}]``
+    ``(T, B, d + N)`` and ``Σ_t δ_tᵀ δ_t`` accumulated block by block by the cell's
+    backward pass (``begin(x, H)``, then ``add(D)`` per block of deltas)."""
+
+    __slots__ = ("active", "dy", "gg", "x")
+
+    def __init__(self) -> None:
+        self.active = True
+        self.x: np.ndarray | None = None
+        self.dy = None
+        self.gg: np.ndarray | None = None
+
+    def begin(self, x: np.ndarray, H: np.ndarray) -> None:
+        if not self.active:
+            return
+        if x.dtype.kind in "iu":  # token input: no dense input factor
+            self.clear()
+            return
+        self.x = np.concatenate([x, H[:-1]], axis=2)
+        self.gg = np.zeros((H.shape[2], H.shape[2]), dtype=H.dtype)
+
+    def add(self, D: np.ndarray) -> None:
+        if self.gg is not None:
+            self.gg += D.T @ D
+
+    def clear(self) -> None:
+        self.x = None
+        self.gg = None
+
+    def __deepcopy__(self, memo: dict) -> _SequenceRecorder:
+        return _SequenceRecorder()
+
+
 @dataclass(eq=False)
 class _Block:
     """One Kronecker block: a dense layer and its parameter paths (private)."""
 
     name: str
     layer: Any
-    w_path: str
+    w_paths: tuple[str, ...]
+    cols: tuple[int, ...]
     b_path: str | None
     d_in: int
     d_out: int
-    recorder: _Recorder
+    recorder: Any
+    #: "dense" (a Dense layer) or "rnn" (the matrices [U, W] and bias b of an Elman cell)
+    kind: str = "dense"
+
+    @property
+    def w_path(self) -> str:
+        return self.w_paths[0]
 
     @property
     def a_size(self) -> int:
@@ -133,7 +174,7 @@ class _Block:
 
     @property
     def paths(self) -> tuple[str, ...]:
-        return (self.w_path,) if self.b_path is None else (self.w_path, self.b_path)
+        return self.w_paths + (() if self.b_path is None else (self.b_path,))
 
     # -- statistics ----------------------------------------------------------
     def rows(self, x: np.ndarray) -> np.ndarray:
@@ -180,20 +221,29 @@ class _Block:
 
     # -- gradients -------------------------------------------------------------
     def grad_matrix(self, grads: dict) -> np.ndarray | None:
-        """``[∇W, ∇b]`` ``(d_out, a_size)``, or ``None`` if the block has no gradient."""
-        gw = grads.get(self.w_path)
-        if gw is None:
+        """``[∇W, ∇b]`` (``[∇U, ∇W, ∇b]`` for a cell) ``(d_out, a_size)``, or ``None``
+        if the block has no gradient."""
+        gws = [grads.get(p) for p in self.w_paths]
+        if any(g is None for g in gws):
             return None
-        if self.b_path is None:
-            return gw
-        gb = grads.get(self.b_path)
-        out = np.empty((self.d_out, self.a_size), dtype=gw.dtype)
-        out[:, : self.d_in] = gw
-        out[:, self.d_in] = 0 if gb is None else gb
+        if self.b_path is None and len(gws) == 1:
+            return gws[0]
+        out = np.empty((self.d_out, self.a_size), dtype=gws[0].dtype)
+        i = 0
+        for g, n in zip(gws, self.cols, strict=True):
+            out[:, i : i + n] = g
+            i += n
+        if self.b_path is not None:
+            gb = grads.get(self.b_path)
+            out[:, self.d_in] = 0 if gb is None else gb
         return out
 
     def split(self, D: np.ndarray) -> dict[str, np.ndarray]:
-        out = {self.w_path: np.ascontiguousarray(D[:, : self.d_in])}
+        out = {}
+        i = 0
+        for p, n in zip(self.w_paths, self.cols, strict=True):
+            out[p] = np.ascontiguousarray(D[:, i : i + n])
+            i += n
         if self.b_path is not None:
             out[self.b_path] = D[:, self.d_in].copy()
         return out
@@ -217,6 +267,7 @@ def find_blocks(
     path).
     """
     from lowdisp.nn._layers import Dense, Sequential
+    from lowdisp.nn._rnn import RNN, RNNCell
 
     pats = list(exclude)
     blocks: list[_Block] = []
@@ -245,11 +296,34 @@ def find_blocks(
                 _Block(
                     name=prefix[:-1] or "(model)",
                     layer=layer,
-                    w_path=w,
+                    w_paths=(w,),
+                    cols=(layer.in_features,),
                     b_path=b,
                     d_in=layer.in_features,
                     d_out=layer.out_features,
                     recorder=_Recorder(),
+                )
+            )
+            return
+        cell = getattr(layer, "cell", None)
+        if isinstance(layer, RNN) and _dense_elman(cell, RNNCell):
+            c = f"{prefix}cell."
+            mine = [f"{c}U", f"{c}W", f"{c}b"]
+            if any(is_excluded(p) for p in mine):
+                excluded.extend(mine)
+                return
+            N = cell.hidden_size
+            blocks.append(
+                _Block(
+                    name=prefix[:-1] or "(model)",
+                    layer=cell,
+                    w_paths=(f"{c}U", f"{c}W"),
+                    cols=(cell.input_size, N),
+                    b_path=f"{c}b",
+                    d_in=cell.input_size + N,
+                    d_out=N,
+                    recorder=_SequenceRecorder(),
+                    kind="rnn",
                 )
             )
             return
@@ -258,6 +332,17 @@ def find_blocks(
 
     walk(model, "")
     return blocks, unsupported, excluded
+
+
+def _dense_elman(cell: Any, cls: type) -> bool:
+    """An Elman cell with a plain dense recurrent matrix ``W`` (KFAC-expand applies)."""
+    return (
+        isinstance(cell, cls)
+        and type(getattr(cell, "weight", None)).__name__ == "_DenseWeight"
+        and not cell.is_complex
+        and cell.activation in ("tanh", "relu")
+        and set(cell.params()) == {"U", "W", "b"}
+    )
 
 
 def attach(blocks: list[_Block]) -> None:
@@ -278,7 +363,8 @@ def warn_unsupported(unsupported: list[str], where: str, what: str) -> None:
     if unsupported:
         warnings.warn(
             f"{where}: no curvature rule for parameter(s) "
-            f"{', '.join(map(repr, unsupported))} (only Dense layers have one); "
+            f"{', '.join(map(repr, unsupported))} (only Dense layers and dense tanh/ReLU "
+            f"RNN cells have one); "
             f"{what}. Pass exclude=[...] patterns to silence this for chosen parameters.",
             CurvatureWarning,
             stacklevel=3,

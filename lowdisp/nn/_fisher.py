@@ -156,7 +156,11 @@ class _Collector:
         self.flavour = flavour
         self.trials = trials
         self.rng = rng
-        self.blocks, self.unsupported, _ = find_blocks(model, exclude)
+        blocks, self.unsupported, _ = find_blocks(model, exclude)
+        self.blocks = [b for b in blocks if b.kind == "dense"]  # flat models: Dense layers
+        for b in blocks:
+            if b.kind != "dense":
+                self.unsupported.extend(b.paths)
         if not self.blocks:
             raise ValueError(f"{self.where}: the model has no Dense layer with a curvature rule")
 

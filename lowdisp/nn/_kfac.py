@@ -254,7 +254,7 @@ class _KroneckerOptimizer(Optimizer):
 
     def _stats(self, block: _Block, where: str) -> tuple[np.ndarray, np.ndarray, float, int] | None:
         rec = block.recorder
-        if rec.x is None or rec.dy is None:
+        if rec.x is None or (rec.dy is None and getattr(rec, "gg", None) is None):
             return None
         B = n_examples(rec.x)
         return rec.x, rec.dy, example_scale(self._reduction, B), B
@@ -265,7 +265,8 @@ class _KroneckerOptimizer(Optimizer):
         x2 = block.rows(x)
         m = max(x2.shape[0], 1)
         xx = x2.T @ x2  # one SYRK in the training dtype
-        gg = dy.T @ dy
+        # a cell's Σ_t δ_tᵀδ_t was accumulated by its BPTT (KFAC-expand)
+        gg = dy.T @ dy if dy is not None else block.recorder.gg
         # A finite diagonal bounds every entry of a Gram matrix (Cauchy-Schwarz), and a
         # NaN/Inf input or cotangent entry always reaches the diagonal: O(d) checks.
         if not (np.isfinite(np.diagonal(xx)).all() and np.isfinite(np.diagonal(gg)).all()):
@@ -532,7 +533,9 @@ class EKFAC(_KroneckerOptimizer):
         n = block.name
         kUA, kUG, kS = f"{PREFIX}UA/{n}", f"{PREFIX}UG/{n}", f"{PREFIX}S/{n}"
         factors, refresh = self._due(s, block, kUA)
-        batch_diag = self.diag == "batch" and (s % self.diag_every == 0 or kS not in self._curv)
+        # cells have no per-example gradients: their diagonal is always the running one
+        running = self.diag == "running" or block.kind == "rnn"
+        batch_diag = not running and (s % self.diag_every == 0 or kS not in self._curv)
         stats = self._stats(block, where) if (factors or batch_diag) else None
         if stats is None and (factors or batch_diag):
             if kUA not in self._curv or kS not in self._curv:
@@ -548,7 +551,7 @@ class EKFAC(_KroneckerOptimizer):
             self._curv[f"{PREFIX}sA/{n}"], self._curv[f"{PREFIX}sG/{n}"] = sA, sG
             self._cast.pop(kUA, None)
             self._cast.pop(kUG, None)
-            if self.diag == "running":
+            if running:
                 self._curv[kS] = np.outer(sG, sA)
         dt = G.dtype
         UA = self._cast_of(kUA, dt)
@@ -562,7 +565,7 @@ class EKFAC(_KroneckerOptimizer):
         else:
             V = _rotate_in(G, UA, UG)
             S = self._curv[kS]
-            if self.diag == "running":
+            if running:
                 x = block.recorder.x
                 B = n_examples(x) if x is not None else 1
                 c = example_scale(self._reduction, B)
