@@ -376,8 +376,20 @@ class KFAC(_KroneckerOptimizer):
     Inverses come from ``eigh`` with negative eigenvalues clipped to 0. Cost
     per step and layer: the two Gram matrices (when due) and two GEMMs
     ``d_out²·(d_in+1) + d_out·(d_in+1)²``; every ``refresh`` steps two
-    ``eigh``. Parameters of layers without a rule (not :class:`Dense`)
-    get the plain step, reported once by a :class:`CurvatureWarning`.
+    ``eigh``. Parameters of layers without a rule get the plain step,
+    reported once by a :class:`CurvatureWarning`.
+
+    Rules: :class:`Dense` layers, and dense tanh/ReLU :class:`RNNCell` s
+    inside an :class:`RNN` by KFAC-expand (Eschenhagen et al. 2023): one
+    block over ``[U, W, b]`` acting on ``[x_t; h_{t-1}; 1]``, ``A`` averaged
+    over steps and sequences, ``G = (1/B) Σ_{n,t} g gᵀ`` from the BPTT deltas.
+    Orthogonal and structured maps keep the wrapped optimizer's step.
+
+    The curvature arrays are part of :meth:`state_dict` (checkpoints resume
+    bit for bit) but not of ``optimizer.state`` (the wrapped optimizer's
+    moments), which the trainer copies before every step: after a step the
+    trainer rolls back on divergence, the factor averages keep that step's
+    (finite) statistics.
 
     References
     ----------

@@ -319,7 +319,10 @@ class Dense(Layer):
     -----
     Any leading axes are flattened into one GEMM, so a readout over a whole
     sequence ``(T, B, n)`` is a single product. Backward:
-    ``dx = dy W``, ``dW = dyᵀ x``, ``db = Σ dy``.
+    ``dx = dy W``, ``dW = dyᵀ x``, ``db = Σ dy``. When a curvature recorder is
+    attached (``KFAC``, ``EKFAC``, :func:`lowdisp.nn.fisher_matrix`), the
+    backward pass also hands it the input and the output cotangent rows, the
+    per-example statistics ``(ã, g)`` of the rank-one per-example gradients.
 
     Examples
     --------
