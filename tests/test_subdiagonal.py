@@ -160,6 +160,26 @@ def test_decaying_subdiagonal_n2048_dense_oracle(rng, fa, fb, dtype):
     assert rel_err(x, M.T @ X) < (1e-4 if dtype == np.float32 else 1e-10)
 
 
+def test_parameter_cache_follows_in_place_changes(rng):
+    """The parameter-side cache (plans, leaf rows, spectra of G and H) is keyed by the
+    parameters' bytes: a warm call equals a cold one bitwise, an in-place change of
+    ``a`` or ``G`` is seen (dense oracle), and the cache stays within its byte budget."""
+    n, r = 2048, 2
+    a = np.exp(rng.normal(-0.05, 0.05, n - 1))
+    b = np.exp(rng.normal(-0.05, 0.05, n - 1))
+    G, H, X = rng.standard_normal((n, r)), rng.standard_normal((n, r)), rng.standard_normal((n, 3))
+    sd._SD_CACHE.clear()
+    cold = sd.subdiag_matmat(a, 0.5, b, -0.5, G, H, X)
+    assert len(sd._SD_CACHE) > 0
+    np.testing.assert_array_equal(sd.subdiag_matmat(a, 0.5, b, -0.5, G, H, X), cold)
+    a *= 0.99
+    G[5, 1] += 1.0
+    M = sd._sd_dense(a, 0.5, b, -0.5, G, H, np.dtype(np.float64))[0]
+    assert rel_err(sd.subdiag_matmat(a, 0.5, b, -0.5, G, H, X), M @ X) < 1e-10
+    assert rel_err(sd.subdiag_rmatmat(a, 0.5, b, -0.5, G, H, X), M.T @ X) < 1e-10
+    assert sum(v[1] for v in sd._SD_CACHE.values()) <= sd._SD_CACHE_BYTES
+
+
 @pytest.mark.slow
 def test_decaying_subdiagonal_n4096_stays_accurate(rng):
     """Entries exp(N(-0.05, 0.05^2)): P spans ~90 decades; the cumulative-product

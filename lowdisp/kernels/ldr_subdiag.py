@@ -16,6 +16,8 @@ import numpy as np
 from numba import njit
 
 __all__ = [
+    "sd_half_add",
+    "sd_half_fill",
     "sd_km_contract",
     "sd_kt_contract",
     "sd_kt_contract2",
@@ -177,3 +179,34 @@ def sd_kt_contract2(V1, U1, V2, U2, out):  # pragma: no cover - jitted
             o = out[v, u]
             for f in range(q):
                 o[f] = x1[f] * y1[f] + x2[f] * y2[f]
+
+
+@njit(cache=True, nogil=True)
+def sd_half_fill(U, beta, buf):  # pragma: no cover - jitted
+    """``buf[u, b, :h] = U[u, b, h:] beta[b]``, ``buf[u, b, h:] = 0``: the weighted second
+    halves of the blocks, zero padded (``U``, ``buf`` (nu, nb, s); ``beta`` (nb, h))."""
+    nu, nb, s = buf.shape
+    h = s // 2
+    for u in range(nu):
+        for b in range(nb):
+            x = U[u, b]
+            w = beta[b]
+            z = buf[u, b]
+            for t in range(h):
+                z[t] = x[h + t] * w[t]
+            for t in range(h, s):
+                z[t] = 0
+
+
+@njit(cache=True, nogil=True)
+def sd_half_add(R, beta, Y):  # pragma: no cover - jitted
+    """``Y[o, b, h:] += R[o, b, h:] beta[b]`` (``R``, ``Y`` (no, nb, s); ``beta`` (nb, h))."""
+    no, nb, s = Y.shape
+    h = s // 2
+    for o in range(no):
+        for b in range(nb):
+            x = R[o, b]
+            w = beta[b]
+            z = Y[o, b]
+            for t in range(h):
+                z[h + t] += x[h + t] * w[t]

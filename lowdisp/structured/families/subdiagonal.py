@@ -16,6 +16,8 @@ stable Stein scan and one GEMM.
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
 from typing import Any
 
 import numpy as np
@@ -174,15 +176,17 @@ class _SDKrylovT:
     def __call__(self, U: np.ndarray, keep: dict | None = None) -> np.ndarray:
         """``U`` (nu, N) rows; ``keep``, if given, receives the data spectra by level size
         (and the corner's under ``"c"``). Returns (nv, nu, N)."""
-        from lowdisp.kernels.ldr_subdiag import sd_kt_contract, sd_kt_contract2
+        from lowdisp.kernels.ldr_subdiag import sd_half_fill, sd_kt_contract, sd_kt_contract2
 
         p, nv, nu = self.p, self.nv, U.shape[0]
         N, s0, n, mode = p.N, p.s0, p.n, p.mode
+        U = np.ascontiguousarray(U, p.dtype)
         T = None
-        for (s, h, nb, _, beta), Vh in zip(reversed(p.levels), reversed(self.Vh)):
-            buf = np.zeros((nu, nb, s), U.dtype)
-            np.multiply(U.reshape(nu, nb, s)[:, :, h:], beta, out=buf[:, :, :h])
-            Uh = p.fft(buf, s)
+        buf = np.empty((nu, N), p.dtype)
+        for (s, _, nb, _, beta), Vh in zip(reversed(p.levels), reversed(self.Vh)):
+            bufs = buf.reshape(nu, nb, s)
+            sd_half_fill(U.reshape(nu, nb, s), beta, bufs)
+            Uh = p.fft(bufs, s)
             if keep is not None:
                 keep[s] = Uh
             Th = np.empty((nv, nu, Uh.shape[-1]), Uh.dtype)
@@ -256,7 +260,7 @@ class _SDKrylov:
 
     def __call__(self, cs: _SDCoefSpectra, swap: bool = False) -> np.ndarray:
         """Coefficients ``cs.C`` (``C[o, v]`` if ``swap``); returns (no, N)."""
-        from lowdisp.kernels.ldr_subdiag import sd_km_contract, sd_leaf_shift
+        from lowdisp.kernels.ldr_subdiag import sd_half_add, sd_km_contract, sd_leaf_shift
 
         p, nv = self.p, self.nv
         N, s0, n, mode = p.N, p.s0, p.n, p.mode
@@ -270,14 +274,16 @@ class _SDKrylov:
             Z = np.ascontiguousarray(Ck.transpose(2, 1, 0)).reshape(s0 * no, nv) @ self.Vd
             Y = np.empty((no, N), Z.dtype)
             sd_leaf_shift(Z.reshape(s0, no, N), p.We, s0, Y)
-        for (s, h, nb, _, beta), Vh in zip(p.levels, self.Vh):
+        for (s, _, nb, _, beta), Vh in zip(p.levels, self.Vh):
             Ch = cs(s, swap)
             P = np.empty((no, nb, Vh.shape[-1]), np.result_type(Vh, Ch))
             sd_km_contract(Vh, Ch, P)
-            Y.reshape(no, nb, s)[:, :, h:] += p.ifft(P, s)[:, :, h:] * beta
+            sd_half_add(p.ifft(P, s), beta, Y.reshape(no, nb, s))
             if mode == "fused" and s == N:  # the corner reuses the top level's spectrum
                 sd_km_contract(self.Vc, Ch, P)
-                Y += p.ifft(P[:, 0], N) * p.cbeta
+                R = p.ifft(P[:, 0], N)
+                R *= p.cbeta
+                Y += R
         if mode in ("cyclic", "linear"):
             cL = p.cL
             Cc = cs(cL, swap)
@@ -327,19 +333,76 @@ def _sd_rows(X: np.ndarray, N: int, dtype: np.dtype) -> np.ndarray:
 
 
 def _sd_chunk(k: int, r: int, N: int) -> int:
-    """Columns per pass: the (r, chunk, N) Krylov coefficients stay near 8 MB
-    (n = 16384, batch 64: 16 columns a pass, 30% faster than all at once)."""
-    return int(max(8, min(k, (1 << 20) // max(r * N, 1))))
+    """Columns per pass: the (r, chunk, N) Krylov coefficients stay near 2 MB, at least
+    16 columns (n = 4096 and 16384, batch 64, r = 4: 16 columns a pass, 7% and 30%
+    faster than all at once)."""
+    return int(max(16, min(k, (1 << 18) // max(r * N, 1))))
+
+
+#: Parameter-side state (plans, leaf rows and level spectra of G or H) of recent
+#: calls, keyed by the exact bytes of the parameters, so that a product, its
+#: transpose and the vjp of the same parameters (one training step), or repeated
+#: products with fixed parameters, build it once (about 12% of a product at
+#: n = 4096, r = 4, batch 64). At most ``_SD_CACHE_BYTES`` in all; larger objects
+#: are not kept.
+_SD_CACHE: OrderedDict = OrderedDict()
+_SD_CACHE_BYTES = 48 << 20
+_SD_CACHE_LOCK = threading.Lock()
+
+
+def _sd_nbytes(obj: Any) -> int:
+    total = 0
+    for v in vars(obj).values():
+        for x in v if isinstance(v, (list, tuple)) else (v,):
+            for y in x if isinstance(x, tuple) else (x,):
+                total += y.nbytes if isinstance(y, np.ndarray) else 0
+    return total
+
+
+def _sd_cached(key: tuple, build: Any) -> Any:
+    with _SD_CACHE_LOCK:
+        hit = _SD_CACHE.get(key)
+        if hit is not None:
+            _SD_CACHE.move_to_end(key)
+            return hit[0]
+    obj = build()
+    size = _sd_nbytes(obj) + sum(len(k) for k in key if isinstance(k, bytes))
+    if size <= _SD_CACHE_BYTES // 4:
+        with _SD_CACHE_LOCK:
+            _SD_CACHE[key] = (obj, size)
+            total = sum(v[1] for v in _SD_CACHE.values())
+            while total > _SD_CACHE_BYTES:
+                total -= _SD_CACHE.popitem(last=False)[1][1]
+    return obj
+
+
+def _sd_plan(a: np.ndarray, fa: Any, n: int, dtype: np.dtype) -> _SDPlan:
+    """The (cached) plan of the operator ``(a, fa)`` of size ``n``."""
+    a = np.ascontiguousarray(a, dtype)
+    key = ("plan", n, dtype.str, complex(fa), a.tobytes())
+    return _sd_cached(key, lambda: _SDPlan(a, fa, n, dtype))
+
+
+def _sd_krylov(kind: str, a: np.ndarray, fa: Any, V: np.ndarray, dtype: np.dtype) -> Any:
+    """The (cached) ``_SDKrylovT`` (``kind`` "kt") or ``_SDKrylov`` ("km") of the columns
+    ``V`` (n, r) under the operator ``(a, fa)``."""
+    n = V.shape[0]
+    a, V = np.ascontiguousarray(a, dtype), np.ascontiguousarray(V, dtype)
+    key = (kind, n, dtype.str, complex(fa), a.tobytes(), V.shape, V.tobytes())
+
+    def build() -> Any:
+        p = _sd_plan(a, fa, n, dtype)
+        return (_SDKrylovT if kind == "kt" else _SDKrylov)(p, _sd_rows(V, p.N, dtype))
+
+    return _sd_cached(key, build)
 
 
 def _sd_products(a, fa, b, fb, G, H, X, dtype):
     """``sum_i K(A, g_i) K(B, h_i)^T X`` (unscaled, bilinear), as columns (m, k)."""
-    m, n = G.shape[0], H.shape[0]
-    k = X.shape[1]
-    pa = _SDPlan(np.asarray(a, dtype), fa, m, dtype)
-    pb = _SDPlan(np.asarray(b, dtype), fb, n, dtype)
-    kt = _SDKrylovT(pb, _sd_rows(H, pb.N, dtype))
-    km = _SDKrylov(pa, _sd_rows(G, pa.N, dtype))
+    m, k = G.shape[0], X.shape[1]
+    kt = _sd_krylov("kt", b, fb, H, dtype)
+    km = _sd_krylov("km", a, fa, G, dtype)
+    pa, pb = km.p, kt.p
     Xr = _sd_rows(X, pb.N, dtype)
     Y = np.empty((k, m), dtype)
     ch = _sd_chunk(k, G.shape[1], max(pa.N, pb.N))
@@ -471,8 +534,11 @@ def subdiag_matmat(
     scaling; otherwise one linear correlation of length ``>= 2n - 1``. Only
     products of actual entries are formed, never quotients (the
     cumulative-product shortcut ``diag(P) L(v / P)`` loses all digits once
-    ``P`` spans many decades). Columns go in passes of about 8 MB of Krylov
-    coefficients. Cost ``O((k + r) n log^2 n + k r n log n)``.
+    ``P`` spans many decades). Columns go in passes of 16 (about 2 MB of Krylov
+    coefficients at n = 4096, r = 4); the parameter-side state (plans, leaf
+    rows, spectra of ``G`` and ``H``) is cached by the parameters' bytes, so
+    products, transposes and the vjp of the same parameters share it. Cost
+    ``O((k + r) n log^2 n + k r n log n)``.
 
     For ``n <= 1024`` with at least ``max(8, n/32)`` columns, ``M`` itself is
     formed instead by the stable Stein scan ``M_ij = wA_i wB_j M_{i-1,j-1} +
@@ -590,12 +656,12 @@ def _sd_vjp_core(a, fa, b, fb, G, H, X, dY, dtype):
     """
     m, n = G.shape[0], H.shape[0]
     k, r = X.shape[1], G.shape[1]
-    pa, pb = _SDPlan(a, fa, m, dtype), _SDPlan(b, fb, n, dtype)
-    rpa, rpb = _SDPlan(a[::-1], fa, m, dtype), _SDPlan(b[::-1], fb, n, dtype)
+    ktA, ktB = _sd_krylov("kt", a, fa, G, dtype), _sd_krylov("kt", b, fb, H, dtype)
+    kmA, kmB = _sd_krylov("km", a, fa, G, dtype), _sd_krylov("km", b, fb, H, dtype)
+    pa, pb = ktA.p, ktB.p
+    rpa, rpb = _sd_plan(a[::-1], fa, m, dtype), _sd_plan(b[::-1], fb, n, dtype)
     Gr, Hr = _sd_rows(G, pa.N, dtype), _sd_rows(H, pb.N, dtype)
     Xr, dYr = _sd_rows(X, pb.N, dtype), _sd_rows(dY, pa.N, dtype)
-    ktA, ktB = _SDKrylovT(pa, Gr), _SDKrylovT(pb, Hr)
-    kmA, kmB = _SDKrylov(pa, Gr), _SDKrylov(pb, Hr)
     share = not pa.cplx and m == pa.N and n == pb.N and bool(pa.levels and pb.levels)
     share = share and pa.mode in ("none", "fused") and pb.mode in ("none", "fused")
     L = min(m, n)
