@@ -11,11 +11,10 @@ binary cross-entropy on the pixels), where both methods beat SGD with
 momentum and Adam, and EKFAC beats KFAC. This example trains a small
 autoencoder of the same shape (64-48-32-16-8 and mirror, ReLU, linear code)
 on scikit-learn's 8 x 8 digits with the four optimizers of
-:mod:`lowdisp.nn` (one seed, a fixed number of epochs, the learning rates the
-``--quick`` grid of ``lowdisp reproduce ekfac`` picked) and plots the
-training loss against epochs and against CPU time. ``lowdisp reproduce
-ekfac`` runs the MNIST version with learning-rate grids, several seeds and
-equal time budgets.
+:mod:`lowdisp.nn` (one seed, a fixed number of epochs, each optimizer's rate
+and damping from a short trial on this problem) and plots the training loss
+against epochs and against CPU time. ``lowdisp reproduce ekfac`` runs the
+MNIST version with stated grids, several seeds and equal time budgets.
 """
 
 import itertools
