@@ -19,11 +19,11 @@ __all__ = [
     "sd_half_add",
     "sd_half_fill",
     "sd_km_contract",
+    "sd_km_mirror",
     "sd_kt_contract",
     "sd_kt_contract2",
     "sd_leaf_matrix",
     "sd_leaf_shift",
-    "sd_mirror",
     "sd_stein_scan",
 ]
 
@@ -139,16 +139,27 @@ def sd_km_contract(Vh, Ch, out):  # pragma: no cover - jitted
 
 
 @njit(cache=True, nogil=True)
-def sd_mirror(Uh, coef, out):  # pragma: no cover - jitted
-    """``out[u, b, f] = conj(Uh[u, nb - 1 - b, f]) coef[b, f]`` (spectra of mirrored blocks)."""
-    nu, nb, q = Uh.shape
-    for u in range(nu):
-        for b in range(nb):
-            x = Uh[u, nb - 1 - b]
-            c = coef[b]
-            z = out[u, b]
+def sd_km_mirror(Uh, coef, Ch, out):  # pragma: no cover - jitted
+    """``out[o, b, f] = coef[b, f] sum_v conj(Uh[v, nb - 1 - b, f]) Ch[v, o, f]``: the rank
+    sums of :func:`sd_km_contract` over mirrored spectra ``conj(Uh[v, nb - 1 - b]) coef[b]``
+    without forming them."""
+    nv, nb, q = Uh.shape
+    no = Ch.shape[1]
+    for b in range(nb):
+        c = coef[b]
+        for o in range(no):
+            z = out[o, b]
+            x = Uh[0, nb - 1 - b]
+            y = Ch[0, o]
             for f in range(q):
-                z[f] = x[f].conjugate() * c[f]
+                z[f] = x[f].conjugate() * y[f]
+            for v in range(1, nv):
+                x = Uh[v, nb - 1 - b]
+                y = Ch[v, o]
+                for f in range(q):
+                    z[f] += x[f].conjugate() * y[f]
+            for f in range(q):
+                z[f] *= c[f]
 
 
 @njit(cache=True, nogil=True)

@@ -306,7 +306,12 @@ class _SDKrylov:
 
     def __call__(self, cs: _SDCoefSpectra, swap: bool = False) -> np.ndarray:
         """Coefficients ``cs.C`` (``C[o, v]`` if ``swap``); returns (no, N)."""
-        from lowdisp.kernels.ldr_subdiag import sd_half_add, sd_km_contract, sd_leaf_shift
+        from lowdisp.kernels.ldr_subdiag import (
+            sd_half_add,
+            sd_km_contract,
+            sd_km_mirror,
+            sd_leaf_shift,
+        )
 
         p, nv = self.p, self.nv
         N, s0, n, mode = p.N, p.s0, p.n, p.mode
@@ -322,8 +327,12 @@ class _SDKrylov:
             sd_leaf_shift(Z.reshape(s0, no, N), p.We, s0, Y)
         for (s, _, nb, _, beta), Vh in zip(p.levels, self.Vh):
             Ch = cs(s, swap)
-            P = np.empty((no, nb, Vh.shape[-1]), np.result_type(Vh, Ch))
-            sd_km_contract(Vh, Ch, P)
+            if isinstance(Vh, tuple):  # mirrored spectra, see _sd_mirror_spectra
+                P = np.empty((no, nb, Vh[0].shape[-1]), np.result_type(Vh[0], Ch))
+                sd_km_mirror(Vh[0], Vh[1], Ch, P)
+            else:
+                P = np.empty((no, nb, Vh.shape[-1]), np.result_type(Vh, Ch))
+                sd_km_contract(Vh, Ch, P)
             sd_half_add(p.ifft(P, s), beta, Y.reshape(no, nb, s))
             if mode == "fused" and s == N:  # the corner reuses the top level's spectrum
                 sd_km_contract(self.Vc, Ch, P)
@@ -350,19 +359,17 @@ def _sd_mirror_spectra(p: _SDPlan, a: np.ndarray, keep: dict) -> Any:
     Mirrored, the first-half weights of the reversed operator are ``a_{mid - 1}``
     times the second-half weights of ``p`` read backwards, and reading a block
     backwards conjugates its spectrum and multiplies it by ``-e^{2 pi i f / s}``
-    per odd ``f``; no transform is needed.
+    per odd ``f``; no transform is needed. A level's spectra are returned as the
+    pair ``(U, coef)``, block ``b`` being ``conj(U[:, nb - 1 - b]) coef[b]``:
+    the contraction applies it on the fly (``sd_km_mirror``).
     """
-    from lowdisp.kernels.ldr_subdiag import sd_mirror
-
     Vh = []
     for s, h, nb, _, _ in p.levels:
         q = h + 1
         U = keep[s]
         ph = np.exp(2j * np.pi * np.arange(q) / s) * _sd_sign(q, np.float64)
         c = a[np.arange(nb)[::-1] * s + h - 1] * p.dscale  # a_{mid - 1} of the mirrored block
-        out = np.empty_like(U)
-        sd_mirror(U, np.multiply.outer(c, ph).astype(U.dtype), out)
-        Vh.append(out)
+        Vh.append((U, np.multiply.outer(c, ph).astype(U.dtype)))
     Vc = None
     if p.mode == "fused":
         ph = (p.fa * np.exp(2j * np.pi * np.arange(p.N // 2 + 1) / p.N)).astype(keep["c"].dtype)
@@ -715,7 +722,7 @@ def _sd_vjp_core(a, fa, b, fb, G, H, X, dY, dtype):
     l0 = dtype.type(0)
     dG0, dH0 = np.zeros((r, m), dtype), np.zeros((r, n), dtype)
     X0 = np.empty((k, n), dtype)
-    ch = _sd_chunk(k, r, max(pa.N, pb.N))
+    ch = 2 * _sd_chunk(k, r, max(pa.N, pb.N))  # 32 columns at n = 4096: 8% faster than 16
     for c0 in range(0, k, ch):
         sl = slice(c0, c0 + ch)
         keepX, keepY = ({}, {}) if share else (None, None)
