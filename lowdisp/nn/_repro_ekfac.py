@@ -469,7 +469,7 @@ def _run_all(
         ) + f" after {r['epochs']:.1f} epochs ({r['cpu_s_per_epoch']:.2f} CPU s/epoch)"
         log(
             f"[{done:>{width}}/{len(jobs_list)}] {r['phase']:<5} {r['problem']:<11} "
-            f"{_LABELS[r['optimizer']]:<12} lr {r['lr']:<6g} seed {r['seed']:<4}: {what} "
+            f"{_LABELS[r['optimizer']]:<12} lr {_grid_key(r):<8} seed {r['seed']:<4}: {what} "
             f"[{time.perf_counter() - t_start:.0f} s elapsed]"
         )
 
