@@ -20,6 +20,7 @@ SUITES = {
     "orthogonal": "lowdisp._bench.orthogonal",
     "spectral": "lowdisp._bench.spectral",
     "rnn": "lowdisp._bench.rnn",
+    "layers": "lowdisp._bench.layers",
 }
 
 
