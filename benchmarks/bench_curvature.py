@@ -62,19 +62,20 @@ def _setup(net, n=4096, seed=0):
     return task, sizes, act
 
 
-def _make(opt_name, refresh, lr=1e-3):
+def _make(opt_name, refresh, lr=1e-4, damping=0.1):
+    """The optimizers timed (small lr, ample damping: timing runs must not diverge)."""
     if opt_name == "sgd":
         return lnn.SGD(lr, momentum=0.9)
     if opt_name == "kfac":
-        return lnn.KFAC(lr, refresh=refresh)
+        return lnn.KFAC(lr, refresh=refresh, damping=damping)
     if opt_name == "kfac_f10":
-        return lnn.KFAC(lr, refresh=refresh, factor_every=10)
+        return lnn.KFAC(lr, refresh=refresh, damping=damping, factor_every=10)
     if opt_name == "ekfac":
-        return lnn.EKFAC(lr, refresh=refresh)
+        return lnn.EKFAC(lr, refresh=refresh, damping=damping)
     if opt_name == "ekfac_running":
-        return lnn.EKFAC(lr, refresh=refresh, diag="running", factor_every=10)
-    if opt_name == "ekfac_f10":
-        return lnn.EKFAC(lr, refresh=refresh, factor_every=10)
+        return lnn.EKFAC(lr, refresh=refresh, damping=damping, diag="running", factor_every=10)
+    if opt_name == "ekfac_d10":
+        return lnn.EKFAC(lr, refresh=refresh, damping=damping, factor_every=10, diag_every=10)
     raise ValueError(opt_name)
 
 
@@ -225,12 +226,13 @@ def main(argv=None):
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--json", default=None, help="write the results here")
     p.add_argument("--no-peer", action="store_true", help="skip nngeometry")
+    p.add_argument("--nets", default="mlp,autoencoder", help="comma-separated: mlp,autoencoder")
     args = p.parse_args(argv)
-    opts = ("sgd", "kfac", "kfac_f10", "ekfac", "ekfac_f10", "ekfac_running")
+    opts = ("sgd", "kfac", "kfac_f10", "ekfac", "ekfac_d10", "ekfac_running")
     if args.quick:
         cases = [("mlp", 512)]
     else:
-        cases = [(n, b) for n in ("mlp", "autoencoder") for b in (128, 512)]
+        cases = [(n, b) for n in args.nets.split(",") for b in (128, 512)]
     results = {
         "machine": {
             "python": platform.python_version(),

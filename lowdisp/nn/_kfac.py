@@ -487,7 +487,9 @@ class EKFAC(_KroneckerOptimizer):
         ``α`` of ``diag="running"`` (0.75, the authors' default).
     diag_every : int
         With ``diag="batch"``: re-estimate ``S`` every so many steps (1: every
-        step, as in the paper) and reuse it in between.
+        step, as in the paper) and reuse it in between. A diagonal from one
+        batch is near zero along directions that batch does not excite; reused
+        on other batches it needs a larger ``damping``.
 
     Notes
     -----
