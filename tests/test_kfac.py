@@ -449,3 +449,24 @@ def test_orthogonal_cells_fall_back_to_the_wrapped_optimizer():
     with pytest.warns(lnn.CurvatureWarning, match=r"rnn\.cell\.W\.theta"):
         tr = lnn.Trainer(model, task.loss(), lnn.KFAC(lr=0.01), task, batch_size=8, rng=0)
     tr.fit(3, progress=False)
+
+
+def test_structured_layer_in_a_model_is_reported_once_and_stepped_plainly():
+    """A StructuredDense hidden layer has no Kronecker rule: one CurvatureWarning
+    naming its parameters when the trainer is built, and none per step."""
+    task = lnn.digits(flat=True)
+    rng = np.random.default_rng(0)
+    model = lnn.Sequential(
+        {
+            "sd": lnn.StructuredDense(64, 64, structure="toeplitz_like", rank=2, rng=rng),
+            "act": lnn.ReLU(),
+            "readout": lnn.Dense(64, 10, rng=rng),
+        }
+    )
+    with pytest.warns(lnn.CurvatureWarning, match=r"'sd\.") as rec:
+        tr = lnn.Trainer(model, task.loss(), lnn.KFAC(lr=0.05), task, batch_size=32, rng=0)
+    assert len(rec) == 1
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        h = tr.fit(10, progress=False)
+    assert np.isfinite(h.loss).all()
