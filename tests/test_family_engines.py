@@ -113,3 +113,24 @@ def test_property_fast_equals_reference(family, n, r, k, seed):
     for a, b in prods:
         _close(a, b)
     _close(gf, gr)
+
+
+def test_real_transforms_along_the_last_axis_equal_scipy_fft_with_and_without_the_binding(
+    monkeypatch,
+):
+    """The direct pocketfft calls of the subdiagonal family (``_fft.rfft_last`` /
+    ``irfft_last``) equal ``scipy.fft`` whether the private binding is used or not."""
+    import scipy.fft as sfft
+
+    from lowdisp.structured import _fft
+
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((3, 5, 12))
+    for binding in (None, False):  # None: probe the binding; False: plain scipy.fft
+        monkeypatch.setattr(_fft, "_PP", binding)
+        for L in (12, 16, 8):
+            S = _fft.rfft_last(x, L)
+            np.testing.assert_allclose(S, sfft.rfft(x, L, axis=-1), rtol=0, atol=1e-13)
+            np.testing.assert_allclose(
+                _fft.irfft_last(S, L), sfft.irfft(S, L, axis=-1), rtol=0, atol=1e-13
+            )

@@ -32,6 +32,7 @@ from lowdisp.structured._common import (
     randn,
     real_params_complex_data,
 )
+from lowdisp.structured._fft import WORKERS, irfft_last, rfft_last
 from lowdisp.structured._operators import Subdiagonal
 from lowdisp.structured.families._base import LDRFamily, is_op
 
@@ -46,53 +47,6 @@ __all__ = ["SubdiagonalFamily", "subdiag_matmat", "subdiag_rmatmat", "subdiag_vj
 # --------------------------------------------------------------------------
 
 _SD_LEAF = 32
-_WORKERS = 1
-
-
-def _pocketfft() -> Any:
-    """scipy's pocketfft binding, if its calling convention is the known one, else None.
-
-    The divide and conquer makes ~120 small batched transforms per product (~300
-    per vjp); calling the binding directly saves the ~35 us of dispatch of each
-    ``scipy.fft`` call (5% of a product at n = 4096, batch 64)."""
-    global _PP
-    if _PP is None:
-        _PP = False
-        try:
-            from scipy.fft._pocketfft import pypocketfft as pp
-
-            x = np.arange(6.0).reshape(2, 3)
-            ok = np.allclose(pp.r2c(x, (1,), True, 0, None, 1), sfft.rfft(x, axis=-1))
-            S = sfft.rfft(x, 4, axis=-1)
-            ok = ok and np.allclose(pp.c2r(S, (1,), 4, False, 2, None, 1), sfft.irfft(S, 4))
-            _PP = pp if ok else False
-        except Exception:  # any change of the private binding: plain scipy.fft
-            _PP = False
-    return _PP or None
-
-
-_PP: Any = None
-
-
-def _rfft(x: np.ndarray, L: int) -> np.ndarray:
-    """``scipy.fft.rfft(x, L, axis=-1)`` (real ``x``)."""
-    pp = _pocketfft()
-    if pp is None:
-        return sfft.rfft(x, L, axis=-1, workers=_WORKERS)
-    if x.shape[-1] != L:
-        y = np.zeros((*x.shape[:-1], L), x.dtype)
-        w = min(L, x.shape[-1])
-        y[..., :w] = x[..., :w]
-        x = y
-    return pp.r2c(x, (x.ndim - 1,), True, 0, None, _WORKERS)
-
-
-def _irfft(S: np.ndarray, L: int) -> np.ndarray:
-    """``scipy.fft.irfft(S, L, axis=-1)`` (``S`` holds the ``L // 2 + 1`` frequencies)."""
-    pp = _pocketfft()
-    if pp is None or S.shape[-1] != L // 2 + 1:
-        return sfft.irfft(S, L, axis=-1, workers=_WORKERS)
-    return pp.c2r(S, (S.ndim - 1,), L, False, 2, None, _WORKERS)
 
 
 class _SDPlan:
@@ -167,19 +121,19 @@ class _SDPlan:
 
     def fft(self, x: np.ndarray, L: int) -> np.ndarray:
         if self.cplx:
-            return sfft.fft(x, L, axis=-1, workers=_WORKERS)
-        return _rfft(x, L)
+            return sfft.fft(x, L, axis=-1, workers=WORKERS)
+        return rfft_last(x, L)
 
     def ifft(self, S: np.ndarray, L: int) -> np.ndarray:
         if self.cplx:
-            return sfft.ifft(S, L, axis=-1, workers=_WORKERS)
-        return _irfft(S, L)
+            return sfft.ifft(S, L, axis=-1, workers=WORKERS)
+        return irfft_last(S, L)
 
     def rspec(self, x: np.ndarray, L: int) -> np.ndarray:
         """``conj(F(conj(x)))``: ``ifft(rspec(x) * F(y))[k] = sum_j x_j y_{j + k}`` (cyclic)."""
         if self.cplx:
-            return np.conj(sfft.fft(np.conj(x), L, axis=-1, workers=_WORKERS))
-        return np.conj(_rfft(x, L))
+            return np.conj(sfft.fft(np.conj(x), L, axis=-1, workers=WORKERS))
+        return np.conj(rfft_last(x, L))
 
     def lin(self, V: np.ndarray) -> np.ndarray:
         """``V`` scaled for the corner-free part (``1 - alpha_c``, see the class)."""
