@@ -470,3 +470,19 @@ def test_structured_layer_in_a_model_is_reported_once_and_stepped_plainly():
         warnings.simplefilter("error")
         h = tr.fit(10, progress=False)
     assert np.isfinite(h.loss).all()
+
+
+def test_damped_inverse_clips_negative_eigenvalues_when_cholesky_fails():
+    """A factor with a (rounding-size) negative eigenvalue: Cholesky of the damped
+    factor fails and eigh with the eigenvalue clipped to 0 takes over."""
+    from lowdisp.nn._kfac import _damped_inverse
+
+    Q = np.linalg.qr(np.random.default_rng(0).normal(size=(3, 3)))[0]
+    M = (Q * np.array([2.0, -1.0, 0.5])) @ Q.T
+    got = _damped_inverse(M, 0.25)
+    want = (Q / (np.array([2.0, 0.0, 0.5]) + 0.25)) @ Q.T
+    np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-14)
+    P = (Q * np.array([2.0, 1.0, 0.5])) @ Q.T  # positive definite: the Cholesky route
+    np.testing.assert_allclose(
+        _damped_inverse(P, 0.25), np.linalg.inv(P + 0.25 * np.eye(3)), rtol=1e-12
+    )
