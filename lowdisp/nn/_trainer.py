@@ -605,6 +605,9 @@ class Trainer:
         step = self.step_count + 1
         if not math.isfinite(value):
             self._diverged(f"the loss is {value}", step)
+        curvature_pass = getattr(self.optimizer, "curvature_pass", None)
+        if curvature_pass is not None:  # e.g. KFAC(fisher="mc"): a backward of sampled labels
+            curvature_pass(self.model, cache, out, self.loss, self.rng)
         _, grads = self.model.backward(cache, dout)
         norm = global_norm(grads)
         if not math.isfinite(norm):
