@@ -486,3 +486,49 @@ def test_damped_inverse_clips_negative_eigenvalues_when_cholesky_fails():
     np.testing.assert_allclose(
         _damped_inverse(P, 0.25), np.linalg.inv(P + 0.25 * np.eye(3)), rtol=1e-12
     )
+
+
+def test_monte_carlo_statistics_come_from_sampled_labels():
+    """fisher='mc': G from one backward pass of labels drawn from softmax(z) (the
+    trainer's rng), matching the per-example cotangents p - onehot(sample)."""
+    model = _net()
+    x, y = _data()
+    loss = lnn.SoftmaxCrossEntropy()
+    opt = lnn.KFAC(lr=0.1, fisher="mc")
+    opt.attach(model, loss)
+    z, cache = model.forward(x)
+    _, dz = loss(z, y)
+    opt.curvature_pass(model, cache, z, loss, np.random.default_rng(7))
+    _, grads = model.backward(cache, dz)  # the real backward records nothing
+    opt.step(model.params(), grads)
+    p = np.exp(z - z.max(axis=1, keepdims=True))
+    p /= p.sum(axis=1, keepdims=True)
+    u = np.random.default_rng(7).random((16, 1))
+    lab = np.minimum((np.cumsum(p, axis=1) < u).sum(axis=1), 2)
+    g = p.copy()
+    g[np.arange(16), lab] -= 1
+    np.testing.assert_allclose(opt._curv[f"{PREFIX}G/fc1"], g.T @ g / 16, rtol=1e-12)
+
+
+@pytest.mark.parametrize("cls", [lnn.KFAC, lnn.EKFAC])
+def test_monte_carlo_fisher_trains_and_resumes_bit_for_bit(cls, tmp_path):
+    make = lambda: cls(lr=0.05, damping=1e-2, refresh=5, fisher="mc")  # noqa: E731
+    a = _trainer(make())
+    a.fit(16, progress=False)
+    assert a.spec["optimizer"]["fisher"] == "mc"
+    b = _trainer(make(), checkpoint=tmp_path / "ck.npz")
+    b.fit(7, progress=False)
+    c = lnn.load(tmp_path / "ck.npz")
+    c.fit(9, progress=False)
+    for k, v in a.model.params().items():
+        np.testing.assert_array_equal(v, c.model.params()[k])
+    assert a.history.loss == c.history.loss and a.history.loss[-1] < a.history.loss[0]
+
+
+def test_monte_carlo_rnn_statistics_are_not_mixed_with_the_true_backward():
+    task, model = _rnn_model()
+    tr = lnn.Trainer(
+        model, task.loss(), lnn.KFAC(lr=0.01, damping=0.1, fisher="mc"), task, batch_size=8, rng=0
+    )
+    tr.fit(3, progress=False)
+    assert np.isfinite(tr.optimizer._curv[f"{PREFIX}G/rnn"]).all()

@@ -138,7 +138,7 @@ class _SequenceRecorder:
         self.gg = np.zeros((H.shape[2], H.shape[2]), dtype=H.dtype)
 
     def add(self, D: np.ndarray) -> None:
-        if self.gg is not None:
+        if self.active and self.gg is not None:
             self.gg += D.T @ D
 
     def clear(self) -> None:

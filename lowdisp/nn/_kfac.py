@@ -61,6 +61,7 @@ class _KroneckerOptimizer(Optimizer):
         decay: float = 0.95,
         refresh: int | None = None,
         factor_every: int = 1,
+        fisher: str = "empirical",
         optimizer: Optimizer | Mapping[str, Any] | None = None,
         exclude: Iterable[str] = (),
         groups: Mapping[str, Mapping[str, float]] | None = None,
@@ -74,6 +75,7 @@ class _KroneckerOptimizer(Optimizer):
         refresh = self._default_refresh if refresh is None else refresh
         self.refresh = check_int(refresh, "refresh", where=where, low=1)
         self.factor_every = check_int(factor_every, "factor_every", where=where, low=1)
+        self.fisher = check_option(fisher, "fisher", ("empirical", "mc"), where=where)
         if isinstance(exclude, str) or not isinstance(exclude, Iterable):
             raise TypeError(
                 f"{where}: exclude must be a list of parameter path patterns; got {exclude!r}"
@@ -161,6 +163,26 @@ class _KroneckerOptimizer(Optimizer):
             "they are updated by the wrapped optimizer without preconditioning",
         )
 
+    def curvature_pass(self, model: Any, cache: Any, out: Any, loss: Any, rng: Any) -> None:
+        """With ``fisher="mc"``: back-propagate labels sampled from the model's
+        predictive distribution (one per example), recording the statistics,
+        before the trainer's own backward pass (which then records nothing).
+        Called by :class:`~lowdisp.nn.Trainer`; a no-op for ``fisher="empirical"``.
+        """
+        if self.fisher != "mc" or not self._blocks:
+            return
+        from lowdisp.nn._fisher import _cotangents, _loss_kind
+
+        kind = _loss_kind(loss, f"{type(self).__name__}(fisher='mc')")
+        z = np.asarray(out)
+        C = z.shape[-1]
+        dz = _cotangents(kind, "mc", z.reshape(-1, C), None, 1, rng)[0][0]
+        for b in self._blocks:
+            b.recorder.active = True
+        model.backward(cache, dz.reshape(z.shape).astype(z.dtype, copy=False))
+        for b in self._blocks:
+            b.recorder.active = False  # keep the sampled statistics
+
     # -- state ----------------------------------------------------------------------------
     def state_dict(self) -> dict[str, np.ndarray]:
         out = super().state_dict()
@@ -187,6 +209,7 @@ class _KroneckerOptimizer(Optimizer):
             decay=self.decay,
             refresh=self.refresh,
             factor_every=self.factor_every,
+            fisher=self.fisher,
             exclude=list(self.exclude),
             **self._config(),
         )
@@ -247,6 +270,9 @@ class _KroneckerOptimizer(Optimizer):
             for block in self._blocks:
                 block.recorder.clear()
             raise
+        finally:
+            for block in self._blocks:
+                block.recorder.active = True
         self.inner.steps = s
         norm = self.inner.step(params, out, manifolds)
         self.steps = s + 1
@@ -257,7 +283,8 @@ class _KroneckerOptimizer(Optimizer):
         if rec.x is None or (rec.dy is None and getattr(rec, "gg", None) is None):
             return None
         B = n_examples(rec.x)
-        return rec.x, rec.dy, example_scale(self._reduction, B), B
+        c = 1.0 if self.fisher == "mc" else example_scale(self._reduction, B)
+        return rec.x, rec.dy, c, B
 
     def _update_factors(self, block: _Block, stats: Any, where: str) -> None:
         """Fold the batch's Gram matrices into the float64 moving averages, in place."""
@@ -357,6 +384,13 @@ class KFAC(_KroneckerOptimizer):
         Update the factor averages every so many steps (1: every step; larger
         values amortise the two Gram matrices per layer, as kfac-pytorch's
         ``factor_update_steps``). Refresh steps always update them.
+    fisher : {"empirical", "mc"}
+        Statistics from the trainer's own backward pass of the true labels
+        (the empirical Fisher, no extra cost; the EKFAC authors' choice), or
+        from one extra backward pass of labels sampled from the model's
+        predictive distribution (the Monte-Carlo Fisher of Martens & Grosse;
+        softmax, sigmoid and MSE losses), run by the trainer before its own
+        (:meth:`curvature_pass`).
     optimizer : Optimizer, optional
         Step after preconditioning with this optimizer (any lowdisp
         optimizer; its own ``lr``, groups, clipping and schedule apply).
@@ -370,8 +404,8 @@ class KFAC(_KroneckerOptimizer):
     Notes
     -----
     Factors: ``A = E[ã ãᵀ]`` with ``ã = [a; 1]`` and ``G = E[g gᵀ]``,
-    ``g_i = ∂ℓ_i/∂z_i`` (the empirical Fisher of the training batch, the
-    cotangent rows rescaled by the batch size for a mean loss), accumulated
+    ``g_i = ∂ℓ_i/∂z_i`` (by default the empirical Fisher of the training
+    batch, the cotangent rows rescaled by the batch size for a mean loss), accumulated
     in float64 (the batch Gram matrices are computed in the training dtype).
     The damped inverses come from a Cholesky factorisation (π needs only the
     traces), or, if a damped factor is not numerically positive definite,
@@ -493,7 +527,9 @@ class EKFAC(_KroneckerOptimizer):
 
     Parameters
     ----------
-    lr, momentum, decay, factor_every, optimizer, exclude, groups, weight_decay, clip_norm, schedule
+    lr, momentum, decay, factor_every, fisher, optimizer
+        As for :class:`KFAC`.
+    exclude, groups, weight_decay, clip_norm, schedule
         As for :class:`KFAC`.
     damping : float
         ``λ > 0`` added to the diagonal ``S`` (the EKFAC authors' ``eps``).
@@ -596,7 +632,7 @@ class EKFAC(_KroneckerOptimizer):
         if batch_diag:
             x, dy, c, B = stats
             V, S = kfe_project(block, x, dy, c, B, UA, UG)
-            if V is None:  # sequences: the trainer's gradient, rotated
+            if V is None or self.fisher == "mc":  # the statistics' dy is not the gradient's
                 V = _rotate_in(G, UA, UG)
             self._curv[kS] = S
         else:
