@@ -96,3 +96,82 @@ def test_vandermonde_roots_of_unity_vjp(rng):
         "X": _rand(rng, (n, 3), np.complex128),
     }
     assert check_vjp(_vdm_f, _vdm_vjp, x, rng=rng) < 1e-6
+
+
+def _all_products(v, G, H, X, Y):
+    d = vl.vandermonde_vjp(v, G, H, X, Y)
+    return [vl.vandermonde_matmat(v, G, H, X), vl.vandermonde_rmatmat(v, G, H, Y)] + [
+        d[key] for key in ("G", "H", "v", "X")
+    ]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_whole_and_tiled_vandermonde_agree(rng, dtype, monkeypatch):
+    """V built whole (small m n, reused by the vjp) and tile by tile give the same numbers."""
+    m, n = 11, 13
+    v = (0.95 * _rand(rng, m, dtype)).astype(dtype)
+    G, H = _rand(rng, (m, 3), dtype), _rand(rng, (n, 3), dtype)
+    X, Y = _rand(rng, (n, 4), dtype), _rand(rng, (m, 4), dtype)
+    whole = _all_products(v, G, H, X, Y)
+    monkeypatch.setattr(vl, "_WHOLE_MAX", 0)
+    monkeypatch.setattr(_common, "_TILE_ROWS", 4)
+    monkeypatch.setattr(_common, "_TILE_COLS", 5)  # powers carried across column tiles
+    tiled = _all_products(v, G, H, X, Y)
+    for a, b in zip(whole, tiled, strict=True):
+        assert a.dtype == b.dtype == np.dtype(dtype)
+        assert rel_err(a, b) < _tol(dtype)
+    M = dense_vandermonde_like(v, G, H)
+    assert rel_err(tiled[0], M @ X) < _tol(dtype)
+    assert rel_err(tiled[1], M.conj().T @ Y) < _tol(dtype)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_vandermonde_powers_decaying_to_subnormals(rng, dtype):
+    """Nodes in (-0.7, 0.7) at n = 784: powers far below the normal range (flushed) stay exact."""
+    m = n = 784
+    v = rng.uniform(-0.7, 0.7, m).astype(dtype)
+    v[:3] = [0.0, 1e-30, -0.999]
+    G, H = _rand(rng, (m, 2), dtype), _rand(rng, (n, 2), dtype)
+    X = _rand(rng, (n, 3), dtype)
+    V = vl.vander(v.astype(np.float64), n)
+    M = sum(
+        (G[:, i, None] * V) @ _common.fcirc_dense(H[:, i].astype(float), 0.0).T for i in range(2)
+    )
+    assert rel_err(vl.vandermonde_matmat(v, G, H, X), M @ X) < _tol(dtype)
+    assert rel_err(vl.vandermonde_rmatmat(v, G, H, X), M.T @ X) < _tol(dtype)
+
+
+def test_float32_powers_beyond_range_computed_in_double(rng):
+    """|v| = 1.2 at n = 600: v^599 ~ 1e47 is no float32, but M X (G ~ 1e-25) is; it comes out."""
+    n = 600
+    v = np.array([1.2, -1.2, 0.5], np.float32)
+    G = np.full((3, 1), 1e-25, np.float32)
+    H = np.zeros((n, 1), np.float32)
+    H[0] = 1.0
+    X = rng.uniform(0, 1, (n, 2)).astype(np.float32)
+    Y = vl.vandermonde_matmat(v, G, H, X)
+    ref = (1e-25 * vl.vander(v.astype(np.float64), n)) @ X.astype(np.float64)
+    assert Y.dtype == np.float32
+    assert rel_err(Y, ref) < 1e-5
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_overflowing_node_powers_are_a_clear_error(rng, dtype):
+    """Nodes beyond the unit disk at large n: an OverflowError naming max|v|, never a silent inf."""
+    n = 784
+    big = 1.2 if dtype == np.float32 else 2.6  # 1.2^783 ~ 1e62, 2.6^783 ~ 1e325
+    v = rng.uniform(-0.7, 0.7, n).astype(dtype)
+    v[5] = big
+    G, H = _rand(rng, (n, 4), dtype), _rand(rng, (n, 4), dtype)
+    X = _rand(rng, (n, 3), dtype)
+    msg = rf"the node powers .* \(max\|v\| = {big}\); keep the nodes in the closed unit disk"
+    with pytest.raises(OverflowError, match="vandermonde_matmat: .*" + msg):
+        vl.vandermonde_matmat(v, G, H, X)
+    with pytest.raises(OverflowError, match="vandermonde_rmatmat: .*" + msg):
+        vl.vandermonde_rmatmat(v, G, H, X)
+    with pytest.raises(OverflowError, match="vandermonde_vjp: .*" + msg):
+        vl.vandermonde_vjp(v, G, H, X, X)
+    import lowdisp.structured as ls
+
+    with pytest.raises(OverflowError, match=r"LDRMatrix\.matmat: .*" + msg):
+        ls.vandermonde_like(v, G, H) @ X

@@ -45,8 +45,99 @@ def _roots_of_unity(v: np.ndarray) -> tuple[int, np.ndarray] | None:
     return N, (p.astype(np.int64) % N)
 
 
-def _vander_apply(v: np.ndarray, U: np.ndarray, deriv: bool = False) -> np.ndarray:
-    """``V(v) @ U`` (or ``V'(v) @ U`` with ``V'_jk = k v_j^(k-1)``), tile by tile, O(m n k)."""
+#: V is built whole (one block, reused by the three passes of the vjp) up to this many
+#: entries (16 MB in float64); beyond, tile by tile (``_common.tiles``)
+_WHOLE_MAX = 1 << 21
+
+
+def _work_dtype(dtype: np.dtype) -> np.dtype:
+    """Double precision of the same kind: the powers are built in it (range and accuracy)."""
+    return np.dtype(np.complex128 if np.dtype(dtype).kind == "c" else np.float64)
+
+
+def _flush(T: np.ndarray, dtype: np.dtype) -> np.ndarray:
+    """``T`` in ``dtype`` with entries below its smallest normal set to 0.
+
+    Powers of nodes inside the unit disk decay into the subnormal range, where
+    arithmetic is 10-100x slower (a float32 GEMM with V at n = 784, nodes
+    U(-0.7, 0.7): 0.23 s instead of 11 ms); they are below ``tiny`` relative to
+    the ``k = 0`` column (all ones), so setting them to 0 changes nothing
+    representable.
+    """
+    np.putmask(T, np.abs(T) < np.finfo(dtype).tiny, 0)
+    return T.astype(dtype, copy=False)
+
+
+def _needs_double(v: np.ndarray, n: int, dtype: np.dtype) -> bool:
+    """Single precision whose powers ``n v^(n-1)`` (the derivative's largest) leave its range.
+
+    Such products run in double precision and are cast back (checked): a
+    float32 ``M X`` is often representable although ``V`` is not.
+    """
+    if np.dtype(dtype).itemsize >= _work_dtype(dtype).itemsize or v.size == 0 or n < 2:
+        return False
+    amax = float(np.max(np.abs(v)))
+    if not np.isfinite(amax) or amax <= 1.0:
+        return False
+    return (n - 1) * np.log(amax) + np.log(n) > np.log(np.finfo(dtype).max)
+
+
+def _vander_blocks(v: np.ndarray, n: int, dtype: np.dtype, power: bool, deriv: bool):
+    """Yield ``(J, K, T, D)``: tiles of ``V`` (if ``power``) and ``V'`` (if ``deriv``).
+
+    ``V_jk = v_j^k`` and ``V'_jk = k v_j^(k-1)`` on rows J, columns K, built in
+    double precision by cumulative products (carried across column tiles) and
+    handed back in ``dtype`` (see :func:`_flush`); one block when ``m n`` is at
+    most ``_WHOLE_MAX``.
+    """
+    m = v.shape[0]
+    wd = _work_dtype(dtype)
+    v = v.astype(wd, copy=False)
+    last = np.zeros(m, wd)  # v^(k0 - 1), carried across column tiles
+    base = np.ones(m, wd)  # v^k0
+    blocks = [(slice(0, m), slice(0, n))] if m * n <= _WHOLE_MAX else tiles(m, n)
+    for J, K in blocks:
+        w = K.stop - K.start
+        Tt = np.empty((w, J.stop - J.start), wd)  # built transposed: cumprod over rows
+        Tt[0] = base[J]  # is 2x faster than along the contiguous axis
+        if w > 1:
+            Tt[1:] = v[J]
+            np.cumprod(Tt, axis=0, out=Tt)
+        D = None
+        if deriv:
+            Dt = np.empty_like(Tt)
+            Dt[0] = last[J]
+            Dt[1:] = Tt[:-1]
+            Dt *= np.arange(K.start, K.stop, dtype=np.float64)[:, None]
+            D = _flush(Dt, dtype).T
+        last[J] = Tt[-1]
+        base[J] = Tt[-1] * v[J]
+        yield J, K, (_flush(Tt, dtype).T if power else None), D
+
+
+def _checked(out: np.ndarray, dtype: np.dtype, v: np.ndarray, n: int, where: str, *inputs):
+    """``out`` in ``dtype``; an overflow caused by the powers of the nodes is a clear error."""
+    with np.errstate(over="ignore"):
+        res = out.astype(dtype, copy=False)
+    if not np.isfinite(res).all() and all(np.isfinite(x).all() for x in (v, *inputs)):
+        amax = float(np.max(np.abs(v))) if v.size else 0.0
+        big = (n - 1) * np.log10(amax) if amax > 0 else -np.inf
+        raise OverflowError(
+            f"{where}: the Vandermonde-like result is not representable in {np.dtype(dtype)}: "
+            f"the node powers v_j^k, k < n = {n}, reach max|v|^(n-1) = 10^{big:.1f} "
+            f"(max|v| = {amax:.6g}); keep the nodes in the closed unit disk |v| <= 1 "
+            "(or compute in double precision)"
+        )
+    return res
+
+
+def _vander_apply(
+    v: np.ndarray, U: np.ndarray, deriv: bool = False, blocks=None, where: str = "vandermonde"
+) -> np.ndarray:
+    """``V(v) @ U`` (or ``V'(v) @ U`` with ``V'_jk = k v_j^(k-1)``), block by block, O(m n k).
+
+    ``blocks`` (a list from :func:`_vander_blocks`) reuses built powers.
+    """
     m, n = v.shape[0], U.shape[0]
     dtype = np.result_type(v, U)
     ru = _roots_of_unity(v)
@@ -62,33 +153,25 @@ def _vander_apply(v: np.ndarray, U: np.ndarray, deriv: bool = False) -> np.ndarr
         if deriv:
             out /= v[:, None]
         return out.astype(dtype, copy=False)
-    out = np.zeros((m, U.shape[1]), dtype)
-    v = v.astype(dtype, copy=False)
-    last = np.zeros(m, dtype)  # v^(k0 - 1), carried across column tiles
-    base = np.ones(m, dtype)  # v^k0
-    for J, K in tiles(m, n):
-        w = K.stop - K.start
-        T = np.empty((J.stop - J.start, w), dtype)
-        T[:, 0] = base[J]
-        if w > 1:
-            T[:, 1:] = v[J, None]
-            np.cumprod(T, axis=1, out=T)
-        if deriv:
-            D = np.empty_like(T)
-            D[:, 0] = last[J]
-            D[:, 1:] = T[:, :-1]
-            D *= np.arange(K.start, K.stop)
-            out[J] += D @ U[K]
-        else:
-            out[J] += T @ U[K]
-        last[J] = T[:, -1]
-        base[J] = T[:, -1] * v[J]
-    return out
+    if blocks is None:
+        blocks = _vander_blocks(v, n, dtype, power=not deriv, deriv=deriv)
+    out = None
+    with np.errstate(over="ignore", invalid="ignore"):  # reported by _checked
+        for J, K, T, D in blocks:
+            B = D if deriv else T
+            P = B @ (U[K] if B.dtype == dtype else U[K].astype(B.dtype))
+            if out is None:
+                out = np.zeros((m, U.shape[1]), np.result_type(P, dtype))
+            out[J] += P
+    if out is None:
+        out = np.zeros((m, U.shape[1]), dtype)
+    return _checked(out, dtype, v, n, where, U)
 
 
-def _vander_tapply(v: np.ndarray, W: np.ndarray, n: int) -> np.ndarray:
+def _vander_tapply(
+    v: np.ndarray, W: np.ndarray, n: int, blocks=None, where: str = "vandermonde"
+) -> np.ndarray:
     """``V(v)^T @ W`` (plain transpose), ``V`` of shape ``(m, n)``."""
-    m = v.shape[0]
     dtype = np.result_type(v, W)
     ru = _roots_of_unity(v)
     if ru is not None:
@@ -97,19 +180,18 @@ def _vander_tapply(v: np.ndarray, W: np.ndarray, n: int) -> np.ndarray:
         np.add.at(acc, p, W)
         full = sfft.ifft(acc, axis=0, workers=WORKERS) * N
         return full[np.arange(n) % N].astype(dtype, copy=False)
-    out = np.zeros((n, W.shape[1]), dtype)
-    v = v.astype(dtype, copy=False)
-    base = np.ones(m, dtype)
-    for J, K in tiles(m, n):
-        w = K.stop - K.start
-        T = np.empty((J.stop - J.start, w), dtype)
-        T[:, 0] = base[J]
-        if w > 1:
-            T[:, 1:] = v[J, None]
-            np.cumprod(T, axis=1, out=T)
-        out[K] += T.T @ W[J]
-        base[J] = T[:, -1] * v[J]
-    return out
+    if blocks is None:
+        blocks = _vander_blocks(v, n, dtype, power=True, deriv=False)
+    out = None
+    with np.errstate(over="ignore", invalid="ignore"):  # reported by _checked
+        for J, K, T, _ in blocks:
+            P = T.T @ (W[J] if T.dtype == dtype else W[J].astype(T.dtype))
+            if out is None:
+                out = np.zeros((n, W.shape[1]), np.result_type(P, dtype))
+            out[K] += P
+    if out is None:
+        out = np.zeros((n, W.shape[1]), dtype)
+    return _checked(out, dtype, v, n, where, W)
 
 
 class _LowerToeplitzT:
@@ -148,10 +230,16 @@ def _vdm_bilinear(v, G, H, X):
 def vandermonde_matmat(v: np.ndarray, G: np.ndarray, H: np.ndarray, X: np.ndarray) -> np.ndarray:
     """``M @ X`` for ``M = sum_i diag(g_i) V(v) L(h_i)^T`` with ``V_jk = v_j^k`` (m x n).
 
-    ``L(h_i)^T X`` by FFT, then ``V`` times the ``r k`` columns tile by tile
-    (powers by repeated multiplication, never the ``m x n`` matrix):
-    ``O(r k (m n + n log n))``. Nodes that are the ``m``-th roots of unity
+    ``L(h_i)^T X`` by FFT, then ``V`` times the ``r k`` columns in one GEMM
+    (``V`` built whole by cumulative products in double precision up to
+    ``m n = 2**21`` entries, tile by tile beyond): ``O(r k (m n + n log n))``.
+    Powers below the smallest normal number are set to 0 (subnormal
+    arithmetic is 10-100x slower). Nodes that are the ``m``-th roots of unity
     (in any order) use one FFT instead of ``V``.
+
+    Raises ``OverflowError`` naming ``max|v|`` when the powers of the nodes
+    make the result non-representable (nodes with ``|v| > 1`` at large n:
+    float32 at n = 784 holds ``|v| <= 1.118``, float64 ``|v| <= 2.47``).
 
     Examples
     --------
@@ -164,21 +252,31 @@ def vandermonde_matmat(v: np.ndarray, G: np.ndarray, H: np.ndarray, X: np.ndarra
            [1., 2., 4.],
            [1., 3., 9.]])
     """
+    return _vandermonde_matmat(v, G, H, X, "vandermonde_matmat")
+
+
+def _vandermonde_matmat(v, G, H, X, where):
     dtype, v, G, H, X = _vdm_bilinear(v, G, H, X)
+    if _needs_double(v, H.shape[0], dtype):
+        Y = _vandermonde_matmat(*promote(_work_dtype(dtype), v, G, H, X), where)
+        return _checked(Y, dtype, v, H.shape[0], where, G, H, X)
     k, r = X.shape[1], G.shape[1]
     U, _ = _LowerToeplitzT(H).apply_T(X)
-    VU = _vander_apply(v, U)
+    VU = _vander_apply(v, U, where=where)
     Y = np.zeros((G.shape[0], k), dtype)
     for i in range(r):
         Y += G[:, i, None] * VU[:, i * k : (i + 1) * k]
     return Y
 
 
-def _vandermonde_tmatmat(v, G, H, Y):
+def _vandermonde_tmatmat(v, G, H, Y, where):
     dtype, v, G, H, Y = _vdm_bilinear(v, G, H, Y)
     k, r, n = Y.shape[1], G.shape[1], H.shape[0]
+    if _needs_double(v, n, dtype):
+        X = _vandermonde_tmatmat(*promote(_work_dtype(dtype), v, G, H, Y), where)
+        return _checked(X, dtype, v, n, where, G, H, Y)
     W = np.concatenate([G[:, i, None] * Y for i in range(r)], axis=1)
-    return _LowerToeplitzT(H).apply_N_sum(_vander_tapply(v, W, n), k)[0].astype(dtype)
+    return _LowerToeplitzT(H).apply_N_sum(_vander_tapply(v, W, n, where=where), k)[0].astype(dtype)
 
 
 def vandermonde_rmatmat(v: np.ndarray, G: np.ndarray, H: np.ndarray, Y: np.ndarray) -> np.ndarray:
@@ -192,9 +290,13 @@ def vandermonde_rmatmat(v: np.ndarray, G: np.ndarray, H: np.ndarray, Y: np.ndarr
     >>> vandermonde_rmatmat(v, np.ones((3, 1)), np.eye(3)[:, :1], np.eye(3))[2]
     array([1., 4., 9.])
     """
+    return _vandermonde_rmatmat(v, G, H, Y, "vandermonde_rmatmat")
+
+
+def _vandermonde_rmatmat(v, G, H, Y, where):
     if np.iscomplexobj(v) or np.iscomplexobj(G) or np.iscomplexobj(H):
-        return _vandermonde_tmatmat(np.conj(v), np.conj(G), np.conj(H), Y)
-    return _vandermonde_tmatmat(v, G, H, Y)
+        return _vandermonde_tmatmat(np.conj(v), np.conj(G), np.conj(H), Y, where)
+    return _vandermonde_tmatmat(v, G, H, Y, where)
 
 
 def vandermonde_vjp(
@@ -206,7 +308,8 @@ def vandermonde_vjp(
     ``dU_i = V^T W_i``, ``dX = sum_i L(h_i) dU_i``, ``dh_i`` the correlation of
     ``X`` with ``dU_i``, ``dv = rowsum(sum_i W_i * V' U_i)`` with
     ``V'_jk = k v_j^(k-1)`` (complex data: conjugated, the convention of
-    :func:`lowdisp.testing.check_vjp`). Three passes over ``V``.
+    :func:`lowdisp.testing.check_vjp`). Three passes over ``V`` (built once
+    when it has at most ``2**21`` entries).
 
     Examples
     --------
@@ -217,23 +320,37 @@ def vandermonde_vjp(
     >>> g["v"].shape, g["H"].shape
     ((3,), (3, 1))
     """
+    return _vandermonde_vjp(v, G, H, X, dY, "vandermonde_vjp")
+
+
+def _vandermonde_vjp(v, G, H, X, dY, where):
     if complex_data_only((v, G, H), X, dY):
-        return real_params_complex_data(lambda x, d: vandermonde_vjp(v, G, H, x, d), X, dY)
+        return real_params_complex_data(lambda x, d: _vandermonde_vjp(v, G, H, x, d, where), X, dY)
 
     dtype, v, G, H, X = _vdm_bilinear(v, G, H, X)
+    if _needs_double(v, H.shape[0], dtype):
+        wd = _work_dtype(dtype)
+        d = _vandermonde_vjp(*promote(wd, v, G, H, X, dY), where)
+        return {
+            key: _checked(val, dtype, v, H.shape[0], where, G, H, X, dY) for key, val in d.items()
+        }
     dYc = np.conj(np.asarray(dY, dtype))
     n, k = X.shape
     r = G.shape[1]
     lt = _LowerToeplitzT(H)
     U, Xs = lt.apply_T(X)
-    VU = _vander_apply(v, U)
+    blocks = None  # V and V' built once when small, else rebuilt tile by tile per pass
+    if v.shape[0] * n <= _WHOLE_MAX and _roots_of_unity(v) is None:
+        with np.errstate(over="ignore", invalid="ignore"):  # reported by _checked
+            blocks = list(_vander_blocks(v, n, dtype, power=True, deriv=True))
+    VU = _vander_apply(v, U, blocks=blocks, where=where)
     dG = np.empty_like(G)
     for i in range(r):
         dG[:, i] = np.einsum("jb,jb->j", dYc, VU[:, i * k : (i + 1) * k])
     del VU
     W = np.concatenate([G[:, i, None] * dYc for i in range(r)], axis=1)
-    dv = np.einsum("jc,jc->j", W, _vander_apply(v, U, deriv=True))
-    dU = _vander_tapply(v, W, n)
+    dv = np.einsum("jc,jc->j", W, _vander_apply(v, U, True, blocks, where))
+    dU = _vander_tapply(v, W, n, blocks, where)
     dX, dUs = lt.apply_N_sum(dU, k)
     dH = np.empty_like(H)
     for i in range(r):
@@ -327,10 +444,10 @@ class VandermondeFamily(LDRFamily):
         self.v = A.d
 
     def matmat(self, X):
-        return vandermonde_matmat(self.v, self.G, self.H, X)
+        return _vandermonde_matmat(self.v, self.G, self.H, X, "LDRMatrix.matmat")
 
     def rmatmat(self, Y):
-        return vandermonde_rmatmat(self.v, self.G, self.H, Y)
+        return _vandermonde_rmatmat(self.v, self.G, self.H, Y, "LDRMatrix.rmatmat")
 
     def toarray(self):
         n = self.H.shape[0]
@@ -341,7 +458,7 @@ class VandermondeFamily(LDRFamily):
         return out
 
     def vjp(self, X, dY):
-        d = vandermonde_vjp(self.v, self.G, self.H, X, dY)
+        d = _vandermonde_vjp(self.v, self.G, self.H, X, dY, "LDRMatrix.vjp")
         return {"G": d["G"], "H": d["H"], "A": d["v"], "X": d["X"]}
 
     def solve(self, B, *, transposed, where):
