@@ -1073,8 +1073,13 @@ def reproduce(
         f"# {s.paper}\n\n"
         f"{len(results)} runs in {total / 60:.1f} min ({jobs} worker(s)); load average "
         f"{load0} at the start, {load1} at the end; {s.seeds} seeds; KFAC/EKFAC refresh "
-        f"every {s.refresh} steps, preconditioned gradient clipped to norm {s.clip_norm}; "
-        f"momentum {s.momentum:g}.\n\n"
+        f"every {s.refresh} steps, "
+        + (
+            f"preconditioned gradient clipped to norm {s.clip_norm:g}; "
+            if s.clip_norm
+            else "no clipping; "
+        )
+        + f"momentum {s.momentum:g}.\n\n"
         + "".join(f"- {k}: {v}\n" for k, v in s.notes.items())
         + "\n## The paper's claims, checked on our numbers\n\n```\n"
         + claims
