@@ -319,7 +319,7 @@ def make_optimizer(name: str, lr: float, damping: float, s: EkfacSettings) -> An
         return lnn.SGD(lr, momentum=s.momentum)
     if name == "adam":
         return lnn.Adam(lr)
-    cls = lnn.KFAC if name == "kfac" else lnn.EKFAC  # type: ignore[attr-defined]
+    cls = lnn.KFAC if name == "kfac" else lnn.EKFAC
     return cls(lr, momentum=s.momentum, damping=damping, refresh=s.refresh, clip_norm=s.clip_norm)
 
 
@@ -937,7 +937,7 @@ def plot_curves(curves: Sequence[dict[str, Any]], s: EkfacSettings, path: str | 
     colors = {"sgd": "C0", "adam": "C1", "kfac": "C2", "ekfac": "C3"}
     for (ax_e, ax_t), p in zip(axes, probs):
         for opt in s.optimizers:
-            runs = {}
+            runs: dict[int, list[dict[str, Any]]] = {}
             for q in curves:
                 if q["problem"] == p.name and q["optimizer"] == opt and q["phase"] == "final":
                     runs.setdefault(q["seed"], []).append(q)
