@@ -175,3 +175,21 @@ def test_overflowing_node_powers_are_a_clear_error(rng, dtype):
 
     with pytest.raises(OverflowError, match=r"LDRMatrix\.matmat: .*" + msg):
         ls.vandermonde_like(v, G, H) @ X
+
+
+def test_cached_powers_of_one_matrix_agree(rng):
+    """An LDRMatrix keeps V (and V') across its products and vjp, per dtype: same numbers."""
+    import lowdisp.structured as ls
+
+    n = 40
+    v = rng.uniform(-1, 1, n)
+    G, H = rng.standard_normal((n, 2)), rng.standard_normal((n, 2))
+    M = ls.vandermonde_like(v, G, H)
+    for dtype in (np.float64, np.complex128, np.float64):
+        X, dY = _rand(rng, (n, 3), dtype), _rand(rng, (n, 3), dtype)
+        assert rel_err(M @ X, vl.vandermonde_matmat(v, G, H, X)) < 1e-13
+        d, ref = M.vjp(X, dY), vl.vandermonde_vjp(v, G, H, X, dY)
+        assert rel_err(d["A"], ref["v"]) < 1e-13
+        assert rel_err(d["G"], ref["G"]) < 1e-13
+        assert rel_err(M.rmatmat(dY), vl.vandermonde_rmatmat(v, G, H, dY)) < 1e-13
+        assert rel_err(M @ X, vl.vandermonde_matmat(v, G, H, X)) < 1e-13

@@ -55,17 +55,22 @@ def _work_dtype(dtype: np.dtype) -> np.dtype:
     return np.dtype(np.complex128 if np.dtype(dtype).kind == "c" else np.float64)
 
 
-def _flush(T: np.ndarray, dtype: np.dtype) -> np.ndarray:
-    """``T`` in ``dtype`` with entries below its smallest normal set to 0.
+def _cutoff(v: np.ndarray, n: int, dtype: np.dtype) -> np.ndarray:
+    """Per node, the first power ``k`` with ``|v_j|^k <= tiny`` (``n`` if none below n).
 
     Powers of nodes inside the unit disk decay into the subnormal range, where
     arithmetic is 10-100x slower (a float32 GEMM with V at n = 784, nodes
-    U(-0.7, 0.7): 0.23 s instead of 11 ms); they are below ``tiny`` relative to
-    the ``k = 0`` column (all ones), so setting them to 0 changes nothing
-    representable.
+    U(-0.7, 0.7): 0.23 s instead of 11 ms). Zero multipliers from this power
+    on make them exact zeros: below ``tiny`` relative to the ``k = 0`` column
+    (all ones), nothing representable changes.
     """
-    np.putmask(T, np.abs(T) < np.finfo(dtype).tiny, 0)
-    return T.astype(dtype, copy=False)
+    a = np.abs(v).astype(np.float64)
+    cut = np.full(v.shape[0], n, np.int64)
+    small = a < 1.0
+    with np.errstate(divide="ignore"):  # v = 0: log 0 = -inf, cut 0
+        la = np.log(a[small])
+    cut[small] = np.minimum(n, np.ceil(np.log(np.finfo(dtype).tiny) / la))
+    return cut
 
 
 def _needs_double(v: np.ndarray, n: int, dtype: np.dtype) -> bool:
@@ -87,32 +92,57 @@ def _vander_blocks(v: np.ndarray, n: int, dtype: np.dtype, power: bool, deriv: b
 
     ``V_jk = v_j^k`` and ``V'_jk = k v_j^(k-1)`` on rows J, columns K, built in
     double precision by cumulative products (carried across column tiles) and
-    handed back in ``dtype`` (see :func:`_flush`); one block when ``m n`` is at
+    handed back in ``dtype`` (no subnormals: see :func:`_cutoff`); one block when ``m n`` is at
     most ``_WHOLE_MAX``.
     """
     m = v.shape[0]
     wd = _work_dtype(dtype)
     v = v.astype(wd, copy=False)
+    cut = _cutoff(v, n, dtype)
     last = np.zeros(m, wd)  # v^(k0 - 1), carried across column tiles
     base = np.ones(m, wd)  # v^k0
     blocks = [(slice(0, m), slice(0, n))] if m * n <= _WHOLE_MAX else tiles(m, n)
     for J, K in blocks:
         w = K.stop - K.start
+        ks = np.arange(K.start, K.stop)
         Tt = np.empty((w, J.stop - J.start), wd)  # built transposed: cumprod over rows
         Tt[0] = base[J]  # is 2x faster than along the contiguous axis
         if w > 1:
-            Tt[1:] = v[J]
+            np.copyto(Tt[1:], np.where(ks[1:, None] < cut[J], v[J], 0))  # see _cutoff
             np.cumprod(Tt, axis=0, out=Tt)
         D = None
         if deriv:
             Dt = np.empty_like(Tt)
-            Dt[0] = last[J]
-            Dt[1:] = Tt[:-1]
-            Dt *= np.arange(K.start, K.stop, dtype=np.float64)[:, None]
-            D = _flush(Dt, dtype).T
+            Dt[0] = last[J] * K.start
+            np.multiply(Tt[:-1], ks[1:, None], out=Dt[1:])
+            D = Dt.astype(dtype, copy=False).T
         last[J] = Tt[-1]
-        base[J] = Tt[-1] * v[J]
-        yield J, K, (_flush(Tt, dtype).T if power else None), D
+        base[J] = np.where(K.stop < cut[J], Tt[-1] * v[J], 0)
+        yield J, K, (Tt.astype(dtype, copy=False).T if power else None), D
+
+
+def _whole_blocks(v: np.ndarray, n: int, dtype: np.dtype, deriv: bool, cache: dict | None):
+    """``[(J, K, V, V')]`` built once when ``V`` is small (else None: tile by tile per pass).
+
+    ``cache`` (a family's dict, or None) keeps them across the products and
+    the vjp of one matrix (a layer's forward and backward); ``V'`` is made from
+    ``V`` when first asked for.
+    """
+    if v.shape[0] * n > _WHOLE_MAX or _roots_of_unity(v) is not None:
+        return None
+    key = np.dtype(dtype)
+    ent = cache.get(key) if cache is not None else None
+    with np.errstate(over="ignore", invalid="ignore"):  # reported by _checked
+        if ent is None:
+            ent = next(_vander_blocks(v, n, dtype, power=True, deriv=deriv))
+        elif deriv and ent[3] is None:
+            J, K, T, _ = ent
+            D = np.zeros_like(T)
+            np.multiply(T[:, :-1], np.arange(1, n, dtype=T.real.dtype), out=D[:, 1:])
+            ent = (J, K, T, D)
+    if cache is not None:
+        cache[key] = ent
+    return [ent]
 
 
 def _checked(out: np.ndarray, dtype: np.dtype, v: np.ndarray, n: int, where: str, *inputs):
@@ -255,28 +285,32 @@ def vandermonde_matmat(v: np.ndarray, G: np.ndarray, H: np.ndarray, X: np.ndarra
     return _vandermonde_matmat(v, G, H, X, "vandermonde_matmat")
 
 
-def _vandermonde_matmat(v, G, H, X, where):
+def _vandermonde_matmat(v, G, H, X, where, cache=None):
     dtype, v, G, H, X = _vdm_bilinear(v, G, H, X)
     if _needs_double(v, H.shape[0], dtype):
         Y = _vandermonde_matmat(*promote(_work_dtype(dtype), v, G, H, X), where)
         return _checked(Y, dtype, v, H.shape[0], where, G, H, X)
     k, r = X.shape[1], G.shape[1]
     U, _ = _LowerToeplitzT(H).apply_T(X)
-    VU = _vander_apply(v, U, where=where)
+    VU = _vander_apply(v, U, blocks=_whole_blocks(v, H.shape[0], dtype, False, cache), where=where)
     Y = np.zeros((G.shape[0], k), dtype)
     for i in range(r):
         Y += G[:, i, None] * VU[:, i * k : (i + 1) * k]
     return Y
 
 
-def _vandermonde_tmatmat(v, G, H, Y, where):
+def _vandermonde_tmatmat(v, G, H, Y, where, cache=None):
     dtype, v, G, H, Y = _vdm_bilinear(v, G, H, Y)
     k, r, n = Y.shape[1], G.shape[1], H.shape[0]
     if _needs_double(v, n, dtype):
         X = _vandermonde_tmatmat(*promote(_work_dtype(dtype), v, G, H, Y), where)
         return _checked(X, dtype, v, n, where, G, H, Y)
     W = np.concatenate([G[:, i, None] * Y for i in range(r)], axis=1)
-    return _LowerToeplitzT(H).apply_N_sum(_vander_tapply(v, W, n, where=where), k)[0].astype(dtype)
+    return (
+        _LowerToeplitzT(H)
+        .apply_N_sum(_vander_tapply(v, W, n, _whole_blocks(v, n, dtype, False, cache), where), k)[0]
+        .astype(dtype)
+    )
 
 
 def vandermonde_rmatmat(v: np.ndarray, G: np.ndarray, H: np.ndarray, Y: np.ndarray) -> np.ndarray:
@@ -293,10 +327,10 @@ def vandermonde_rmatmat(v: np.ndarray, G: np.ndarray, H: np.ndarray, Y: np.ndarr
     return _vandermonde_rmatmat(v, G, H, Y, "vandermonde_rmatmat")
 
 
-def _vandermonde_rmatmat(v, G, H, Y, where):
+def _vandermonde_rmatmat(v, G, H, Y, where, cache=None):
     if np.iscomplexobj(v) or np.iscomplexobj(G) or np.iscomplexobj(H):
         return _vandermonde_tmatmat(np.conj(v), np.conj(G), np.conj(H), Y, where)
-    return _vandermonde_tmatmat(v, G, H, Y, where)
+    return _vandermonde_tmatmat(v, G, H, Y, where, cache)
 
 
 def vandermonde_vjp(
@@ -323,9 +357,11 @@ def vandermonde_vjp(
     return _vandermonde_vjp(v, G, H, X, dY, "vandermonde_vjp")
 
 
-def _vandermonde_vjp(v, G, H, X, dY, where):
+def _vandermonde_vjp(v, G, H, X, dY, where, cache=None):
     if complex_data_only((v, G, H), X, dY):
-        return real_params_complex_data(lambda x, d: _vandermonde_vjp(v, G, H, x, d, where), X, dY)
+        return real_params_complex_data(
+            lambda x, d: _vandermonde_vjp(v, G, H, x, d, where, cache), X, dY
+        )
 
     dtype, v, G, H, X = _vdm_bilinear(v, G, H, X)
     if _needs_double(v, H.shape[0], dtype):
@@ -339,10 +375,7 @@ def _vandermonde_vjp(v, G, H, X, dY, where):
     r = G.shape[1]
     lt = _LowerToeplitzT(H)
     U, Xs = lt.apply_T(X)
-    blocks = None  # V and V' built once when small, else rebuilt tile by tile per pass
-    if v.shape[0] * n <= _WHOLE_MAX and _roots_of_unity(v) is None:
-        with np.errstate(over="ignore", invalid="ignore"):  # reported by _checked
-            blocks = list(_vander_blocks(v, n, dtype, power=True, deriv=True))
+    blocks = _whole_blocks(v, n, dtype, True, cache)  # None: tile by tile per pass
     VU = _vander_apply(v, U, blocks=blocks, where=where)
     dG = np.empty_like(G)
     for i in range(r):
@@ -442,12 +475,13 @@ class VandermondeFamily(LDRFamily):
     def __init__(self, A, B, G, H, kind):
         super().__init__(A, B, G, H, kind)
         self.v = A.d
+        self._powers: dict = {}  # V (and V') by dtype when small, see _whole_blocks
 
     def matmat(self, X):
-        return _vandermonde_matmat(self.v, self.G, self.H, X, "LDRMatrix.matmat")
+        return _vandermonde_matmat(self.v, self.G, self.H, X, "LDRMatrix.matmat", self._powers)
 
     def rmatmat(self, Y):
-        return _vandermonde_rmatmat(self.v, self.G, self.H, Y, "LDRMatrix.rmatmat")
+        return _vandermonde_rmatmat(self.v, self.G, self.H, Y, "LDRMatrix.rmatmat", self._powers)
 
     def toarray(self):
         n = self.H.shape[0]
@@ -458,7 +492,7 @@ class VandermondeFamily(LDRFamily):
         return out
 
     def vjp(self, X, dY):
-        d = _vandermonde_vjp(self.v, self.G, self.H, X, dY, "LDRMatrix.vjp")
+        d = _vandermonde_vjp(self.v, self.G, self.H, X, dY, "LDRMatrix.vjp", self._powers)
         return {"G": d["G"], "H": d["H"], "A": d["v"], "X": d["X"]}
 
     def solve(self, B, *, transposed, where):
