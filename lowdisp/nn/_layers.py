@@ -33,6 +33,7 @@ from lowdisp._validation import (
     as_plain_ndarray,
     as_rng,
     check_bool,
+    check_dtype,
     check_int,
     check_option,
     check_real,
@@ -59,15 +60,8 @@ _ROWS = 256
 
 
 def _check_dtype(dtype: Any, where: str) -> np.dtype:
-    if dtype is None:
-        raise TypeError(f"{where}: dtype must be float32 or float64; got None")
-    try:
-        dt = np.dtype(dtype)
-    except (TypeError, ValueError, SyntaxError) as exc:
-        raise TypeError(f"{where}: dtype must be float32 or float64; got {dtype!r}") from exc
-    if dt not in _FLOATS:
-        raise TypeError(f"{where}: dtype must be float32 or float64; got {dt}")
-    return dt
+    """A layer's ``dtype`` option: float32 or float64 (``TypeError`` otherwise)."""
+    return check_dtype(dtype, _FLOATS, where=where)
 
 
 def _as_input(
