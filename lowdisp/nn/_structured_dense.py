@@ -120,7 +120,7 @@ class StructuredDense(Layer):
 
     The learned Vandermonde nodes start in ``U(-0.7, 0.7)``, inside the unit
     disk (the authors' choice); once training drives some ``|v|`` past 1,
-    ``v^(s-1)`` grows fast at large s (float32 at s = 784 holds ``|v| <= 1.118``)
+    ``v^(s-1)`` grows fast at large s (float32 at s = 784 holds ``|v| <= 1.12``)
     and a non-representable product raises ``OverflowError`` naming ``max|v|``.
     See ``docs/layers.md``.
 
