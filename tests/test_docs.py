@@ -129,6 +129,10 @@ def run_blocks(page: str, capsys) -> None:
             try:
                 with warnings.catch_warnings():  # as in a user's session: shown, not raised
                     warnings.simplefilter("default")
+                    # input_contract.md passes np.matrix on purpose (numpy's own warning)
+                    warnings.filterwarnings(
+                        "ignore", "the matrix subclass", PendingDeprecationWarning
+                    )
                     exec(compile(code, str(DOCS / page), "exec"), namespace)
             except Exception as exc:
                 raise AssertionError(f"{where} failed (mark it {FRAGMENT} if it is one)") from exc
