@@ -38,7 +38,6 @@ import itertools
 import json
 import math
 import os
-import platform
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
@@ -1088,15 +1087,12 @@ def reproduce(
         + "\n## Frobenius distance to the exact block-diagonal Fisher\n\n"
         + frob_md
     )
-    written = []
+    from lowdisp.nn._reproduce import machine_info, write_text
+
+    written: list[str] = []
 
     def put(name: str, text: str) -> None:
-        path = os.path.join(out, name)
-        with open(path, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        written.append(path)
-
-    from lowdisp.nn._spec import _version
+        write_text(out, name, text, written)
 
     put("results.csv", _csv(results, RESULT_COLUMNS))
     put("curves.csv", _csv(curves, CURVE_COLUMNS))
@@ -1110,10 +1106,7 @@ def reproduce(
         "jobs": jobs,
         "load_average": [load0, load1],
         "minutes": total / 60,
-        "lowdisp_version": _version(),
-        "python": platform.python_version(),
-        "machine": platform.machine(),
-        "cpu_count": os.cpu_count(),
+        **machine_info(),
     }
     put("settings.json", json.dumps(meta, indent=2, default=str) + "\n")
     if plot:

@@ -436,6 +436,28 @@ def prepare_out(out: str, *, force: bool, where: str) -> str:
     return out
 
 
+def write_text(out: str, name: str, text: str, written: list[str]) -> None:
+    """Write ``text`` to the file ``name`` in the folder ``out`` (UTF-8) and append
+    its path to ``written``; the file writer of every reproduction."""
+    path = os.path.join(out, name)
+    with open(path, "w", encoding="utf-8") as fh:
+        fh.write(text)
+    written.append(path)
+
+
+def machine_info() -> dict[str, Any]:
+    """The lowdisp version, Python version, machine and CPU count recorded in a
+    reproduction's settings.json."""
+    from lowdisp.nn._spec import _version
+
+    return {
+        "lowdisp_version": _version(),
+        "python": platform.python_version(),
+        "machine": platform.machine(),
+        "cpu_count": os.cpu_count(),
+    }
+
+
 def write_outputs(
     out: str,
     settings: Settings,
@@ -447,27 +469,16 @@ def write_outputs(
     plot_fn: Callable[..., Any] | None = None,
 ) -> list[str]:
     """Write results.csv, table.csv, table.md, summary.md, settings.json (and the plot)."""
-    from lowdisp.nn._spec import _version
-
-    written = []
+    written: list[str] = []
 
     def put(name: str, text: str) -> None:
-        path = os.path.join(out, name)
-        with open(path, "w", encoding="utf-8") as f:
-            f.write(text)
-        written.append(path)
+        write_text(out, name, text, written)
 
     put("results.csv", _csv(results, RESULT_COLUMNS))
     put("table.csv", _csv(rows, TABLE_COLUMNS))
     put("table.md", format_markdown(rows))
     put("summary.md", summary)
-    meta = {
-        **settings.to_dict(),
-        "lowdisp_version": _version(),
-        "python": platform.python_version(),
-        "machine": platform.machine(),
-        "cpu_count": os.cpu_count(),
-    }
+    meta = {**settings.to_dict(), **machine_info()}
     put("settings.json", json.dumps(meta, indent=2, default=str) + "\n")
     if plot:
         path = os.path.join(out, "accuracy_vs_params.png")
