@@ -497,15 +497,15 @@ def _sd_dense_vjp(a, fa, b, fb, G, H, X, dY, dtype):
     return {"G": Lam @ H, "H": Lam.T @ G, "a": da, "b": db, "X": M.T @ dY}
 
 
-def _sd_tmatmat(a, fa, b, fb, G, H, Y):
+def _sd_matmat(a, fa, b, fb, G, H, X, transpose: bool = False):
+    """``M @ X``, or ``M^T @ X`` when ``transpose`` (the roles of A and B swapped)."""
     fa, fb = py_scalar(fa), py_scalar(fb)
-    dtype = _sd_dtype(a, b, G, H, Y, fa, fb)
-    if _sd_use_dense(H.shape[0], Y.shape[1]):
+    dtype = _sd_dtype(a, b, G, H, X, fa, fb)
+    if _sd_use_dense(H.shape[0], X.shape[1]):
         M = _sd_dense(a, fa, b, fb, G, H, dtype)[0]
-        return M.T @ np.asarray(Y, dtype)
-    return (_sd_products(b, fb, a, fa, H, G, Y, dtype) * _sd_scale(a, fa, b, fb)).astype(
-        dtype, copy=False
-    )
+        return (M.T if transpose else M) @ np.asarray(X, dtype)
+    sides = (b, fb, a, fa, H, G) if transpose else (a, fa, b, fb, G, H)
+    return (_sd_products(*sides, X, dtype) * _sd_scale(a, fa, b, fb)).astype(dtype, copy=False)
 
 
 def subdiag_matmat(
@@ -567,14 +567,7 @@ def subdiag_matmat(
     >>> subdiag_matmat(a, 0.0, b, 0.0, G, H, np.eye(n))[:, 0]
     array([1., 1., 1., 1.])
     """
-    fa, fb = py_scalar(fa), py_scalar(fb)
-    dtype = _sd_dtype(a, b, G, H, X, fa, fb)
-    if _sd_use_dense(H.shape[0], X.shape[1]):
-        M = _sd_dense(a, fa, b, fb, G, H, dtype)[0]
-        return M @ np.asarray(X, dtype)
-    return (_sd_products(a, fa, b, fb, G, H, X, dtype) * _sd_scale(a, fa, b, fb)).astype(
-        dtype, copy=False
-    )
+    return _sd_matmat(a, fa, b, fb, G, H, X)
 
 
 def subdiag_rmatmat(
@@ -600,8 +593,8 @@ def subdiag_rmatmat(
     """
     if any(np.iscomplexobj(x) for x in (a, b, G, H, fa, fb)):
         c = np.conj
-        return _sd_tmatmat(c(a), c(fa), c(b), c(fb), c(G), c(H), Y)
-    return _sd_tmatmat(a, fa, b, fb, G, H, Y)
+        return _sd_matmat(c(a), c(fa), c(b), c(fb), c(G), c(H), Y, transpose=True)
+    return _sd_matmat(a, fa, b, fb, G, H, Y, transpose=True)
 
 
 def _sd_param_grad(p: _SDPlan, a: np.ndarray, pm: np.ndarray, zc: np.ndarray, secant: Any):
