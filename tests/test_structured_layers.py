@@ -97,9 +97,9 @@ def dense_oracle(layer):
     return W[:no, :ni]
 
 
-def layer_fn(layer):
-    """(f, vjp, point) over {"x": input, **params} for check_vjp."""
-    live = layer.params()
+def _vjp_fn(live, forward, backward):
+    """(f, vjp, point) over {"x": input, **live} for check_vjp, where
+    ``forward(x) -> (y, cache)`` and ``backward(cache, dy) -> (dx, grads)``."""
 
     def set_params(d):
         for k, v in d.items():
@@ -108,15 +108,20 @@ def layer_fn(layer):
 
     def f(d):
         set_params(d)
-        return np.array(layer.forward(d["x"])[0])
+        return np.array(forward(d["x"])[0])
 
     def vjp(d, dy):
         set_params(d)
-        _, cache = layer.forward(d["x"])
-        dx, grads = layer.backward(cache, dy)
+        _, cache = forward(d["x"])
+        dx, grads = backward(cache, dy)
         return {**grads, "x": dx}
 
     return f, vjp, {k: v.copy() for k, v in live.items()}
+
+
+def layer_fn(layer):
+    """(f, vjp, point) over {"x": input, **params} for check_vjp."""
+    return _vjp_fn(layer.params(), layer.forward, layer.backward)
 
 
 CASES = [(st, ni, no) for st in lnn.STRUCTURES for ni, no in SHAPES]
@@ -557,24 +562,8 @@ RECURRENT += ["toeplitz", "low_rank:3", "cauchy_like:2"]
 
 
 def cell_fn(cell):
-    live = cell.params()
-
-    def set_params(d):
-        for k, v in d.items():
-            if k in live:
-                live[k][...] = v
-
-    def f(d):
-        set_params(d)
-        return np.array(cell.forward_sequence(d["x"])[0])
-
-    def vjp(d, dy):
-        set_params(d)
-        _, cache = cell.forward_sequence(d["x"])
-        dx, grads = cell.backward_sequence(cache, dy)
-        return {**grads, "x": dx}
-
-    return f, vjp, {k: v.copy() for k, v in live.items()}
+    """(f, vjp, point) over {"x": sequence, **params} for check_vjp."""
+    return _vjp_fn(cell.params(), cell.forward_sequence, cell.backward_sequence)
 
 
 @pytest.mark.parametrize("cell_name", ["tanh", "lstm"])
