@@ -21,11 +21,20 @@ def rel_err(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.linalg.norm(a - b) / max(np.linalg.norm(b), 1e-300))
 
 
+def random_array(
+    rng: np.random.Generator, shape, dtype=np.float64, scale: float = 1.0
+) -> np.ndarray:
+    """A Gaussian array of standard deviation ``scale`` and the given dtype (complex:
+    independent real and imaginary parts, the real part drawn first)."""
+    a = scale * rng.standard_normal(shape)
+    if np.dtype(dtype).kind == "c":
+        a = a + 1j * scale * rng.standard_normal(shape)
+    return a.astype(dtype)
+
+
 def random_matrix(rng: np.random.Generator, m: int, n: int, dtype=np.float64) -> np.ndarray:
     """A Gaussian matrix of the given dtype (complex: independent real and imaginary parts)."""
-    if np.dtype(dtype).kind == "c":
-        return (rng.standard_normal((m, n)) + 1j * rng.standard_normal((m, n))).astype(dtype)
-    return rng.standard_normal((m, n)).astype(dtype)
+    return random_array(rng, (m, n), dtype)
 
 
 def krylov(A: np.ndarray, v: np.ndarray, m: int | None = None) -> np.ndarray:

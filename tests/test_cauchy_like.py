@@ -10,16 +10,9 @@ import pytest
 from lowdisp.structured import _common
 from lowdisp.structured.families import cauchy as cl
 from lowdisp.testing import check_vjp
-from tests.oracles import rel_err
+from tests.oracles import random_array, rel_err
 
 DTYPES = [np.float64, np.float32, np.complex128]
-
-
-def _rand(rng, shape, dtype):
-    a = rng.standard_normal(shape)
-    if np.dtype(dtype).kind == "c":
-        a = a + 1j * rng.standard_normal(shape)
-    return a.astype(dtype)
 
 
 def _tol(dtype):
@@ -38,9 +31,9 @@ def dense_cauchy_like(s, t, G, H):
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize(("m", "n"), [(7, 9), (9, 4)])
 def test_cauchy_products(rng, dtype, m, n):
-    s, t = _rand(rng, m, dtype), _rand(rng, n, dtype) + 4
-    G, H = _rand(rng, (m, 3), dtype), _rand(rng, (n, 3), dtype)
-    X, Y = _rand(rng, (n, 4), dtype), _rand(rng, (m, 4), dtype)
+    s, t = random_array(rng, m, dtype), random_array(rng, n, dtype) + 4
+    G, H = random_array(rng, (m, 3), dtype), random_array(rng, (n, 3), dtype)
+    X, Y = random_array(rng, (n, 4), dtype), random_array(rng, (m, 4), dtype)
     M = dense_cauchy_like(s, t, G, H)
     out = cl.cauchy_matmat(s, t, G, H, X)
     assert out.dtype == np.dtype(dtype)
@@ -76,11 +69,11 @@ def _cauchy_vjp(d, dy):
 def test_cauchy_vjp(rng, dtype):
     m, n = 6, 5
     x = {
-        "s": _rand(rng, m, dtype),
-        "t": _rand(rng, n, dtype) + 4,
-        "G": _rand(rng, (m, 2), dtype),
-        "H": _rand(rng, (n, 2), dtype),
-        "X": _rand(rng, (n, 3), dtype),
+        "s": random_array(rng, m, dtype),
+        "t": random_array(rng, n, dtype) + 4,
+        "G": random_array(rng, (m, 2), dtype),
+        "H": random_array(rng, (n, 2), dtype),
+        "X": random_array(rng, (n, 3), dtype),
     }
     assert check_vjp(_cauchy_f, _cauchy_vjp, x, rng=rng) < 1e-6
 

@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from lowdisp.structured.families import subdiagonal as sd
 from lowdisp.testing import check_vjp
-from tests.oracles import krylov, rel_err
+from tests.oracles import krylov, random_array, rel_err
 
 CORNERS = [(0.0, 0.0), (0.7, 0.0), (0.0, -0.5), (0.7, -1.3)]
 
@@ -48,13 +48,6 @@ def krylov_tmatvec_big(a, f, h, x):
     return out
 
 
-def _rand(rng, shape, dtype):
-    x = rng.standard_normal(shape)
-    if np.dtype(dtype).kind == "c":
-        x = x + 1j * rng.standard_normal(shape)
-    return x.astype(dtype)
-
-
 def _params(rng, n, dtype):
     a = np.exp(rng.normal(-0.05, 0.05, n - 1)).astype(dtype)
     b = np.exp(rng.normal(0.0, 0.3, n - 1)).astype(dtype)
@@ -66,8 +59,8 @@ def _params(rng, n, dtype):
 @pytest.mark.parametrize("dtype", [np.float64, np.float32, np.complex128])
 def test_products_match_dense(rng, n, fa, fb, dtype):
     a, b = _params(rng, n, dtype)
-    G, H = _rand(rng, (n, 3), dtype), _rand(rng, (n, 3), dtype)
-    X, Y = _rand(rng, (n, 4), dtype), _rand(rng, (n, 4), dtype)
+    G, H = random_array(rng, (n, 3), dtype), random_array(rng, (n, 3), dtype)
+    X, Y = random_array(rng, (n, 4), dtype), random_array(rng, (n, 4), dtype)
     M = dense_subdiag_like(a, fa, b, fb, G, H)
     tol = 1e-4 if dtype == np.float32 else 1e-10
     out = sd.subdiag_matmat(a, fa, b, fb, G, H, X)
@@ -229,9 +222,9 @@ def test_vjp_finite_differences(rng, fa, fb, dtype, n):
     x = {
         "a": a,
         "b": b,
-        "G": _rand(rng, (n, 2), dtype),
-        "H": _rand(rng, (n, 2), dtype),
-        "X": _rand(rng, (n, 3), dtype),
+        "G": random_array(rng, (n, 2), dtype),
+        "H": random_array(rng, (n, 2), dtype),
+        "X": random_array(rng, (n, 3), dtype),
     }
     assert check_vjp(_f(fa, fb), _vjp(fa, fb), x, rng=rng) < 1e-6
 
@@ -264,8 +257,8 @@ def test_operator_gradients_alone_including_tiny_entries(rng, fa, fb):
 def test_small_n_materialized_path(rng, n, fa, fb, dtype):
     """Batches >= 8 at small n go through the Stein scan + GEMM: same answers, same vjp."""
     a, b = _params(rng, n, dtype)
-    G, H = _rand(rng, (n, 2), dtype), _rand(rng, (n, 2), dtype)
-    X, Y = _rand(rng, (n, 9), dtype), _rand(rng, (n, 9), dtype)
+    G, H = random_array(rng, (n, 2), dtype), random_array(rng, (n, 2), dtype)
+    X, Y = random_array(rng, (n, 9), dtype), random_array(rng, (n, 9), dtype)
     assert sd._sd_use_dense(n, 9) and sd._sd_use_dense(n, 9, vjp=True)
     M = dense_subdiag_like(a, fa, b, fb, G, H)
     tol = 1e-4 if dtype == np.float32 else 1e-10

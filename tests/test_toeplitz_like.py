@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 import lowdisp as ld
 from lowdisp.structured.families.toeplitz import ToeplitzPlan
 from lowdisp.testing import check_vjp
-from tests.oracles import fcirculant_dense, krylov, rel_err, shift_matrix
+from tests.oracles import fcirculant_dense, krylov, random_array, rel_err, shift_matrix
 
 CASES = [
     (1.0, -1.0, "sylvester"),  # the default (Z_1, Z_-1) pair: exact length-n transforms
@@ -22,13 +22,6 @@ CASES = [
     (0.5, -2.0, "stein"),
 ]
 DTYPES = [np.float64, np.float32, np.complex128]
-
-
-def _rand(rng, shape, dtype):
-    a = rng.standard_normal(shape)
-    if np.dtype(dtype).kind == "c":
-        a = a + 1j * rng.standard_normal(shape)
-    return a.astype(dtype)
 
 
 def _zf(v, f):
@@ -52,7 +45,11 @@ def _tol(dtype):
 @pytest.mark.parametrize(("e", "f", "kind"), CASES)
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_products_match_dense(rng, n, e, f, kind, dtype):
-    G, H, X = _rand(rng, (n, 3), dtype), _rand(rng, (n, 3), dtype), _rand(rng, (n, 5), dtype)
+    G, H, X = (
+        random_array(rng, (n, 3), dtype),
+        random_array(rng, (n, 3), dtype),
+        random_array(rng, (n, 5), dtype),
+    )
     plan = ToeplitzPlan(G, H, e, f, kind)
     M = dense_toeplitz_like(G, H, e, f, kind)
     Y = plan.matmat(X)
@@ -75,7 +72,7 @@ def test_displacement_equation_sylvester(rng):
 def test_real_plan_complex_input(rng):
     n = 16
     G, H = rng.standard_normal((n, 2)), rng.standard_normal((n, 2))
-    X = _rand(rng, (n, 3), np.complex128)
+    X = random_array(rng, (n, 3), np.complex128)
     M = dense_toeplitz_like(G, H, 1.0, -1.0, "sylvester")
     assert rel_err(ToeplitzPlan(G, H).matmat(X), M @ X) < 1e-12
 
@@ -84,7 +81,7 @@ def test_real_plan_complex_input(rng):
 @pytest.mark.parametrize("dtype", [np.float64, np.complex128])
 def test_vjp_finite_differences(rng, e, f, kind, dtype):
     n = 8
-    x = {k: _rand(rng, (n, s), dtype) for k, s in (("G", 2), ("H", 2), ("X", 3))}
+    x = {k: random_array(rng, (n, s), dtype) for k, s in (("G", 2), ("H", 2), ("X", 3))}
 
     def fwd(d):
         return ToeplitzPlan(d["G"], d["H"], e, f, kind).matmat(d["X"])

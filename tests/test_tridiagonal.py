@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from lowdisp.structured.families import tridiagonal as td
 from lowdisp.testing import check_vjp
-from tests.oracles import krylov, rel_err
+from tests.oracles import krylov, random_array, rel_err
 
 
 def tridiag_dense(P):
@@ -29,18 +29,11 @@ def dense_tridiag_like(Ap, Bp, G, H):
     return sum(krylov(A, G[:, i]) @ krylov(B, H[:, i]).T for i in range(G.shape[1]))
 
 
-def _rand(rng, shape, dtype, scale=1.0):
-    x = scale * rng.standard_normal(shape)
-    if np.dtype(dtype).kind == "c":
-        x = x + 1j * scale * rng.standard_normal(shape)
-    return x.astype(dtype)
-
-
 def _params(rng, n, dtype, f):
     return (
-        _rand(rng, n - 1, dtype, 0.4),
-        _rand(rng, n, dtype, 0.4),
-        _rand(rng, n - 1, dtype, 0.4),
+        random_array(rng, n - 1, dtype, 0.4),
+        random_array(rng, n, dtype, 0.4),
+        random_array(rng, n - 1, dtype, 0.4),
         f,
     )
 
@@ -49,8 +42,8 @@ def _params(rng, n, dtype, f):
 @pytest.mark.parametrize("dtype", [np.float64, np.float32, np.complex128])
 def test_products_match_dense(rng, n, dtype):
     Ap, Bp = _params(rng, n, dtype, 0.3), _params(rng, n, dtype, -0.2)
-    G, H = _rand(rng, (n, 3), dtype), _rand(rng, (n, 3), dtype)
-    X, Y = _rand(rng, (n, 4), dtype), _rand(rng, (n, 4), dtype)
+    G, H = random_array(rng, (n, 3), dtype), random_array(rng, (n, 3), dtype)
+    X, Y = random_array(rng, (n, 4), dtype), random_array(rng, (n, 4), dtype)
     M = dense_tridiag_like(Ap, Bp, G, H)
     tol = 1e-4 if dtype == np.float32 else 1e-10
     out = td.tridiag_matmat(Ap, Bp, G, H, X)
@@ -84,9 +77,9 @@ def test_vjp_finite_differences(rng, dtype, n):
     x = {
         "A": np.concatenate(Ap[:3]),
         "B": np.concatenate(Bp[:3]),
-        "G": _rand(rng, (n, 2), dtype),
-        "H": _rand(rng, (n, 2), dtype),
-        "X": _rand(rng, (n, 3), dtype),
+        "G": random_array(rng, (n, 2), dtype),
+        "H": random_array(rng, (n, 2), dtype),
+        "X": random_array(rng, (n, 3), dtype),
     }
 
     def f(d):
@@ -165,8 +158,8 @@ def test_cut_sum_matches_the_full_one(rng, dtype, monkeypatch):
     dense definition."""
     n = 300
     Ap, Bp = _contractive(rng, n, dtype, 0.05), _contractive(rng, n, dtype, -0.05)
-    G, H = _rand(rng, (n, 3), dtype), _rand(rng, (n, 3), dtype)
-    X, dY = _rand(rng, (n, 4), dtype), _rand(rng, (n, 4), dtype)
+    G, H = random_array(rng, (n, 3), dtype), random_array(rng, (n, 3), dtype)
+    X, dY = random_array(rng, (n, 4), dtype), random_array(rng, (n, 4), dtype)
     assert td._td_terms(Ap, Bp, n, dtype, grad=True) < n // 2
     tol = 1e-5 if dtype == np.float32 else 1e-13
     M = dense_tridiag_like(Ap, Bp, G, H)

@@ -10,16 +10,9 @@ from hypothesis import strategies as st
 from lowdisp.structured import _common
 from lowdisp.structured.families import vandermonde as vl
 from lowdisp.testing import check_vjp
-from tests.oracles import rel_err
+from tests.oracles import random_array, rel_err
 
 DTYPES = [np.float64, np.float32, np.complex128]
-
-
-def _rand(rng, shape, dtype):
-    a = rng.standard_normal(shape)
-    if np.dtype(dtype).kind == "c":
-        a = a + 1j * rng.standard_normal(shape)
-    return a.astype(dtype)
 
 
 def _tol(dtype):
@@ -39,9 +32,9 @@ def dense_vandermonde_like(v, G, H):
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize(("m", "n"), [(7, 9), (9, 4)])
 def test_vandermonde_products(rng, dtype, m, n):
-    v = (0.9 * _rand(rng, m, dtype)).astype(dtype)
-    G, H = _rand(rng, (m, 3), dtype), _rand(rng, (n, 3), dtype)
-    X, Y = _rand(rng, (n, 4), dtype), _rand(rng, (m, 4), dtype)
+    v = (0.9 * random_array(rng, m, dtype)).astype(dtype)
+    G, H = random_array(rng, (m, 3), dtype), random_array(rng, (n, 3), dtype)
+    X, Y = random_array(rng, (n, 4), dtype), random_array(rng, (m, 4), dtype)
     M = dense_vandermonde_like(v, G, H)
     out = vl.vandermonde_matmat(v, G, H, X)
     assert out.dtype == np.dtype(dtype)
@@ -64,10 +57,10 @@ def test_vandermonde_vjp(rng, dtype, monkeypatch):
     monkeypatch.setattr(_common, "_TILE_COLS", 3)  # carry powers across column tiles
     m, n = 6, 7
     x = {
-        "v": 0.9 * _rand(rng, m, dtype),
-        "G": _rand(rng, (m, 2), dtype),
-        "H": _rand(rng, (n, 2), dtype),
-        "X": _rand(rng, (n, 3), dtype),
+        "v": 0.9 * random_array(rng, m, dtype),
+        "G": random_array(rng, (m, 2), dtype),
+        "H": random_array(rng, (n, 2), dtype),
+        "X": random_array(rng, (n, 3), dtype),
     }
     assert check_vjp(_vdm_f, _vdm_vjp, x, rng=rng) < 1e-6
     M = dense_vandermonde_like(x["v"], x["G"], x["H"])
@@ -80,8 +73,8 @@ def test_vandermonde_roots_of_unity_fft_path(m, n, seed):
     g = np.random.default_rng(seed)
     v = np.exp(2j * np.pi * g.permutation(m) / m)
     assert vl._roots_of_unity(v) is not None
-    G, H = _rand(g, (m, 2), np.complex128), _rand(g, (n, 2), np.complex128)
-    X, Y = _rand(g, (n, 3), np.complex128), _rand(g, (m, 3), np.complex128)
+    G, H = random_array(g, (m, 2), np.complex128), random_array(g, (n, 2), np.complex128)
+    X, Y = random_array(g, (n, 3), np.complex128), random_array(g, (m, 3), np.complex128)
     M = dense_vandermonde_like(v, G, H)
     assert rel_err(vl.vandermonde_matmat(v, G, H, X), M @ X) < 1e-10
     assert rel_err(vl.vandermonde_rmatmat(v, G, H, Y), M.conj().T @ Y) < 1e-10
@@ -91,9 +84,9 @@ def test_vandermonde_roots_of_unity_vjp(rng):
     m, n = 8, 11
     x = {
         "v": np.exp(2j * np.pi * rng.permutation(m) / m),
-        "G": _rand(rng, (m, 2), np.complex128),
-        "H": _rand(rng, (n, 2), np.complex128),
-        "X": _rand(rng, (n, 3), np.complex128),
+        "G": random_array(rng, (m, 2), np.complex128),
+        "H": random_array(rng, (n, 2), np.complex128),
+        "X": random_array(rng, (n, 3), np.complex128),
     }
     assert check_vjp(_vdm_f, _vdm_vjp, x, rng=rng) < 1e-6
 
@@ -109,9 +102,9 @@ def _all_products(v, G, H, X, Y):
 def test_whole_and_tiled_vandermonde_agree(rng, dtype, monkeypatch):
     """V built whole (small m n, reused by the vjp) and tile by tile give the same numbers."""
     m, n = 11, 13
-    v = (0.95 * _rand(rng, m, dtype)).astype(dtype)
-    G, H = _rand(rng, (m, 3), dtype), _rand(rng, (n, 3), dtype)
-    X, Y = _rand(rng, (n, 4), dtype), _rand(rng, (m, 4), dtype)
+    v = (0.95 * random_array(rng, m, dtype)).astype(dtype)
+    G, H = random_array(rng, (m, 3), dtype), random_array(rng, (n, 3), dtype)
+    X, Y = random_array(rng, (n, 4), dtype), random_array(rng, (m, 4), dtype)
     whole = _all_products(v, G, H, X, Y)
     monkeypatch.setattr(vl, "_WHOLE_MAX", 0)
     monkeypatch.setattr(_common, "_TILE_ROWS", 4)
@@ -131,8 +124,8 @@ def test_vandermonde_powers_decaying_to_subnormals(rng, dtype):
     m = n = 784
     v = rng.uniform(-0.7, 0.7, m).astype(dtype)
     v[:3] = [0.0, 1e-30, -0.999]
-    G, H = _rand(rng, (m, 2), dtype), _rand(rng, (n, 2), dtype)
-    X = _rand(rng, (n, 3), dtype)
+    G, H = random_array(rng, (m, 2), dtype), random_array(rng, (n, 2), dtype)
+    X = random_array(rng, (n, 3), dtype)
     V = vl.vander(v.astype(np.float64), n)
     M = sum(
         (G[:, i, None] * V) @ _common.fcirc_dense(H[:, i].astype(float), 0.0).T for i in range(2)
@@ -162,8 +155,8 @@ def test_overflowing_node_powers_are_a_clear_error(rng, dtype):
     big = 1.2 if dtype == np.float32 else 2.6  # 1.2^783 ~ 1e62, 2.6^783 ~ 1e325
     v = rng.uniform(-0.7, 0.7, n).astype(dtype)
     v[5] = big
-    G, H = _rand(rng, (n, 4), dtype), _rand(rng, (n, 4), dtype)
-    X = _rand(rng, (n, 3), dtype)
+    G, H = random_array(rng, (n, 4), dtype), random_array(rng, (n, 4), dtype)
+    X = random_array(rng, (n, 3), dtype)
     msg = rf"the node powers .* \(max\|v\| = {big}\); keep the nodes in the closed unit disk"
     with pytest.raises(OverflowError, match="vandermonde_matmat: .*" + msg):
         vl.vandermonde_matmat(v, G, H, X)
@@ -186,7 +179,7 @@ def test_cached_powers_of_one_matrix_agree(rng):
     G, H = rng.standard_normal((n, 2)), rng.standard_normal((n, 2))
     M = ls.vandermonde_like(v, G, H)
     for dtype in (np.float64, np.complex128, np.float64):
-        X, dY = _rand(rng, (n, 3), dtype), _rand(rng, (n, 3), dtype)
+        X, dY = random_array(rng, (n, 3), dtype), random_array(rng, (n, 3), dtype)
         assert rel_err(M @ X, vl.vandermonde_matmat(v, G, H, X)) < 1e-13
         d, ref = M.vjp(X, dY), vl.vandermonde_vjp(v, G, H, X, dY)
         assert rel_err(d["A"], ref["v"]) < 1e-13
