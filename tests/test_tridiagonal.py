@@ -69,18 +69,11 @@ def _split(v, n, f):
     return (v[: n - 1], v[n - 1 : 2 * n - 1], v[2 * n - 1 :], f)
 
 
-@pytest.mark.parametrize("dtype", [np.float64, np.complex128])
-@pytest.mark.parametrize("n", [1, 6, 70])
-def test_vjp_finite_differences(rng, dtype, n):
-    fa, fb = 0.3, -0.2
-    Ap, Bp = _params(rng, n, dtype, fa), _params(rng, n, dtype, fb)
-    x = {
-        "A": np.concatenate(Ap[:3]),
-        "B": np.concatenate(Bp[:3]),
-        "G": random_array(rng, (n, 2), dtype),
-        "H": random_array(rng, (n, 2), dtype),
-        "X": random_array(rng, (n, 3), dtype),
-    }
+def _vjp_error(rng, Ap, Bp, G, H, X):
+    """check_vjp of tridiag_matmat / tridiag_vjp over the packed parameters,
+    G, H and X (the corners of Ap and Bp held fixed)."""
+    n, fa, fb = H.shape[0], Ap[3], Bp[3]
+    x = {"A": np.concatenate(Ap[:3]), "B": np.concatenate(Bp[:3]), "G": G, "H": H, "X": X}
 
     def f(d):
         return td.tridiag_matmat(
@@ -92,7 +85,17 @@ def test_vjp_finite_differences(rng, dtype, n):
             _split(d["A"], n, fa), _split(d["B"], n, fb), d["G"], d["H"], d["X"], dy
         )
 
-    assert check_vjp(f, vjp, x, rng=rng) < 1e-6
+    return check_vjp(f, vjp, x, rng=rng)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.complex128])
+@pytest.mark.parametrize("n", [1, 6, 70])
+def test_vjp_finite_differences(rng, dtype, n):
+    fa, fb = 0.3, -0.2
+    Ap, Bp = _params(rng, n, dtype, fa), _params(rng, n, dtype, fb)
+    G, H = random_array(rng, (n, 2), dtype), random_array(rng, (n, 2), dtype)
+    X = random_array(rng, (n, 3), dtype)
+    assert _vjp_error(rng, Ap, Bp, G, H, X) < 1e-6
 
 
 def test_operator_gradient_alone(rng):
@@ -178,22 +181,5 @@ def test_cut_vjp_finite_differences(rng):
     fa, fb = 0.05, -0.05
     Ap, Bp = _contractive(rng, n, np.float64, fa), _contractive(rng, n, np.float64, fb)
     assert td._td_terms(Ap, Bp, n, np.float64, grad=True) < n
-    x = {
-        "A": np.concatenate(Ap[:3]),
-        "B": np.concatenate(Bp[:3]),
-        "G": rng.standard_normal((n, 2)),
-        "H": rng.standard_normal((n, 2)),
-        "X": rng.standard_normal((n, 3)),
-    }
-
-    def f(d):
-        return td.tridiag_matmat(
-            _split(d["A"], n, fa), _split(d["B"], n, fb), d["G"], d["H"], d["X"]
-        )
-
-    def vjp(d, dy):
-        return td.tridiag_vjp(
-            _split(d["A"], n, fa), _split(d["B"], n, fb), d["G"], d["H"], d["X"], dy
-        )
-
-    assert check_vjp(f, vjp, x, rng=rng) < 1e-6
+    G, H, X = rng.standard_normal((n, 2)), rng.standard_normal((n, 2)), rng.standard_normal((n, 3))
+    assert _vjp_error(rng, Ap, Bp, G, H, X) < 1e-6
