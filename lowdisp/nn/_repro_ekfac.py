@@ -31,9 +31,7 @@ examples and prints the relative distance per layer.
 
 from __future__ import annotations
 
-import csv
 import functools
-import io
 import itertools
 import json
 import math
@@ -457,12 +455,12 @@ def _run_all(
     jobs_list: list[tuple], jobs: int, log: Callable[[str], None], t_start: float
 ) -> list[tuple[dict[str, Any], list[dict[str, Any]]]]:
     """Every job, in ``jobs`` worker processes when > 1; results in job order."""
-    out: list[Any] = [None] * len(jobs_list)
+    from lowdisp.nn._reproduce import run_jobs
+
     width = len(str(len(jobs_list)))
 
-    def report(res: tuple[dict[str, Any], list]) -> None:
+    def report(done: int, res: tuple[dict[str, Any], list]) -> None:
         r = res[0]
-        done = sum(o is not None for o in out)
         what = (
             f"train loss {r['train_loss']:.4g}" if r["status"] == "ok" else r["status"]
         ) + f" after {r['epochs']:.1f} epochs ({r['cpu_s_per_epoch']:.2f} CPU s/epoch)"
@@ -472,21 +470,7 @@ def _run_all(
             f"[{time.perf_counter() - t_start:.0f} s elapsed]"
         )
 
-    if jobs <= 1:
-        for i, job in enumerate(jobs_list):
-            out[i] = _run_job(job)
-            report(out[i])
-    else:
-        import multiprocessing as mp
-        from concurrent.futures import ProcessPoolExecutor, as_completed
-
-        ctx = mp.get_context("spawn")  # no forked BLAS thread pools
-        with ProcessPoolExecutor(max_workers=jobs, mp_context=ctx) as pool:
-            futures = {pool.submit(_run_job, job): i for i, job in enumerate(jobs_list)}
-            for fut in as_completed(futures):
-                out[futures[fut]] = fut.result()
-                report(out[futures[fut]])
-    return out
+    return run_jobs(_run_job, jobs_list, jobs, report)
 
 
 # -- aggregation ----------------------------------------------------------------------
@@ -804,15 +788,6 @@ def frobenius_rows(s: EkfacSettings) -> list[dict[str, Any]]:
 # -- report -----------------------------------------------------------------------------
 
 
-def _csv(rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> str:
-    buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=list(columns), lineterminator="\n", extrasaction="ignore")
-    w.writeheader()
-    for r in rows:
-        w.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in r.items()})
-    return buf.getvalue()
-
-
 def _pm(mean: float, std: float, fmt: str = ".4g") -> str:
     if not math.isfinite(mean):
         return "–"
@@ -1087,19 +1062,19 @@ def reproduce(
         + "\n## Frobenius distance to the exact block-diagonal Fisher\n\n"
         + frob_md
     )
-    from lowdisp.nn._reproduce import machine_info, write_text
+    from lowdisp.nn._reproduce import csv_text, machine_info, write_text
 
     written: list[str] = []
 
     def put(name: str, text: str) -> None:
         write_text(out, name, text, written)
 
-    put("results.csv", _csv(results, RESULT_COLUMNS))
-    put("curves.csv", _csv(curves, CURVE_COLUMNS))
-    put("table.csv", _csv(rows, TABLE_COLUMNS))
+    put("results.csv", csv_text(results, RESULT_COLUMNS))
+    put("curves.csv", csv_text(curves, CURVE_COLUMNS))
+    put("table.csv", csv_text(rows, TABLE_COLUMNS))
     put("table.md", format_markdown(rows))
     if frob:
-        put("frobenius.csv", _csv(frob, FROBENIUS_COLUMNS))
+        put("frobenius.csv", csv_text(frob, FROBENIUS_COLUMNS))
     put("summary.md", summary)
     meta = {
         **s.to_dict(),

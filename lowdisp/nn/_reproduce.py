@@ -241,6 +241,35 @@ def _run_job(args: tuple) -> dict[str, Any]:
     return run_one(*args)
 
 
+def run_jobs(
+    fn: Callable[[Any], Any],
+    jobs_list: Sequence[Any],
+    jobs: int,
+    report: Callable[[int, Any], None],
+) -> list[Any]:
+    """``fn(job)`` for every job, in ``jobs`` spawned worker processes when > 1
+    (``fn`` module-level, so picklable); ``report(done, result)`` after each
+    finishes, ``done`` the number finished so far. Results in job order
+    whatever the completion order."""
+    out: list[Any] = [None] * len(jobs_list)
+    if jobs <= 1:
+        for i, job in enumerate(jobs_list):
+            out[i] = fn(job)
+            report(i + 1, out[i])
+        return out
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    ctx = mp.get_context("spawn")  # no forked BLAS thread pools
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=ctx) as pool:
+        futures = {pool.submit(fn, job): i for i, job in enumerate(jobs_list)}
+        for done, fut in enumerate(as_completed(futures), 1):
+            i = futures[fut]
+            out[i] = fut.result()
+            report(done, out[i])
+    return out
+
+
 def run_grid(
     settings: Settings,
     *,
@@ -260,11 +289,9 @@ def run_grid(
     ]
     total = len(grid)
     width = len(str(total))
-    results: list[dict[str, Any] | None] = [None] * total
     t_start = time.perf_counter()
 
-    def report(i: int, row: dict[str, Any]) -> None:
-        done = sum(r is not None for r in results)
+    def report(done: int, row: dict[str, Any]) -> None:
         acc = row["test_accuracy"]
         text = "diverged" if row["status"] != "ok" else f"test acc {acc:.4f}"
         log(
@@ -274,22 +301,7 @@ def run_grid(
             f"[{time.perf_counter() - t_start:.0f} s elapsed]"
         )
 
-    if jobs <= 1:
-        for i, job in enumerate(grid):
-            results[i] = _run_job(job)
-            report(i, results[i])  # type: ignore[arg-type]
-    else:
-        import multiprocessing as mp
-        from concurrent.futures import ProcessPoolExecutor, as_completed
-
-        ctx = mp.get_context("spawn")  # no forked BLAS thread pools
-        with ProcessPoolExecutor(max_workers=jobs, mp_context=ctx) as pool:
-            futures = {pool.submit(_run_job, job): i for i, job in enumerate(grid)}
-            for fut in as_completed(futures):
-                i = futures[fut]
-                results[i] = fut.result()
-                report(i, results[i])  # type: ignore[arg-type]
-    return [r for r in results if r is not None]
+    return [r for r in run_jobs(_run_job, grid, jobs, report) if r is not None]
 
 
 def aggregate(
@@ -379,7 +391,9 @@ RESULT_COLUMNS = (
 )
 
 
-def _csv(rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> str:
+def csv_text(rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> str:
+    """``rows`` as CSV text with the header ``columns`` (floats to 6 significant
+    digits, other keys ignored); the CSV writer of every reproduction."""
     buf = io.StringIO()
     w = csv.DictWriter(buf, fieldnames=list(columns), lineterminator="\n", extrasaction="ignore")
     w.writeheader()
@@ -474,8 +488,8 @@ def write_outputs(
     def put(name: str, text: str) -> None:
         write_text(out, name, text, written)
 
-    put("results.csv", _csv(results, RESULT_COLUMNS))
-    put("table.csv", _csv(rows, TABLE_COLUMNS))
+    put("results.csv", csv_text(results, RESULT_COLUMNS))
+    put("table.csv", csv_text(rows, TABLE_COLUMNS))
     put("table.md", format_markdown(rows))
     put("summary.md", summary)
     meta = {**settings.to_dict(), **machine_info()}
