@@ -788,14 +788,13 @@ def frobenius_rows(s: EkfacSettings) -> list[dict[str, Any]]:
 # -- report -----------------------------------------------------------------------------
 
 
-def _pm(mean: float, std: float, fmt: str = ".4g") -> str:
-    if not math.isfinite(mean):
-        return "–"
-    return format(mean, fmt) + (f" ± {format(std, fmt)}" if math.isfinite(std) else "")
-
-
 def format_markdown(rows: Sequence[dict[str, Any]]) -> str:
     """The aggregated table as Markdown, one section per problem."""
+    from lowdisp.nn._reproduce import mean_pm_std
+
+    def _pm(mean: float, std: float, fmt: str = ".4g") -> str:
+        return mean_pm_std(mean, std, fmt)
+
     out = []
     for prob in dict.fromkeys(r["problem"] for r in rows):
         sub = [r for r in rows if r["problem"] == prob]

@@ -402,10 +402,12 @@ def csv_text(rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> str:
     return buf.getvalue()
 
 
-def _pm(mean: float, std: float) -> str:
+def mean_pm_std(mean: float, std: float, fmt: str = ".2f") -> str:
+    """``mean ± std`` in the format ``fmt`` for the reproductions' tables (``–``
+    for a non-finite mean, the mean alone for a non-finite std)."""
     if not math.isfinite(mean):
         return "–"
-    return f"{mean:.2f}" + (f" ± {std:.2f}" if math.isfinite(std) else "")
+    return format(mean, fmt) + (f" ± {format(std, fmt)}" if math.isfinite(std) else "")
 
 
 def format_markdown(rows: Sequence[dict[str, Any]]) -> str:
@@ -421,10 +423,10 @@ def format_markdown(rows: Sequence[dict[str, Any]]) -> str:
         out.append("|---|---:|---:|---:|---:|---:|---:|---:|")
         for r in sub:
             seeds = f"{r['seeds']}" + (f" ({r['diverged']} diverged)" if r["diverged"] else "")
-            paper = _pm(r["paper_accuracy"], r["paper_std"])
+            paper = mean_pm_std(r["paper_accuracy"], r["paper_std"])
             out.append(
                 f"| {r['model']} | {r['hidden_weights']} | {r['compression']:.1f} "
-                f"| {_pm(r['accuracy_mean'], r['accuracy_std'])} | {seeds} | {paper} "
+                f"| {mean_pm_std(r['accuracy_mean'], r['accuracy_std'])} | {seeds} | {paper} "
                 f"| {r['train_seconds']:.1f} | {r['ms_per_step']:.2f} |"
             )
         out.append("")
