@@ -439,3 +439,21 @@ def test_structured_shl_checkpoint_rebuilds_and_resumes(tmp_path):
     back.fit(10, progress=False)
     for k, v in full.model.params().items():
         np.testing.assert_array_equal(back.model.params()[k], v)
+
+
+def test_a_layer_overflow_is_divergence_and_leaves_the_parameters():
+    # learned Vandermonde nodes far outside the unit disk: v**63 is not representable,
+    # and the layer raises OverflowError; the trainer reports that as divergence
+    task = lnn.digits(flat=True)
+    fc = lnn.StructuredDense(64, 64, structure="vandermonde_like", rank=1, dtype=np.float64, rng=0)
+    readout = lnn.Dense(64, 10, dtype=np.float64, rng=1)
+    model = lnn.Sequential({"fc0": fc, "act0": lnn.ReLU(), "readout": readout})
+    tr = lnn.Trainer(model, task.loss(), lnn.SGD(lr=1e-3, momentum=0.9), task, batch_size=8, rng=0)
+    tr.fit(2, progress=False)
+    tr._params["fc0.v"][:] = 1e10
+    before = {k: v.copy() for k, v in tr._params.items()}
+    with pytest.raises(lnn.TrainingDivergedError, match=r"step 3: a layer overflowed .*max\|v\|"):
+        tr.train_step()
+    assert tr.step_count == 2
+    for k, v in before.items():
+        np.testing.assert_array_equal(tr._params[k], v)

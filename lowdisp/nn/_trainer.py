@@ -554,7 +554,8 @@ class Trainer:
 
         Raises :class:`TrainingDivergedError`, with the parameters and the
         optimizer state as they were before the step, when the loss, the
-        gradient or the result of the update is not finite. (Floating-point
+        gradient or the result of the update is not finite, or when a layer
+        raises ``OverflowError``. (Floating-point
         overflow warnings are silenced inside the step: the checks report it.)
         """
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
@@ -600,15 +601,19 @@ class Trainer:
 
     def _train_step_core(self) -> float:
         x, y = self._next_batch()
-        out, cache = self.model.forward(x, train=True, rng=self.rng)
-        value, dout = self.loss(out, y)
         step = self.step_count + 1
-        if not math.isfinite(value):
-            self._diverged(f"the loss is {value}", step)
-        curvature_pass = getattr(self.optimizer, "curvature_pass", None)
-        if curvature_pass is not None:  # e.g. KFAC(fisher="mc"): a backward of sampled labels
-            curvature_pass(self.model, cache, out, self.loss, self.rng)
-        _, grads = self.model.backward(cache, dout)
+        try:  # a layer that refuses a non-representable result (e.g. v**783 of
+            # learned Vandermonde nodes) raises OverflowError: that is divergence too
+            out, cache = self.model.forward(x, train=True, rng=self.rng)
+            value, dout = self.loss(out, y)
+            if not math.isfinite(value):
+                self._diverged(f"the loss is {value}", step)
+            curvature_pass = getattr(self.optimizer, "curvature_pass", None)
+            if curvature_pass is not None:  # e.g. KFAC(fisher="mc"): a backward of sampled labels
+                curvature_pass(self.model, cache, out, self.loss, self.rng)
+            _, grads = self.model.backward(cache, dout)
+        except OverflowError as exc:
+            self._diverged(f"a layer overflowed ({exc})", step)
         norm = global_norm(grads)
         if not math.isfinite(norm):
             self._diverged(f"the gradient norm is {norm}", step)
