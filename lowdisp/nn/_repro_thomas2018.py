@@ -58,8 +58,8 @@ FULL = {
 DEFAULT_OFF = {
     "vandermonde_like": "at the grid's SGD lr 1e-3 the learned nodes leave the unit disk: "
     "on mnist, r = 1, seed 0, max|v| hovers at 0.90-0.98 for 17 epochs, then one step sends "
-    "it to ~335 and v^783 overflows (the trainer records the run as diverged). Speed is no longer the "
-    "reason: a step takes 12-24 ms at r = 1..4 (2.2-3.9x Toeplitz-like r = 4; it was "
+    "it to ~335 and v^783 overflows (the trainer records the run as diverged). Speed is "
+    "no longer the reason: a step takes 12-24 ms at r = 1..4 (2.2-3.9x Toeplitz-like r = 4; it was "
     "0.7-1.6 s). --families all includes it",
 }
 
