@@ -532,3 +532,23 @@ def test_monte_carlo_rnn_statistics_are_not_mixed_with_the_true_backward():
     )
     tr.fit(3, progress=False)
     assert np.isfinite(tr.optimizer._curv[f"{PREFIX}G/rnn"]).all()
+
+
+@pytest.mark.parametrize("name", ["kfac", "ekfac"])
+def test_make_trainer_names_kfac_and_ekfac_and_resumes_bit_exactly(name, tmp_path):
+    task = lnn.copy_memory(5)
+    tr = lnn.make_trainer(
+        task, "tanh", hidden=8, optimizer=name, lr=1e-2, clip_norm=1.0, rng=0, dtype=np.float64
+    )
+    assert type(tr.optimizer).__name__ == name.upper()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", lnn.CurvatureWarning)  # token input: rnn unpreconditioned
+        tr.fit(4, progress=False)
+        path = tmp_path / "ck.npz"
+        tr.save(path)
+        again = lnn.load(path)
+        tr.fit(8, progress=False)
+        again.fit(8, progress=False)
+    assert again.optimizer.get_config() == tr.optimizer.get_config()
+    for k, v in tr._params.items():
+        np.testing.assert_array_equal(again._params[k], v)

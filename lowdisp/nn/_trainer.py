@@ -33,6 +33,7 @@ from lowdisp._validation import (
 from lowdisp.exceptions import LowdispError
 from lowdisp.nn._checkpoint import nonfinite
 from lowdisp.nn._history import History
+from lowdisp.nn._kfac import EKFAC, KFAC
 from lowdisp.nn._layers import (
     Activation,
     Dense,
@@ -1033,7 +1034,9 @@ def recurrent_matrix(model: Layer) -> np.ndarray:
 
 
 #: optimizer names of :func:`train`
-OPTIMIZERS = {"adam": Adam, "rmsprop": RMSprop, "sgd": SGD}
+#: ``make_trainer``/``lowdisp train`` optimizer names; KFAC/EKFAC precondition the dense
+#: layers and dense tanh/ReLU cells (KFAC-expand) and step the rest with their SGD
+OPTIMIZERS = {"adam": Adam, "rmsprop": RMSprop, "sgd": SGD, "kfac": KFAC, "ekfac": EKFAC}
 
 
 def make_trainer(
@@ -1063,7 +1066,10 @@ def make_trainer(
     cell : str
         See :func:`build_model`.
     hidden, batch_size : int
-    optimizer : {"rmsprop", "adam", "sgd"}
+    optimizer : {"rmsprop", "adam", "sgd", "kfac", "ekfac"}
+        ``"kfac"``/``"ekfac"``: :class:`KFAC`/:class:`EKFAC` with their defaults
+        (SGD with momentum 0.9 after the preconditioner; dense layers and dense
+        tanh/ReLU cells are preconditioned, other parameters get the plain step).
     lr : float
         Learning rate of all parameters except the recurrent map's.
     lr_orth : float, optional
