@@ -177,14 +177,19 @@ def _start(op: _Op, v0: Any, rng: np.random.Generator, where: str) -> np.ndarray
 
 
 def _lanczos(op: _Op, v: np.ndarray, tol: float, maxiter: int) -> NormEstimate:
-    """Golub–Kahan bidiagonalization with full reorthogonalization."""
+    """Golub–Kahan bidiagonalization with full reorthogonalization.
+
+    The Lanczos vectors are stored as the rows of contiguous blocks, so the
+    products and each reorthogonalization (classical Gram–Schmidt, twice on
+    the right side) are BLAS-2 calls over contiguous memory.
+    """
     m, n = op.shape
     # one step past min(m, n) exhausts the smaller space: the bidiagonal is exact
     kmax = min(maxiter, min(m, n) + 1)
     cap = min(kmax + 1, 32)
-    V = np.empty((n, cap), dtype=op.work_dtype)
-    U = np.empty((m, cap), dtype=op.work_dtype)
-    V[:, 0] = v
+    V = np.empty((cap, n), dtype=op.work_dtype)
+    U = np.empty((cap, m), dtype=op.work_dtype)
+    V[0] = v
     alphas: list[float] = []
     betas: list[float] = []
     beta = 0.0
@@ -194,34 +199,35 @@ def _lanczos(op: _Op, v: np.ndarray, tol: float, maxiter: int) -> NormEstimate:
     for k in range(kmax):
         if k + 1 >= cap:
             cap = min(2 * cap, kmax + 1)
-            V = np.concatenate([V, np.empty((n, cap - V.shape[1]), dtype=V.dtype)], axis=1)
-            U = np.concatenate([U, np.empty((m, cap - U.shape[1]), dtype=U.dtype)], axis=1)
-        u = op.mv(V[:, k])
+            V = np.concatenate([V, np.empty((cap - V.shape[0], n), dtype=V.dtype)])
+            U = np.concatenate([U, np.empty((cap - U.shape[0], m), dtype=U.dtype)])
+        u = op.mv(V[k])
         if k:
-            u -= beta * U[:, k - 1]
-            Uk = U[:, :k]
-            u -= Uk @ (Uk.conj().T @ u)
+            u -= beta * U[k - 1]
+            Uk = U[:k]
+            u -= (Uk.conj() @ u) @ Uk
         alpha = safe_norm(u)
         small = 8 * np.finfo(float).eps * max(sigma, alpha if not k else 0.0)
         if alpha <= small:
             # A v_k lies in span(U): the bidiagonal is exact
             alphas.append(0.0)
             betas.append(0.0)
-            U[:, k] = 0.0
+            U[k] = 0.0
             conv = True
         else:
-            U[:, k] = u / alpha
+            np.divide(u, alpha, out=U[k])
             alphas.append(alpha)
-            w = op.rmv(U[:, k]) - alpha * V[:, k]
-            Vk = V[:, : k + 1]
-            w -= Vk @ (Vk.conj().T @ w)
-            w -= Vk @ (Vk.conj().T @ w)
+            w = op.rmv(U[k]) - alpha * V[k]
+            Vk = V[: k + 1]
+            Vc = Vk.conj() if op.complex else Vk
+            w -= (Vc @ w) @ Vk
+            w -= (Vc @ w) @ Vk
             beta = safe_norm(w)
             if beta <= 8 * np.finfo(float).eps * max(sigma, alpha):
                 beta = 0.0
             betas.append(beta)
             if beta > 0:
-                V[:, k + 1] = w / beta
+                np.divide(w, beta, out=V[k + 1])
         B = np.diag(alphas) + np.diag(betas[:-1], 1)
         Pb, s, Qbh = np.linalg.svd(B)
         sigma = float(s[0])
@@ -233,8 +239,8 @@ def _lanczos(op: _Op, v: np.ndarray, tol: float, maxiter: int) -> NormEstimate:
             break
     kk = len(alphas)
     assert ub is not None and vb is not None  # kmax >= 1: the loop ran
-    u_out = U[:, :kk] @ ub
-    v_out = V[:, :kk] @ vb
+    u_out = ub @ U[:kk]
+    v_out = vb @ V[:kk]
     return NormEstimate(sigma, _unit(u_out), _unit(v_out), op.count, conv, err)
 
 
