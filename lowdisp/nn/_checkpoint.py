@@ -4,6 +4,9 @@ Layout (flat keys, no pickle anywhere; format version 2):
 
 - ``params/<path>``: every parameter array, e.g. ``params/rnn.cell.W.theta``;
 - ``opt/<key>``: the optimizer state (``opt/m/<path>``, ``opt/steps``, ...);
+- ``masks/<path>`` (optional): the boolean pruning mask of a pruned
+  parameter (``True`` = kept; see :func:`lowdisp.nn.set_mask`); the
+  parameter must be exactly zero where its mask is ``False``;
 - ``meta``: a JSON string with ``format``, ``version``, ``lowdisp_version``,
   ``step``, ``rng_state`` (the generator's ``bit_generator.state``),
   ``history``, ``elapsed``, ``spec`` (the trainer's full specification, see
@@ -31,7 +34,7 @@ import math
 import os
 import tempfile
 import zlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -82,6 +85,8 @@ class Checkpoint:
         All metadata (history, elapsed time, versions, the spec, checksums).
     path : str
         The file it was read from.
+    masks : dict of path -> bool ndarray
+        The pruning masks (empty: nothing pruned).
 
     Examples
     --------
@@ -100,6 +105,7 @@ class Checkpoint:
     spec: dict
     meta: dict
     path: str = ""
+    masks: dict = field(default_factory=dict)
 
 
 def save(path: str | os.PathLike[str], trainer: Any) -> str:
@@ -150,6 +156,8 @@ def save(path: str | os.PathLike[str], trainer: Any) -> str:
         arrays[f"params/{k}"] = np.asarray(v)
     for k, v in trainer.optimizer.state_dict().items():
         arrays[f"opt/{k}"] = np.asarray(v)
+    for k, v in getattr(trainer, "masks", {}).items():
+        arrays[f"masks/{k}"] = np.asarray(v, dtype=bool)
     bad = nonfinite(arrays)
     if bad:
         raise CheckpointError(
@@ -338,7 +346,7 @@ def load(path: str | os.PathLike[str], trainer: Any = None, *, task: Any = None)
             f"load: rebuilding {path!r} gave a different specification ({_describe(diffs)}); "
             f"please report this as a lowdisp bug"
         )
-    wrong = _check_params(ck, tr, path)
+    wrong = _check_params(ck, tr, path) + _check_masks(ck, tr)
     if wrong:
         raise CheckpointError(
             f"load: {path!r} holds parameters that do not fit its own specification: "
@@ -495,10 +503,12 @@ def _read(path: str, where: str) -> Checkpoint:
         )
     params = {k[len("params/") :]: v for k, v in arrays.items() if k.startswith("params/")}
     opt = {k[len("opt/") :]: v for k, v in arrays.items() if k.startswith("opt/")}
-    others = sorted(k for k in arrays if not k.startswith(("params/", "opt/")))
+    masks = {k[len("masks/") :]: v for k, v in arrays.items() if k.startswith("masks/")}
+    others = sorted(k for k in arrays if not k.startswith(("params/", "opt/", "masks/")))
     if others:
         raise CheckpointError(
-            f"{where}: {path!r} must hold 'params/...' and 'opt/...' arrays only; got {others}"
+            f"{where}: {path!r} must hold 'params/...' and 'opt/...' arrays only (and "
+            f"'masks/...' pruning masks); got {others}"
         )
     if not params:
         raise CheckpointError(f"{where}: {path!r} holds no parameters")
@@ -506,6 +516,7 @@ def _read(path: str, where: str) -> Checkpoint:
     if nonf:
         raise CheckpointError(f"{where}: {path!r} holds NaN/Inf values in {nonf}; refused")
     _validate_optimizer_state(opt, params, path, where)
+    _validate_masks(masks, params, path, where)
     return Checkpoint(
         params=params,
         optimizer_state=opt,
@@ -514,6 +525,7 @@ def _read(path: str, where: str) -> Checkpoint:
         spec=meta["spec"],
         meta=meta,
         path=path,
+        masks=masks,
     )
 
 
@@ -625,6 +637,40 @@ def _validate_optimizer_state(opt: dict, params: dict, path: str, where: str) ->
             )
 
 
+def _validate_masks(masks: dict, params: dict, path: str, where: str) -> None:
+    for k, m in masks.items():
+        p = params.get(k)
+        if p is None:
+            raise CheckpointError(
+                f"{where}: {path!r} has a pruning mask 'masks/{k}' for no parameter of the file"
+            )
+        if m.dtype != np.bool_ or m.shape != p.shape:
+            raise CheckpointError(
+                f"{where}: {path!r} has a pruning mask 'masks/{k}' of {m.dtype}{list(m.shape)}; "
+                f"it must be bool{list(p.shape)} like its parameter"
+            )
+        if np.any(p[~m]):
+            raise CheckpointError(
+                f"{where}: {path!r} has parameter {k!r} non-zero at entries its pruning mask "
+                f"removes; refused"
+            )
+
+
+def _check_masks(ck: Checkpoint, trainer: Any) -> list:
+    """The file's masks against the trainer's model: paths, shapes, prunable parameters."""
+    live = trainer.model.params()
+    manifolds = trainer.model.manifolds()
+    out = []
+    for k, m in ck.masks.items():
+        b = live.get(k)
+        if b is None or b.shape != m.shape:
+            got = "(absent)" if b is None else f"{b.dtype}{list(b.shape)}"
+            out.append(f"masks.{k} is bool{list(m.shape)} in the checkpoint, {got} in the model")
+        elif k in manifolds:
+            out.append(f"masks.{k} masks a manifold parameter of the model, which cannot be pruned")
+    return out
+
+
 def _check_params(ck: Checkpoint, trainer: Any, path: str) -> list:
     live = trainer.model.params()
     diffs = []
@@ -646,6 +692,7 @@ def _check_trainer(ck: Checkpoint, trainer: Any, path: str) -> None:
     if diffs:
         problems.append(_describe(diffs))
     problems.extend(_check_params(ck, trainer, path))
+    problems.extend(_check_masks(ck, trainer))
     mine = type(trainer.rng.bit_generator).__name__
     theirs = ck.rng_state["bit_generator"]
     if mine != theirs:
@@ -671,6 +718,9 @@ def _restore(ck: Checkpoint, trainer: Any, path: str) -> None:
     trainer.rng.bit_generator.state = ck.rng_state
     for k, v in ck.params.items():
         live[k][...] = v
+    masks = trainer.masks  # the model's live dict, shared with the optimizer
+    masks.clear()
+    masks.update({k: np.array(v, dtype=bool, copy=True) for k, v in ck.masks.items()})
     trainer.optimizer.load_state_dict(ck.optimizer_state)
     trainer.step_count = ck.step
     trainer.history = history

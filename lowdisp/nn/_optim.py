@@ -378,6 +378,9 @@ class Optimizer:
         self.schedule = schedule
         self.steps = 0
         self.state: dict[str, np.ndarray] = {}
+        #: pruning masks ``{path: bool array}`` (True = kept), shared with the model
+        #: by :class:`~lowdisp.nn.Trainer` (see :func:`lowdisp.nn.set_mask`)
+        self.masks: dict[str, np.ndarray] = {}
         self._hyper: dict[str, tuple[float, float]] = {}
 
     def hyper(self, path: str) -> tuple[float, float]:
@@ -410,6 +413,12 @@ class Optimizer:
         manifolds : dict of path -> map, optional
             Parameters updated by ``map.riemannian_step``.
 
+        Notes
+        -----
+        A parameter with a pruning mask in :attr:`masks` gets a masked
+        gradient and search direction; after the update its pruned entries
+        and their optimizer state (momentum, moments) are set to exactly 0.
+
         Raises
         ------
         LowdispError
@@ -422,6 +431,7 @@ class Optimizer:
                     f"{where}: {arg} must be a dict of path -> array; got {type(value).__name__}"
                 )
         manifolds = manifolds or {}
+        masks = self.masks
         unknown = set(grads) - set(params)
         if unknown:
             names = ", ".join(map(repr, sorted(unknown)))
@@ -430,6 +440,8 @@ class Optimizer:
                 f"(known: {', '.join(map(repr, sorted(params)))}); "
                 f"pass grads keyed by the same full paths as params (e.g. 'cell.W.theta')"
             )
+        if masks:  # pruned entries get no gradient (and clipping sees the masked norm)
+            grads = {k: g * masks[k] if k in masks else g for k, g in grads.items()}
         if self.clip_norm is not None:
             norm = clip_grad_norm(dict(grads), self.clip_norm)
         else:
@@ -444,10 +456,20 @@ class Optimizer:
             if wd and not on_manifold:
                 g = g + wd * p
             d = self._direction(path, g)
+            keep = masks.get(path) if masks else None
+            if keep is not None:
+                off = ~keep
+                np.copyto(d, 0, where=off)  # also covers 0/0 of a zeroed RMS average
             if on_manifold:
                 p[...] = manifolds[path].riemannian_step(p, d, lr)
             else:
                 p -= lr * d
+            if keep is not None:  # pruned entries and their state stay exactly zero
+                np.copyto(p, 0, where=off)
+                suffix = "/" + path
+                for key, buf in self.state.items():
+                    if key.endswith(suffix) and buf.shape == off.shape:
+                        np.copyto(buf, 0, where=off)
         return norm
 
     def _direction(self, path: str, g: np.ndarray) -> np.ndarray:

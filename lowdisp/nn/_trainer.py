@@ -44,6 +44,7 @@ from lowdisp.nn._layers import (
 )
 from lowdisp.nn._losses import Loss
 from lowdisp.nn._optim import SGD, Adam, Optimizer, RMSprop, global_norm
+from lowdisp.nn._pruning import bind_masks, model_masks
 from lowdisp.nn._rnn import RNN, make_cell
 from lowdisp.nn._tasks import Task
 
@@ -421,6 +422,11 @@ class Trainer:
     (code, not data) and its checkpoint path; checkpoints record it, and
     :func:`lowdisp.nn.load` rebuilds the trainer from it.
 
+    Pruning masks (:func:`lowdisp.nn.set_mask`, :func:`lowdisp.nn.prune`)
+    live in the model's mask dict, :attr:`masks`, shared with the optimizer:
+    gradients, steps and optimizer state are masked, pruned weights stay
+    exactly zero, and checkpoints save and restore the masks bit for bit.
+
     Examples
     --------
     >>> import lowdisp.nn as lnn
@@ -503,6 +509,10 @@ class Trainer:
         self._params = model.params()
         self._backup: dict[str, np.ndarray] = {}
         self._manifolds = model.manifolds()
+        #: pruning masks ``{path: bool array}`` (True = kept): the model's live dict,
+        #: shared with the optimizer (see :func:`lowdisp.nn.set_mask`)
+        self.masks = model_masks(model)
+        bind_masks(optimizer, self.masks)
         attach = getattr(optimizer, "attach", None)
         if callable(attach):  # curvature optimizers (KFAC, EKFAC) record layer statistics
             attach(model, loss)
