@@ -45,6 +45,7 @@ from lowdisp.nn._layers import (
     Sigmoid,
     Tanh,
 )
+from lowdisp.nn._lrbi import IndexBits, LRBIResult, LRBITile, boolean_product, index_bits, lrbi_mask
 from lowdisp.nn._losses import MSE, Loss, SigmoidBinaryCrossEntropy, SoftmaxCrossEntropy, make_loss
 from lowdisp.nn._optim import (
     SGD,
@@ -60,6 +61,14 @@ from lowdisp.nn._optim import (
 )
 from lowdisp.nn._rnn import RNN, GRUCell, LSTMCell, ReLURNNCell, RNNCell, TanhRNNCell, make_cell
 from lowdisp.nn._runs import RunAnalysis, Snapshots, analyze_run, weight_matrices
+from lowdisp.nn._seqdata import (
+    build_chorales,
+    char_lm,
+    chorales,
+    frame_nll,
+    load_chorales,
+    sequence_data_dir,
+)
 from lowdisp.nn._structured_dense import (
     STRUCTURES,
     StructuredDense,
@@ -114,7 +123,10 @@ __all__ = [
     "Fastfood",
     "GRUCell",
     "History",
+    "IndexBits",
     "KFACFisher",
+    "LRBIResult",
+    "LRBITile",
     "LSTMCell",
     "Layer",
     "Loss",
@@ -142,8 +154,12 @@ __all__ = [
     "adding",
     "analyze_run",
     "array_task",
+    "boolean_product",
+    "build_chorales",
     "build_mlp",
     "build_model",
+    "char_lm",
+    "chorales",
     "clip_grad_norm",
     "compression_ratio",
     "constant_schedule",
@@ -154,8 +170,12 @@ __all__ = [
     "example_scale",
     "exponential_schedule",
     "fisher_matrix",
+    "index_bits",
+    "frame_nll",
     "global_norm",
     "load",
+    "lrbi_mask",
+    "load_chorales",
     "make_cell",
     "make_loss",
     "make_task",
@@ -166,6 +186,7 @@ __all__ = [
     "read_checkpoint",
     "recurrent_matrix",
     "save",
+    "sequence_data_dir",
     "step_schedule",
     "train",
     "weight_matrices",

@@ -18,6 +18,7 @@ al. (expRNN), the adding problem (scoRNN's marker positions), and sequential
 
 from __future__ import annotations
 
+import importlib
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -1163,6 +1164,8 @@ TASKS: dict[str, Callable[..., Task]] = {
     "mnist": mnist,
     "permuted_mnist": lambda **kw: mnist(permute=True, **kw),
     "mnist1d": mnist1d,
+    "chorales": lambda **kw: importlib.import_module("lowdisp.nn._seqdata").chorales(**kw),
+    "char_lm": lambda **kw: importlib.import_module("lowdisp.nn._seqdata").char_lm(**kw),
 }
 
 
@@ -1173,6 +1176,8 @@ FACTORIES: dict[str, Callable[..., Task]] = {
     "digits": digits,
     "mnist": mnist,
     "mnist1d": mnist1d,
+    "chorales": TASKS["chorales"],
+    "char_lm": TASKS["char_lm"],
 }
 
 
