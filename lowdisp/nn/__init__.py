@@ -45,7 +45,6 @@ from lowdisp.nn._layers import (
     Sigmoid,
     Tanh,
 )
-from lowdisp.nn._lrbi import IndexBits, LRBIResult, LRBITile, boolean_product, index_bits, lrbi_mask
 from lowdisp.nn._losses import MSE, Loss, SigmoidBinaryCrossEntropy, SoftmaxCrossEntropy, make_loss
 from lowdisp.nn._optim import (
     SGD,
@@ -123,10 +122,7 @@ __all__ = [
     "Fastfood",
     "GRUCell",
     "History",
-    "IndexBits",
     "KFACFisher",
-    "LRBIResult",
-    "LRBITile",
     "LSTMCell",
     "Layer",
     "Loss",
@@ -154,7 +150,6 @@ __all__ = [
     "adding",
     "analyze_run",
     "array_task",
-    "boolean_product",
     "build_chorales",
     "build_mlp",
     "build_model",
@@ -170,11 +165,9 @@ __all__ = [
     "example_scale",
     "exponential_schedule",
     "fisher_matrix",
-    "index_bits",
     "frame_nll",
     "global_norm",
     "load",
-    "lrbi_mask",
     "load_chorales",
     "make_cell",
     "make_loss",
