@@ -1285,6 +1285,7 @@ CELLS = (
     "expm",
     "lstm",
     "gru",
+    *("bn_lstm", "ln_lstm", "bn_rnn", "ln_rnn"),  # lowdisp.nn._normalized (P6)
 )
 
 
@@ -1326,6 +1327,10 @@ def make_cell(
     LSTMCell(10, 32, recurrent='toeplitz_like')
     """
     check_option(name, "cell", CELLS, where="make_cell")
+    if name in ("bn_lstm", "ln_lstm", "bn_rnn", "ln_rnn"):  # recurrent BN / layer norm
+        from lowdisp.nn._normalized import make_normalized_cell
+
+        return make_normalized_cell(name, input_size, hidden_size, dtype=dtype, rng=rng, **options)
     if name in ("lstm", "gru"):
         extra = set(options) & {"recurrent_init", "recurrent_options", "activation", "recurrent"}
         if name == "lstm":  # a structured W_h
@@ -1409,7 +1414,10 @@ class RNN(Layer):
         return self.cell.validate(x)
 
     def _forward(self, x: np.ndarray, train: bool, rng: Any) -> tuple[np.ndarray, Any]:
-        H, cache = self.cell._forward_sequence(x, None)
+        if getattr(self.cell, "takes_mode", False):  # batch statistics / noise: training only
+            H, cache = self.cell._forward_sequence(x, None, train=train, rng=rng)
+        else:
+            H, cache = self.cell._forward_sequence(x, None)
         return (H if self.return_sequences else H[-1]), cache
 
     #: a readout's factored gradient ``dy W`` is formed block-wise inside BPTT
