@@ -46,6 +46,7 @@ from lowdisp.nn._layers import (
     Tanh,
 )
 from lowdisp.nn._losses import MSE, Loss, SigmoidBinaryCrossEntropy, SoftmaxCrossEntropy, make_loss
+from lowdisp.nn._normalized import BNLSTMCell, BNRNNCell, LNLSTMCell, LNRNNCell, is_buffer
 from lowdisp.nn._optim import (
     SGD,
     Adam,
@@ -108,6 +109,8 @@ __all__ = [
     "STRUCTURES",
     "Activation",
     "Adam",
+    "BNLSTMCell",
+    "BNRNNCell",
     "Callback",
     "Checkpoint",
     "CurvatureWarning",
@@ -123,6 +126,8 @@ __all__ = [
     "GRUCell",
     "History",
     "KFACFisher",
+    "LNLSTMCell",
+    "LNRNNCell",
     "LSTMCell",
     "Layer",
     "Loss",
@@ -167,6 +172,7 @@ __all__ = [
     "fisher_matrix",
     "frame_nll",
     "global_norm",
+    "is_buffer",
     "load",
     "load_chorales",
     "make_cell",
