@@ -46,6 +46,14 @@ from lowdisp.nn._layers import (
     Tanh,
 )
 from lowdisp.nn._losses import MSE, Loss, SigmoidBinaryCrossEntropy, SoftmaxCrossEntropy, make_loss
+from lowdisp.nn._lrbi import (
+    IndexBits,
+    LRBIResult,
+    LRBITile,
+    boolean_product,
+    index_bits,
+    lrbi_mask,
+)
 from lowdisp.nn._normalized import BNLSTMCell, BNRNNCell, LNLSTMCell, LNRNNCell, is_buffer
 from lowdisp.nn._optim import (
     SGD,
@@ -125,9 +133,12 @@ __all__ = [
     "Fastfood",
     "GRUCell",
     "History",
+    "IndexBits",
     "KFACFisher",
     "LNLSTMCell",
     "LNRNNCell",
+    "LRBIResult",
+    "LRBITile",
     "LSTMCell",
     "Layer",
     "Loss",
@@ -155,6 +166,7 @@ __all__ = [
     "adding",
     "analyze_run",
     "array_task",
+    "boolean_product",
     "build_chorales",
     "build_mlp",
     "build_model",
@@ -172,9 +184,11 @@ __all__ = [
     "fisher_matrix",
     "frame_nll",
     "global_norm",
+    "index_bits",
     "is_buffer",
     "load",
     "load_chorales",
+    "lrbi_mask",
     "make_cell",
     "make_loss",
     "make_task",
