@@ -19,6 +19,14 @@ Examples
 5
 """
 
+from lowdisp.nn._alignment import (
+    AlignmentLogger,
+    TangentKernels,
+    alignment,
+    alignment_schedule,
+    plot_alignment,
+    tangent_kernels,
+)
 from lowdisp.nn._checkpoint import Checkpoint, load, read_checkpoint, save
 from lowdisp.nn._curvature import CurvatureWarning, example_scale
 from lowdisp.nn._diagonal_circulant import DiagonalCirculant
@@ -117,6 +125,7 @@ __all__ = [
     "STRUCTURES",
     "Activation",
     "Adam",
+    "AlignmentLogger",
     "BNLSTMCell",
     "BNRNNCell",
     "Callback",
@@ -157,6 +166,7 @@ __all__ = [
     "Snapshots",
     "SoftmaxCrossEntropy",
     "StructuredDense",
+    "TangentKernels",
     "Tanh",
     "TanhRNNCell",
     "Task",
@@ -164,6 +174,8 @@ __all__ = [
     "TrainingDivergedError",
     "TrainingInterrupted",
     "adding",
+    "alignment",
+    "alignment_schedule",
     "analyze_run",
     "array_task",
     "boolean_product",
@@ -196,11 +208,13 @@ __all__ = [
     "mnist",
     "mnist1d",
     "mnist_variant",
+    "plot_alignment",
     "read_checkpoint",
     "recurrent_matrix",
     "save",
     "sequence_data_dir",
     "step_schedule",
+    "tangent_kernels",
     "train",
     "weight_matrices",
 ]
