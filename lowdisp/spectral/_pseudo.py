@@ -19,13 +19,13 @@ from lowdisp._validation import (
     as_rng,
     check_bool,
     check_int,
+    check_option,
     check_positive,
     ldexp,
-    lookup,
     unit_scale,
 )
 from lowdisp.exceptions import ConvergenceWarning, UnderflowWarning
-from lowdisp.spectral._common import as_dense_square, complex_schur
+from lowdisp.spectral._common import MAX_DENSIFY, as_dense_square, complex_schur
 
 __all__ = [
     "UNDERFLOW_CLAMP",
@@ -576,6 +576,23 @@ def _grid_lanczos(
 _TILES = 4
 
 
+def _dense_tile(
+    T: np.ndarray,
+    re: np.ndarray,
+    rows: np.ndarray,
+    tol: float,
+    maxiter: int,
+    rng: np.random.Generator,
+    warm: bool,
+    progress: Any = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """One row tile of the dense route (a module-level function: a Dask task)."""
+    with blas_threads(1):
+        return _grid_lanczos(
+            T, re, rows, tol=tol, maxiter=maxiter, rng=rng, warm=warm, progress=progress
+        )
+
+
 def _grid_tiles(
     T: np.ndarray,
     re: np.ndarray,
@@ -587,37 +604,33 @@ def _grid_tiles(
     warm: bool,
     workers: int,
     progress: Any,
+    client: Any = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """_grid_lanczos over ``_TILES`` row tiles, run on ``workers`` threads.
+    """_grid_lanczos over ``_TILES`` row tiles, run on ``workers`` threads or a Dask client.
 
     Each tile has its own random stream (spawned from ``rng``), so the result
-    is the same for any number of workers; the kernels and BLAS release the
+    is the same for any number of workers, and on a Dask client (T is
+    scattered once, each tile is a task); the kernels and BLAS release the
     GIL, and BLAS stays pinned to one thread.
     """
+    from lowdisp.spectral._large import run_tiles
+
     ny = rows.size
     k = min(_TILES, max(1, ny // 4))
     cuts = np.linspace(0, ny, k + 1).astype(np.intp)
     gens = rng.spawn(k)
+    args = [(re, rows[cuts[i] : cuts[i + 1]], tol, maxiter, gens[i], warm) for i in range(k)]
 
-    def tile(i: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        return _grid_lanczos(
-            T,
-            re,
-            rows[cuts[i] : cuts[i + 1]],
-            tol=tol,
-            maxiter=maxiter,
-            rng=gens[i],
-            warm=warm,
-            progress=progress,
-        )
-
-    if workers <= 1 or k == 1:
-        parts = [tile(i) for i in range(k)]
+    if client is not None:
+        sizes = [int(cuts[i + 1] - cuts[i]) * re.size for i in range(k)]
+        parts = run_tiles(_dense_tile, T, args, client=client, progress=progress, sizes=sizes)
+    elif workers <= 1 or k == 1:
+        parts = [_dense_tile(T, *a, progress=progress) for a in args]
     else:
         from concurrent.futures import ThreadPoolExecutor
 
         with ThreadPoolExecutor(max_workers=min(workers, k)) as pool:
-            parts = list(pool.map(tile, range(k)))
+            parts = list(pool.map(lambda a: _dense_tile(T, *a, progress=progress), args))
     return (
         np.concatenate([p[0] for p in parts]),
         np.concatenate([p[1] for p in parts]),
@@ -704,6 +717,7 @@ class _GridOptions:
     warm: bool
     workers: int
     progress: Any
+    client: Any = None
 
 
 def _svd_grid(
@@ -743,6 +757,7 @@ def _lanczos_grid(
             warm=opts.warm,
             workers=opts.workers,
             progress=bar,
+            client=opts.client,
         )
     finally:
         bar.close()
@@ -759,6 +774,133 @@ def _auto_grid(
 
 #: method name -> grid core ``(M, T, re, im, options) -> (sigma, underflow, unconverged)``
 _METHODS = {"auto": _auto_grid, "lanczos": _lanczos_grid, "svd": _svd_grid}
+#: the routes that never form a Schur factor (lowdisp.spectral._large)
+_OPERATOR_METHODS = ("shift-invert", "projection")
+#: every accepted ``method``
+_METHOD_NAMES = (*_METHODS, *_OPERATOR_METHODS)
+#: order above which method="auto" leaves the dense route for sparse and banded Toeplitz input
+_DENSE_AUTO_MAX = 1000
+#: default Krylov dimension of method="projection"
+_PROJECTION_K = 100
+
+
+def _route(A: Any, method: str, where: str) -> tuple[str, str, Any]:
+    """(route, input kind, shifted solver or None) for ``method`` and the input A.
+
+    route is ``"dense"`` (a Schur form: ``"auto"``, ``"lanczos"``, ``"svd"``),
+    ``"shift-invert"`` or ``"projection"``.
+    """
+    from lowdisp.spectral._large import SHIFTED_KINDS, input_kind, shifted_factory
+
+    kind = input_kind(A)
+    if kind != "dense":
+        shape = tuple(A.shape)
+        if len(shape) != 2 or shape[0] != shape[1]:
+            raise ValueError(f"{where}: A must be square; got shape {shape}")
+        if shape[0] == 0:
+            raise ValueError(f"{where}: A must not be empty; got shape {shape}")
+    if method in _METHODS and method != "auto":
+        return "dense", kind, None
+    if method == "projection":
+        return "projection", kind, None
+    if method == "shift-invert":
+        if kind not in SHIFTED_KINDS:
+            raise ValueError(
+                f"{where}: method='shift-invert' needs a fast shifted solve: a scipy sparse "
+                f"matrix or a Toeplitz-like LDRMatrix; got {kind} input "
+                f"({type(A).__name__}). Use method='projection' (any operator), or "
+                f"method='lanczos' (dense, n <= {MAX_DENSIFY})"
+            )
+        return "shift-invert", kind, shifted_factory(A, kind)
+    # auto
+    if kind == "dense":
+        return "dense", kind, None
+    n = int(A.shape[0])
+    factory = shifted_factory(A, kind) if kind in SHIFTED_KINDS else None
+    if factory is not None and (n > MAX_DENSIFY or (n > _DENSE_AUTO_MAX and factory.sparse)):
+        return "shift-invert", kind, factory
+    if n <= MAX_DENSIFY:
+        return "dense", kind, None
+    return "projection", kind, None
+
+
+def _operator_grid(
+    A: Any,
+    route: str,
+    factory: Any,
+    re_u: np.ndarray | None,
+    im_u: np.ndarray | None,
+    npts: int,
+    bx_u: tuple[float, ...] | None,
+    opts: _GridOptions,
+    k: int,
+    where: str,
+) -> Pseudospectra:
+    """The ``"shift-invert"`` and ``"projection"`` routes (no Schur form, no rescaling)."""
+    from scipy.sparse.linalg import aslinearoperator
+
+    from lowdisp.spectral._large import arnoldi, projection_rows, run_tiles, shift_invert_rows
+
+    op = aslinearoperator(A)
+    n = int(op.shape[0])
+    real = np.dtype(op.dtype if op.dtype is not None else float).kind != "c"
+    with blas_threads(1):
+        if route == "projection":
+            v0 = opts.rng.standard_normal(n)
+            if not real:
+                v0 = v0 + 1j * opts.rng.standard_normal(n)
+            _V, Hbar = arnoldi(op.matvec, v0, k)
+            if not np.isfinite(Hbar).all():
+                raise ValueError(f"{where}: a product with A returned NaN or Inf entries")
+            real = real and Hbar.dtype.kind != "c"
+            kk = Hbar.shape[1]
+            eigs = np.linalg.eigvals(Hbar[:kk, :kk]).astype(np.complex128)
+            shared: Any = Hbar
+        else:
+            eigs = np.zeros(0, dtype=np.complex128)
+            shared = factory
+        if re_u is None or im_u is None:
+            if bx_u is not None:
+                bx = bx_u
+            elif route == "projection":
+                bx = _auto_axes(eigs, Hbar[:kk, :kk])
+            else:  # the spectrum lies in the disc |z| <= ‖A‖
+                from lowdisp.spectral._norm import spectral_norm
+
+                rho = 1.1 * spectral_norm(A, tol=1e-3, rng=opts.rng).value
+                rho = rho if rho > 0 else 1.0
+                bx = (-rho, rho, -rho, rho)
+        re_ = re_u if re_u is not None else np.linspace(bx[0], bx[1], npts)
+        im_ = im_u if im_u is not None else np.linspace(bx[2], bx[3], npts)
+        rows, inv = _mirror_rows(im_) if real else (im_, np.arange(im_.size))
+        gens = opts.rng.spawn(rows.size)
+        ntile = max(1, min(rows.size, 4 * max(opts.workers, 1)))
+        cuts = np.linspace(0, rows.size, ntile + 1).astype(np.intp)
+        spans = [(int(cuts[i]), int(cuts[i + 1])) for i in range(ntile) if cuts[i] < cuts[i + 1]]
+        if route == "projection":
+            fn: Any = projection_rows
+            tiles = [(re_, rows[a:b]) for a, b in spans]
+        else:
+            fn = shift_invert_rows
+            tiles = [(re_, rows[a:b], gens[a:b], opts.tol, opts.maxiter) for a, b in spans]
+        bar = _Bar(opts.progress, rows.size * re_.size)
+        try:
+            parts = run_tiles(
+                fn,
+                shared,
+                tiles,
+                client=opts.client,
+                progress=bar,
+                sizes=[(b - a) * re_.size for a, b in spans],
+            )
+        finally:
+            bar.close()
+    S = np.concatenate([p[0] for p in parts])[inv]
+    uncon = np.concatenate([p[1] for p in parts])[inv]
+    under = S < UNDERFLOW_CLAMP
+    S = np.maximum(S, UNDERFLOW_CLAMP)
+    _report(under, uncon, where=where, maxiter=opts.maxiter)
+    return Pseudospectra(re_, im_, S, eigs)
 
 
 def pseudospectra(
@@ -775,6 +917,8 @@ def pseudospectra(
     rng: Any = None,
     workers: int | None = None,
     progress: Any = False,
+    k: int | None = None,
+    client: Any = None,
 ) -> Pseudospectra:
     r"""ε-pseudospectra of a square matrix: σ_min(zI − A) on a grid.
 
@@ -880,7 +1024,7 @@ def pseudospectra(
     True
     """
     where = "pseudospectra"
-    core = lookup(_METHODS, method, "method", where=where)
+    check_option(method, "method", _METHOD_NAMES, where=where)
     tol = check_positive(tol, "tol", where=where)
     if tol >= 1:
         raise ValueError(f"{where}: tol must be in (0, 1); got {tol!r}")
@@ -911,6 +1055,21 @@ def pseudospectra(
                 f"and ymin < ymax; got {box!r}"
             )
         bx_u = tuple(float(v) for v in b)
+    if k is not None:
+        k = check_int(k, "k", where=where, low=2)
+    from lowdisp.spectral._large import check_client
+
+    client = check_client(client, where=where)
+    route, _kind, factory = _route(A, method, where)
+    if route != "dense":
+        n = int(A.shape[0]) if _kind != "dense" else as_dense_square(A, "A", where=where).shape[0]
+        if k is not None and k > n:
+            raise ValueError(f"{where}: k must be at most n = {n} (the order of A); got {k}")
+        kk = min(n, _PROJECTION_K) if k is None else k
+        opts = _GridOptions(tol, maxiter, gen, warm, nworkers, progress, client)
+        Aop = A if _kind != "dense" else as_dense_square(A, "A", where=where)
+        return _operator_grid(Aop, route, factory, re_u, im_u, npts, bx_u, opts, kk, where)
+    core = _METHODS[method]
     M = as_dense_square(A, "A", where=where)
     # compute at unit scale: M 2**-e (exact), grid 2**-e; results scaled back
     others = [float(np.abs(v).max()) for v in (re_u, im_u) if v is not None]
@@ -927,7 +1086,7 @@ def pseudospectra(
                 bx = tuple(float(ldexp(np.float64(v), -e)) for v in bx_u)  # type: ignore[assignment]
         re_ = ldexp(re_u, -e) if re_u is not None else np.linspace(bx[0], bx[1], npts)
         im_ = ldexp(im_u, -e) if im_u is not None else np.linspace(bx[2], bx[3], npts)
-        opts = _GridOptions(tol, maxiter, gen, warm, nworkers, progress)
+        opts = _GridOptions(tol, maxiter, gen, warm, nworkers, progress, client)
         S, under, uncon = core(M, T, re_, im_, opts)
     # the clamp is relative to A's scale: 1e-150 2**e (1e-150 for 1 <= max|A| < 2)
     floor = max(float(ldexp(np.float64(UNDERFLOW_CLAMP), e)), _SMALLEST)
