@@ -20,13 +20,19 @@ and the entries may grow again in later training).
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Iterable, Mapping
 from typing import Any
 
 import numpy as np
 
+from lowdisp._validation import as_rng, check_option, check_real
+
 __all__ = [
+    "predicted_loss_change",
+    "prune",
     "pruning_masks",
+    "pruning_scores",
     "remove_pruning",
     "set_mask",
     "sparsity_report",
@@ -200,7 +206,7 @@ def set_mask(target: Any, path: str, mask: Any) -> np.ndarray:
     >>> model = lnn.Sequential({"fc": lnn.Dense(3, 2, dtype=np.float64, rng=0)})
     >>> keep = np.array([[True, False, True], [False, True, True]])
     >>> _ = lnn.set_mask(model, "fc.W", keep)
-    >>> model.params()["fc.W"][0, 1], lnn.sparsity_report(model)["fc.W"]["sparsity"]
+    >>> float(model.params()["fc.W"][0, 1]), lnn.sparsity_report(model)["fc.W"]["sparsity"]
     (0.0, 0.3333333333333333)
     """
     where = "set_mask"
@@ -325,3 +331,563 @@ def sparsity_report(target: Any, paths: Any = None) -> dict[str, dict[str, Any]]
             tot[k] += row[k]
     out["overall"] = {**tot, "sparsity": tot["pruned"] / max(tot["size"], 1)}
     return out
+
+
+# ---------------------------------------------------------------------------
+# criteria: gradient and Fisher diagonal of the loss on data
+# ---------------------------------------------------------------------------
+
+#: pruning criteria (the smallest score is pruned first)
+CRITERIA = ("magnitude", "random", "obd", "lm", "qm")
+#: models of the loss change of a pruning step (:func:`predicted_loss_change`)
+LOSS_MODELS = ("lm", "obd", "qm", "quadratic")
+#: Fisher representations of the full quadratic model
+CURVATURES = ("kfac", "ekfac", "diag", "dense", "block")
+
+
+class _Stats:
+    """Gradient and (scaled) Fisher diagonal of the loss at the current parameters."""
+
+    def __init__(self, model: Any, loss: Any, batches: list, n: int) -> None:
+        self.model = model
+        self.loss = loss
+        self.batches = batches
+        self.n = n
+        self._grad: dict[str, np.ndarray] | None = None
+        self._fdiag: dict[str, np.ndarray] | None = None
+        self._scale: float | None = None
+
+    def scale(self) -> float:
+        """Factor turning :func:`fisher_matrix`'s ``E[∇ℓ_i ∇ℓ_iᵀ]`` into the Fisher of
+        the loss ``L`` as the trainer reduces it (1 for a mean cross-entropy; ``1/C``
+        for a mean MSE/BCE over ``C`` outputs; ``n`` for a sum over ``n`` examples)."""
+        if self._scale is None:
+            from lowdisp.nn._losses import SoftmaxCrossEntropy
+
+            if getattr(self.loss, "reduction", "mean") == "sum":
+                self._scale = float(self.n)
+            elif isinstance(self.loss, SoftmaxCrossEntropy):
+                self._scale = 1.0
+            else:
+                x0 = self.batches[0][0]
+                z, _ = self.model.forward(x0[:1], train=False)
+                self._scale = 1.0 / z.shape[-1]
+        return self._scale
+
+    def grad(self) -> dict[str, np.ndarray]:
+        """``∇L`` over all the data (float64), every parameter."""
+        if self._grad is None:
+            acc: dict[str, np.ndarray] = {}
+            for x, y in self.batches:
+                z, cache = self.model.forward(x, train=False)
+                _, dz = self.loss(z, y)
+                _, g = self.model.backward(cache, dz)
+                w = 1.0 if self.loss.reduction == "sum" else len(x) / self.n
+                for k, v in g.items():
+                    v = np.asarray(v, dtype=np.float64) * w
+                    acc[k] = acc[k] + v if k in acc else v
+            self._grad = acc
+        return self._grad
+
+    def fisher(self, kind: str, flavour: str, rng: Any) -> Any:
+        import warnings
+
+        from lowdisp.nn._curvature import CurvatureWarning
+        from lowdisp.nn._fisher import fisher_matrix
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", CurvatureWarning)
+            return fisher_matrix(
+                self.model, self.loss, self.batches, kind=kind, fisher=flavour, rng=rng
+            )
+
+    def fdiag(self, flavour: str, rng: Any) -> dict[str, np.ndarray]:
+        """The Fisher diagonal of ``L`` per dense-layer parameter path."""
+        if self._fdiag is None:
+            F = self.fisher("diag", flavour, rng)
+            params = self.model.params()
+            d = F.mv({p: np.ones(params[p].shape) for p in F.paths})
+            s = self.scale()
+            self._fdiag = {k: v * s for k, v in d.items()}
+        return self._fdiag
+
+
+def _data_batches(target: Any, model: Any, data: Any, where: str) -> tuple[list, int]:
+    from lowdisp.nn._trainer import Trainer
+
+    if data is None:
+        if isinstance(target, Trainer) and target.task.train_data() is not None:
+            data = target.task.train_data()
+        else:
+            raise ValueError(
+                f"{where}: this criterion needs data=(x, y) (or a list of (x, y) batches) "
+                f"to estimate the gradient and the Fisher; a Trainer of a dataset task "
+                f"supplies its training set"
+            )
+    if isinstance(data, tuple) and len(data) == 2 and not isinstance(data[0], tuple):
+        batches = [data]
+    elif isinstance(data, Iterable):
+        batches = list(data)
+    else:
+        raise TypeError(f"{where}: data must be a pair (x, y) or a list of (x, y) batches")
+    out = []
+    for i, b in enumerate(batches):
+        if not (isinstance(b, tuple | list) and len(b) == 2):
+            raise TypeError(f"{where}: data[{i}] must be a pair (x, y); got {type(b).__name__}")
+        x = np.asarray(b[0])
+        if x.ndim < 1 or len(x) == 0:
+            raise ValueError(f"{where}: data[{i}] holds no example")
+        out.append((x, b[1]))
+    if not out:
+        raise ValueError(f"{where}: data holds no batch")
+    return out, sum(len(x) for x, _ in out)
+
+
+def _loss_of(target: Any, loss: Any, where: str) -> Any:
+    from lowdisp.nn._losses import Loss
+    from lowdisp.nn._trainer import Trainer
+
+    if loss is None:
+        if isinstance(target, Trainer):
+            return target.loss
+        raise ValueError(f"{where}: this criterion needs loss= (e.g. task.loss())")
+    if not isinstance(loss, Loss):
+        raise TypeError(f"{where}: loss must be a lowdisp.nn Loss; got {type(loss).__name__}")
+    return loss
+
+
+def _stats_for(target, model, data, loss, where) -> _Stats:
+    loss = _loss_of(target, loss, where)
+    batches, n = _data_batches(target, model, data, where)
+    return _Stats(model, loss, batches, n)
+
+
+def _dense_only(paths: list[str], fd: Mapping[str, np.ndarray], what: str, where: str) -> None:
+    bad = [p for p in paths if p not in fd]
+    if bad:
+        raise ValueError(
+            f"{where}: {what} needs the Fisher diagonal, which covers the Dense layers' "
+            f"parameters only ({', '.join(map(repr, sorted(fd)))}); not {', '.join(map(repr, bad))}"
+            f" (use 'magnitude', 'random' or 'lm' there)"
+        )
+
+
+def _scores(
+    model: Any,
+    paths: list[str],
+    criterion: str,
+    stats: _Stats | None,
+    fisher: str,
+    rng: Any,
+    where: str,
+) -> dict[str, np.ndarray]:
+    params = model.params()
+    if criterion == "magnitude":
+        return {p: np.abs(params[p]).astype(np.float64) for p in paths}
+    if criterion == "random":
+        return {p: rng.random(params[p].shape) for p in paths}
+    assert stats is not None
+    out = {}
+    g = stats.grad() if criterion in ("lm", "qm") else None
+    fd = stats.fdiag(fisher, rng) if criterion in ("obd", "qm") else None
+    if fd is not None:
+        _dense_only(paths, fd, repr(criterion), where)
+    for p in paths:
+        th = np.asarray(params[p], dtype=np.float64)
+        s = np.zeros(th.shape)
+        if g is not None:
+            s -= g[p] * th
+        if fd is not None:
+            s += 0.5 * fd[p] * th * th
+        out[p] = s
+    return out
+
+
+def pruning_scores(
+    target: Any,
+    paths: Any = None,
+    *,
+    criterion: str = "magnitude",
+    data: Any = None,
+    loss: Any = None,
+    fisher: str = "empirical",
+    rng: Any = None,
+) -> dict[str, np.ndarray]:
+    """The saliency of every entry under a criterion; the smallest is pruned first.
+
+    Parameters
+    ----------
+    target : Layer or Trainer
+    paths : str or list of str, optional
+        Parameters to score (default: every ``*.W`` weight matrix).
+    criterion : {"magnitude", "random", "obd", "lm", "qm"}
+        ``|θ_i|``; uniform noise; OBD ``½ F_ii θ_i²``; LM ``−g_i θ_i``; QM
+        ``−g_i θ_i + ½ F_ii θ_i²``, with ``g = ∇L`` and ``F_ii`` the Fisher
+        diagonal of the loss ``L`` (each the loss change a Taylor model
+        predicts for removing entry ``i`` alone; LM and QM are signed).
+    data : (x, y) or list of (x, y), optional
+        Where ``g`` and ``F`` are estimated (OBD/LM/QM); default the training
+        set of a trainer's dataset task.
+    loss : Loss, optional
+        Default the trainer's loss.
+    fisher : {"empirical", "mc", "exact"}
+        Flavour of the Fisher diagonal (:func:`~lowdisp.nn.fisher_matrix`):
+        the empirical Fisher by default (as in OBD practice); ``"exact"`` is
+        the generalised Gauss-Newton matrix.
+    rng : seed or Generator, optional
+        For ``"random"`` and ``fisher="mc"``.
+
+    Returns
+    -------
+    dict of path -> float64 array
+
+    Notes
+    -----
+    :func:`~lowdisp.nn.fisher_matrix` averages ``∇ℓ_i ∇ℓ_iᵀ`` of the
+    per-example losses ``ℓ_i`` (summed over outputs); it is rescaled to the
+    loss ``L`` as the trainer reduces it (×1 for a mean cross-entropy, ×1/C
+    for a mean MSE over C outputs), so ``fisher="exact"`` gives the Gauss-
+    Newton matrix of ``L`` itself. OBD and QM need the Fisher diagonal,
+    which covers the parameters of :class:`~lowdisp.nn.Dense` layers.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import lowdisp.nn as lnn
+    >>> rng = np.random.default_rng(0)
+    >>> model = lnn.Sequential({"fc": lnn.Dense(4, 3, dtype=np.float64, rng=0)})
+    >>> data = (rng.normal(size=(30, 4)), rng.integers(0, 3, 30))
+    >>> s = lnn.pruning_scores(model, criterion="obd", data=data, loss=lnn.SoftmaxCrossEntropy())
+    >>> s["fc.W"].shape, bool((s["fc.W"] >= 0).all())
+    ((3, 4), True)
+    """
+    where = "pruning_scores"
+    model, _ = _resolve(target, where)
+    chosen = _default_paths(model, paths, where)
+    check_criterion(criterion, where)
+    check_flavour(fisher, where)
+    gen = as_rng(rng, where=where)
+    stats = None
+    if criterion in ("obd", "lm", "qm"):
+        stats = _stats_for(target, model, data, loss, where)
+    return _scores(model, chosen, criterion, stats, fisher, gen, where)
+
+
+def check_criterion(criterion: Any, where: str) -> str:
+    return check_option(criterion, "criterion", CRITERIA, where=where)
+
+
+def check_flavour(fisher: Any, where: str) -> str:
+    from lowdisp.nn._fisher import FLAVOURS
+
+    return check_option(fisher, "fisher", FLAVOURS, where=where)
+
+
+def _default_paths(model: Any, paths: Any, where: str) -> list[str]:
+    params = model.params()
+    if paths is None:
+        chosen = [p for p in params if p.endswith(".W") or p == "W"]
+        if not chosen:
+            raise ValueError(
+                f"{where}: the model has no '*.W' weight matrix; give paths= (its parameters: "
+                f"{', '.join(map(repr, sorted(params)))})"
+            )
+    else:
+        chosen = _param_paths(paths, params, where)
+    for p in chosen:
+        _check_prunable(model, p, where)
+    return chosen
+
+
+# ---------------------------------------------------------------------------
+# prune
+# ---------------------------------------------------------------------------
+
+
+def _count(amount: Any, remaining: int, what: str, where: str) -> int:
+    """torch's rule: a float is a fraction of the remaining entries (rounded), an int a count."""
+    if isinstance(amount, bool) or not isinstance(amount, numbers.Real):
+        raise TypeError(
+            f"{where}: amount must be a fraction in [0, 1] (float) or a count (int); got {amount!r}"
+        )
+    if isinstance(amount, numbers.Integral):
+        k = int(amount)
+        if k < 0 or k > remaining:
+            raise ValueError(
+                f"{where}: amount={k} entries must be in [0, {remaining}], the remaining "
+                f"(unpruned) entries of {what}"
+            )
+        return k
+    a = float(amount)
+    if not (0.0 <= a <= 1.0):
+        raise ValueError(
+            f"{where}: amount must be a fraction in [0, 1] of the remaining entries (or an int "
+            f"count); got {amount!r}"
+        )
+    return round(a * remaining)  # Python's round, as torch's _compute_nparams_toprune
+
+
+def _smallest(scores: np.ndarray, alive: np.ndarray, k: int) -> np.ndarray:
+    """Flat indices of the ``k`` smallest scores among the alive entries (ties: lowest index)."""
+    idx = np.flatnonzero(alive)
+    if k == 0:
+        return idx[:0]
+    order = np.argsort(scores[idx], kind="stable")
+    return idx[order[:k]]
+
+
+def apply_scores(
+    model: Any, opt: Any, chosen: list[str], scores: dict, scope: str, count: Any
+) -> None:
+    """Prune the smallest scores among the remaining entries: ``count(remaining, size,
+    what)`` entries per parameter (``"layer"``) or over all of them (``"global"``)."""
+    params = model.params()
+    masks = model_masks(model)
+    alive = {p: masks[p] if p in masks else np.ones(params[p].shape, dtype=bool) for p in chosen}
+    if scope == "layer":
+        for p in chosen:
+            k = count(int(np.count_nonzero(alive[p])), params[p].size, repr(p))
+            keep = alive[p].copy()
+            keep.reshape(-1)[_smallest(scores[p].reshape(-1), alive[p].reshape(-1), k)] = False
+            apply_mask(model, opt, p, keep)
+        return
+    flat_s = np.concatenate([scores[p].reshape(-1) for p in chosen])
+    flat_a = np.concatenate([alive[p].reshape(-1) for p in chosen])
+    k = count(int(np.count_nonzero(flat_a)), flat_a.size, f"the {len(chosen)} parameters")
+    drop = np.zeros(flat_a.shape, dtype=bool)
+    drop[_smallest(flat_s, flat_a, k)] = True
+    i = 0
+    for p in chosen:
+        n = params[p].size
+        keep = alive[p] & ~drop[i : i + n].reshape(params[p].shape)
+        apply_mask(model, opt, p, keep)
+        i += n
+
+
+def prune(
+    target: Any,
+    paths: Any = None,
+    *,
+    criterion: str = "magnitude",
+    amount: float | int = 0.5,
+    scope: str = "layer",
+    data: Any = None,
+    loss: Any = None,
+    importance_scores: Mapping[str, Any] | None = None,
+    fisher: str = "empirical",
+    rng: Any = None,
+) -> dict[str, np.ndarray]:
+    """Prune parameters by a criterion, per layer or globally, on the remaining entries.
+
+    Parameters
+    ----------
+    target : Layer or Trainer
+        The model, or a trainer (its optimizer state is masked too; its
+        loss and training set are the defaults of ``loss``/``data``).
+    paths : str or list of str, optional
+        Parameters to prune (default: every ``*.W`` weight matrix).
+    criterion : {"magnitude", "random", "obd", "lm", "qm"}
+        See :func:`pruning_scores`.
+    amount : float or int
+        A float in [0, 1]: the fraction of the *remaining* (unpruned) entries
+        to prune, rounded (pruning 0.5 twice leaves 25%); an int: a count, at
+        most the remaining entries. Per parameter (``scope="layer"``) or over
+        all of them (``"global"``).
+    scope : {"layer", "global"}
+        ``"global"`` ranks the entries of all ``paths`` together (torch's
+        ``global_unstructured``).
+    data, loss, fisher, rng
+        See :func:`pruning_scores`.
+    importance_scores : dict of path -> array, optional
+        Scores to use instead of the criterion's (torch's argument; the
+        smallest is pruned); ``criterion`` is then ignored.
+
+    Returns
+    -------
+    dict of path -> bool array
+        The masks now in force on ``paths`` (copies; ``True`` = kept).
+
+    Raises
+    ------
+    ValueError
+        ``amount`` outside [0, 1] or above the remaining count, an unknown
+        criterion or scope (the valid names are listed), a missing
+        parameter, or OBD/QM on a parameter outside the Dense layers.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import lowdisp.nn as lnn
+    >>> model = lnn.Sequential({"fc": lnn.Dense(10, 10, dtype=np.float64, rng=0)})
+    >>> _ = lnn.prune(model, "fc.W", amount=0.5)
+    >>> _ = lnn.prune(model, "fc.W", amount=0.5)
+    >>> lnn.sparsity_report(model)["fc.W"]["sparsity"]
+    0.75
+    """
+    where = "prune"
+    model, opt = _resolve(target, where)
+    chosen = _default_paths(model, paths, where)
+    check_option(scope, "scope", ("layer", "global"), where=where)
+    params = model.params()
+    live = model_masks(model)
+    rem = {p: int(np.count_nonzero(live[p])) if p in live else params[p].size for p in chosen}
+    if scope == "layer":  # every amount is checked before anything is computed or pruned
+        for p in chosen:
+            _count(amount, rem[p], repr(p), where)
+    else:
+        _count(amount, sum(rem.values()), f"the {len(chosen)} parameters", where)
+    if importance_scores is not None:
+        if not isinstance(importance_scores, Mapping):
+            raise TypeError(f"{where}: importance_scores must be a dict of path -> array")
+        scores = {}
+        for p in chosen:
+            if p not in importance_scores:
+                raise ValueError(f"{where}: importance_scores has no entry for {p!r}")
+            s = np.asarray(importance_scores[p], dtype=np.float64)
+            if s.shape != params[p].shape:
+                raise ValueError(
+                    f"{where}: importance_scores[{p!r}] must have shape {params[p].shape}; "
+                    f"got {s.shape}"
+                )
+            scores[p] = s
+    else:
+        check_criterion(criterion, where)
+        check_flavour(fisher, where)
+        gen = as_rng(rng, where=where)
+        stats = None
+        if criterion in ("obd", "lm", "qm"):
+            stats = _stats_for(target, model, data, loss, where)
+        scores = _scores(model, chosen, criterion, stats, fisher, gen, where)
+
+    def count(remaining: int, size: int, what: str) -> int:
+        return _count(amount, remaining, what, where)
+
+    apply_scores(model, opt, chosen, scores, scope, count)
+    masks = model_masks(model)
+    return {p: masks[p].copy() for p in chosen}
+
+
+# ---------------------------------------------------------------------------
+# loss models of a pruning step
+# ---------------------------------------------------------------------------
+
+
+def predicted_loss_change(
+    target: Any,
+    keep: Mapping[str, Any],
+    *,
+    model: str = "qm",
+    data: Any = None,
+    loss: Any = None,
+    fisher: str = "empirical",
+    curvature: Any = "kfac",
+    scale: float = 1.0,
+    rng: Any = None,
+) -> float:
+    """The loss change a Taylor model predicts for pruning to candidate masks.
+
+    The step is ``Δθ = −t·(1 − keep)⊙θ`` (``t = scale``; entries already zero
+    contribute nothing) and
+
+    - ``"lm"``: ``gᵀΔθ``;
+    - ``"obd"``: ``½ Σ_i F_ii Δθ_i²``;
+    - ``"qm"``: ``gᵀΔθ + ½ Σ_i F_ii Δθ_i²`` (the separable model whose
+      one-entry terms are the QM scores);
+    - ``"quadratic"``: ``gᵀΔθ + ½ ΔθᵀFΔθ`` with the full curvature ``F``
+      (``curvature``: a :func:`~lowdisp.nn.fisher_matrix` kind such as
+      ``"kfac"``/``"ekfac"``/``"dense"``, or a Fisher object built on the same
+      loss), which is not separable.
+
+    Parameters
+    ----------
+    target : Layer or Trainer
+    keep : dict of path -> bool array
+        Candidate masks (``True`` = kept), e.g. from :func:`prune` on a copy.
+    model : {"lm", "obd", "qm", "quadratic"}
+    data, loss, fisher, rng
+        See :func:`pruning_scores`.
+    curvature : str or Fisher object
+        For ``"quadratic"``.
+    scale : float
+        ``t`` (1: remove the entries; small: the Taylor regime).
+
+    Returns
+    -------
+    float
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import lowdisp.nn as lnn
+    >>> rng = np.random.default_rng(0)
+    >>> net = lnn.Sequential({"fc": lnn.Dense(4, 3, dtype=np.float64, rng=0)})
+    >>> data = (rng.normal(size=(30, 4)), rng.integers(0, 3, 30))
+    >>> keep = {"fc.W": rng.random((3, 4)) > 0.5}
+    >>> ce = lnn.SoftmaxCrossEntropy()
+    >>> lm = lnn.predicted_loss_change(net, keep, model="lm", data=data, loss=ce, scale=1e-3)
+    >>> x, y = data
+    >>> before = ce(net.forward(x)[0], y)[0]
+    >>> W = net.params()["fc.W"]; W -= 1e-3 * np.where(keep["fc.W"], 0, W)
+    >>> bool(abs(ce(net.forward(x)[0], y)[0] - before - lm) < 1e-3 * abs(lm))
+    True
+    """
+    where = "predicted_loss_change"
+    net, _ = _resolve(target, where)
+    check_option(model, "model", LOSS_MODELS, where=where)
+    check_flavour(fisher, where)
+    t = check_real(scale, "scale", where=where)
+    delta = _delta(net, keep, t, where)
+    stats = _stats_for(target, net, data, loss, where)
+    return _predict(stats, delta, model, fisher, curvature, as_rng(rng, where=where), where)
+
+
+def _delta(net: Any, keep: Any, t: float, where: str) -> dict[str, np.ndarray]:
+    if not isinstance(keep, Mapping):
+        raise TypeError(f"{where}: keep must be a dict of path -> bool array (True = kept)")
+    params = net.params()
+    paths = _param_paths(list(keep), params, where)
+    out = {}
+    for p in paths:
+        k = check_mask_array(keep[p], params[p], f"keep[{p!r}]", where)
+        out[p] = -t * np.where(k, 0.0, np.asarray(params[p], dtype=np.float64))
+    return out
+
+
+def _predict(
+    stats: _Stats, delta: dict, model: str, fisher: str, curvature: Any, rng: Any, where: str
+) -> float:
+    total = 0.0
+    if model in ("lm", "qm", "quadratic"):
+        g = stats.grad()
+        total += sum(float(np.vdot(g[p], d)) for p, d in delta.items())
+    if model in ("obd", "qm"):
+        fd = stats.fdiag(fisher, rng)
+        _dense_only(list(delta), fd, f"model={model!r}", where)
+        total += 0.5 * sum(float(np.sum(fd[p] * d * d)) for p, d in delta.items())
+    if model == "quadratic":
+        F = stats.fisher(curvature, fisher, rng) if isinstance(curvature, str) else curvature
+        if not hasattr(F, "mv") or not hasattr(F, "paths"):
+            raise TypeError(
+                f"{where}: curvature must be a fisher_matrix kind "
+                f"({', '.join(CURVATURES)}) or a Fisher object; got {curvature!r}"
+            )
+        covered = set(F.paths)
+        bad = [p for p, d in delta.items() if p not in covered and np.any(d)]
+        if bad:
+            raise ValueError(
+                f"{where}: the curvature covers {sorted(covered)}; the step moves {bad} too"
+            )
+        v = {p: delta.get(p, np.zeros(stats.model.params()[p].shape)) for p in F.paths}
+        Fv = F.mv(v)
+        total += 0.5 * stats.scale() * sum(float(np.vdot(v[p], Fv[p])) for p in F.paths)
+    return total
+
+
+def loss_on(model: Any, loss: Any, batches: list, n: int) -> float:
+    """The loss ``L`` over all batches (example-weighted mean, or the sum for ``"sum"``)."""
+    total = 0.0
+    for x, y in batches:
+        z, _ = model.forward(x, train=False)
+        v, _ = loss.forward(z, y)
+        total += v if loss.reduction == "sum" else v * len(x) / n
+    return total
