@@ -75,6 +75,24 @@ from lowdisp.nn._optim import (
     global_norm,
     step_schedule,
 )
+from lowdisp.nn._prune_schedule import prune_schedule, sparsity_schedule
+from lowdisp.nn._pruning import (
+    predicted_loss_change,
+    prune,
+    pruning_masks,
+    pruning_scores,
+    remove_pruning,
+    set_mask,
+    sparsity_report,
+)
+from lowdisp.nn._robustness import (
+    RobustnessReport,
+    hidden_growth,
+    input_gradient,
+    perturbed_metrics,
+    recurrent_summary,
+    robustness_report,
+)
 from lowdisp.nn._rnn import RNN, GRUCell, LSTMCell, ReLURNNCell, RNNCell, TanhRNNCell, make_cell
 from lowdisp.nn._runs import RunAnalysis, Snapshots, analyze_run, weight_matrices
 from lowdisp.nn._seqdata import (
@@ -159,6 +177,7 @@ __all__ = [
     "ReLU",
     "ReLURNNCell",
     "RecordRecurrent",
+    "RobustnessReport",
     "RunAnalysis",
     "Sequential",
     "Sigmoid",
@@ -196,7 +215,9 @@ __all__ = [
     "fisher_matrix",
     "frame_nll",
     "global_norm",
+    "hidden_growth",
     "index_bits",
+    "input_gradient",
     "is_buffer",
     "load",
     "load_chorales",
@@ -208,11 +229,23 @@ __all__ = [
     "mnist",
     "mnist1d",
     "mnist_variant",
+    "perturbed_metrics",
     "plot_alignment",
+    "predicted_loss_change",
+    "prune",
+    "prune_schedule",
+    "pruning_masks",
+    "pruning_scores",
     "read_checkpoint",
     "recurrent_matrix",
+    "recurrent_summary",
+    "remove_pruning",
+    "robustness_report",
     "save",
     "sequence_data_dir",
+    "set_mask",
+    "sparsity_report",
+    "sparsity_schedule",
     "step_schedule",
     "tangent_kernels",
     "train",
