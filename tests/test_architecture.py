@@ -14,7 +14,8 @@ PKG = Path(__file__).resolve().parents[1] / "lowdisp"
 # Rank of each layer; a module may import only from layers of lower rank, or
 # from its own layer. orthogonal and spectral share a rank but may not import
 # each other; testing is imported by nothing inside the package.
-BASE = {"_validation", "_config", "exceptions", "_typing", "_cliargs"}
+# _dask (lazy dask.distributed clients) imports only _validation: spectral's client= uses it
+BASE = {"_validation", "_config", "exceptions", "_typing", "_cliargs", "_dask"}
 RANK = {
     "base": 0,
     "kernels": 1,
