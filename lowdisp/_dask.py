@@ -19,7 +19,7 @@ Examples
 >>> get_client("tcp://127.0.0.1:1", timeout=1)  # doctest: +SKIP
 Traceback (most recent call last):
 ...
-ConnectionError: get_client: no Dask scheduler answered at tcp://127.0.0.1:1 within 1 s ...
+ConnectionError: get_client: cannot reach a Dask scheduler at tcp://127.0.0.1:1 (...)
 """
 
 from __future__ import annotations
@@ -151,8 +151,8 @@ def get_client(
         except (OSError, ValueError, TypeError) as exc:  # unreachable, refused, malformed
             detail = " ".join(str(exc).split()) or type(exc).__name__
             raise ConnectionError(
-                f"{where}: no Dask scheduler answered at {scheduler} within {timeout:g} s "
-                f"({detail}); start one (dask scheduler) or check the address"
+                f"{where}: cannot reach a Dask scheduler at {scheduler} ({detail}; timeout "
+                f"{timeout:g} s); start one (dask scheduler) or check the address"
             ) from exc
     cluster = dd.LocalCluster(
         n_workers=workers or os.cpu_count() or 1,

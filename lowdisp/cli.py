@@ -1,4 +1,4 @@
-"""The ``lowdisp`` command: demo, train, analyze, pseudospectra, bench, info.
+"""The ``lowdisp`` command: demo, train, analyze, pseudospectra, reproduce, sweep, bench, info.
 
 Each sub-command lives in its own module exposing ``add_arguments(parser)``
 and ``run(args) -> int``; the module is imported only when its command runs,
@@ -47,6 +47,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "epsilon-pseudospectra of a matrix file, a checkpoint or a run folder",
     ),
     "reproduce": ("lowdisp.nn._reproduce_cli", "rerun a paper's structured-layer experiment"),
+    "sweep": (
+        "lowdisp._sweep_cli",
+        "run a grid of training runs (task, cell, hyperparameters, seeds) on Dask, resumable",
+    ),
     "bench": ("lowdisp._bench", "run a benchmark suite and print medians and ratios"),
     "info": ("lowdisp.cli", "print versions, the BLAS in use and thread counts"),
 }
