@@ -85,6 +85,14 @@ from lowdisp.nn._pruning import (
     set_mask,
     sparsity_report,
 )
+from lowdisp.nn._robustness import (
+    RobustnessReport,
+    hidden_growth,
+    input_gradient,
+    perturbed_metrics,
+    recurrent_summary,
+    robustness_report,
+)
 from lowdisp.nn._rnn import RNN, GRUCell, LSTMCell, ReLURNNCell, RNNCell, TanhRNNCell, make_cell
 from lowdisp.nn._runs import RunAnalysis, Snapshots, analyze_run, weight_matrices
 from lowdisp.nn._seqdata import (
@@ -169,6 +177,7 @@ __all__ = [
     "ReLU",
     "ReLURNNCell",
     "RecordRecurrent",
+    "RobustnessReport",
     "RunAnalysis",
     "Sequential",
     "Sigmoid",
@@ -206,7 +215,9 @@ __all__ = [
     "fisher_matrix",
     "frame_nll",
     "global_norm",
+    "hidden_growth",
     "index_bits",
+    "input_gradient",
     "is_buffer",
     "load",
     "load_chorales",
@@ -218,6 +229,7 @@ __all__ = [
     "mnist",
     "mnist1d",
     "mnist_variant",
+    "perturbed_metrics",
     "plot_alignment",
     "predicted_loss_change",
     "prune",
@@ -226,7 +238,9 @@ __all__ = [
     "pruning_scores",
     "read_checkpoint",
     "recurrent_matrix",
+    "recurrent_summary",
     "remove_pruning",
+    "robustness_report",
     "save",
     "sequence_data_dir",
     "set_mask",
