@@ -46,6 +46,7 @@ from lowdisp.nn._layers import (
     _sigmoid,
 )
 from lowdisp.nn._modrelu import MODRELU_EPS
+from lowdisp.nn._regularizers import parse_regularizers
 
 __all__ = [
     "RNN",
@@ -190,6 +191,217 @@ class _StructuredWeight:
 
     def options(self) -> dict[str, Any]:
         return {"rank": self.rank, "corners": self.corners}
+
+
+class _DenseOps:
+    """The recurrent product of a dense ``W`` (the regularized loop's generic form)."""
+
+    kind = None
+
+    @staticmethod
+    def prepare(W: np.ndarray) -> np.ndarray:
+        return np.ascontiguousarray(W.T)
+
+    @staticmethod
+    def mul(P: np.ndarray, h: np.ndarray, out: np.ndarray) -> None:
+        np.matmul(h, P, out=out)
+
+    @staticmethod
+    def mul_t(W: np.ndarray, d: np.ndarray, out: np.ndarray) -> None:
+        np.matmul(d, W, out=out)
+
+    @staticmethod
+    def grad_shape(N: int) -> tuple[int, ...]:
+        return (N, N)
+
+    @staticmethod
+    def grad_add(D2: np.ndarray, H2: np.ndarray, acc: np.ndarray, tmp: np.ndarray) -> None:
+        np.matmul(D2.T, H2, out=tmp)
+        np.add(acc, tmp, out=acc)
+
+
+class _DiagonalWeight:
+    """``recurrent="diagonal"`` (IndRNN-like): ``W = diag(w)``, parameter ``W.diag``
+    ``U[0, 1)``; the step is ``h ⊙ w``, O(B n)."""
+
+    is_complex = False
+    map = None
+    kind = "diagonal"
+
+    def __init__(self, n: int, dtype: np.dtype, gen: np.random.Generator) -> None:
+        self.params = {"W.diag": gen.uniform(0.0, 1.0, n).astype(dtype)}
+
+    def build(self, params: dict) -> tuple[np.ndarray, Any]:
+        return params["W.diag"], None
+
+    def pullback(self, cache: Any, dW: np.ndarray) -> dict:
+        return {"W.diag": dW}
+
+    @staticmethod
+    def prepare(W: np.ndarray) -> np.ndarray:
+        return W
+
+    @staticmethod
+    def mul(P: np.ndarray, h: np.ndarray, out: np.ndarray) -> None:
+        np.multiply(h, P, out=out)
+
+    @staticmethod
+    def mul_t(W: np.ndarray, d: np.ndarray, out: np.ndarray) -> None:
+        np.multiply(d, W, out=out)
+
+    @staticmethod
+    def grad_shape(N: int) -> tuple[int, ...]:
+        return (N,)
+
+    @staticmethod
+    def grad_add(D2: np.ndarray, H2: np.ndarray, acc: np.ndarray, tmp: np.ndarray) -> None:
+        acc += np.einsum("ij,ij->j", D2, H2)
+
+    @staticmethod
+    def dense(W: np.ndarray) -> np.ndarray:
+        return np.diag(W)
+
+    def options(self) -> dict[str, Any]:
+        return {}
+
+
+class _BlockWeight:
+    """``recurrent="block:g"``: ``W = blockdiag(W_1, ..., W_g)``, parameter ``W.blocks``
+    ``(g, m, m)`` with ``m = n/g``, each block ``U[±1/√m]`` (torch's default for an
+    m-unit RNN). One step is one batched GEMM over the ``(g, B, m)`` stack of
+    strided views (no copy, no Python loop over blocks): O(B n²/g)."""
+
+    is_complex = False
+    map = None
+    kind = "block"
+
+    def __init__(self, n: int, g: int, dtype: np.dtype, gen: np.random.Generator) -> None:
+        self.g, self.m = g, n // g
+        lim = 1.0 / np.sqrt(self.m)
+        self.params = {"W.blocks": gen.uniform(-lim, lim, (g, self.m, self.m)).astype(dtype)}
+
+    def build(self, params: dict) -> tuple[np.ndarray, Any]:
+        return params["W.blocks"], None
+
+    def pullback(self, cache: Any, dW: np.ndarray) -> dict:
+        return {"W.blocks": dW}
+
+    def _view(self, h: np.ndarray) -> np.ndarray:
+        return h.reshape(h.shape[0], self.g, self.m).transpose(1, 0, 2)
+
+    @staticmethod
+    def prepare(W: np.ndarray) -> np.ndarray:
+        return np.ascontiguousarray(W.transpose(0, 2, 1))
+
+    def mul(self, P: np.ndarray, h: np.ndarray, out: np.ndarray) -> None:
+        np.matmul(self._view(h), P, out=self._view(out))
+
+    def mul_t(self, W: np.ndarray, d: np.ndarray, out: np.ndarray) -> None:
+        np.matmul(self._view(d), W, out=self._view(out))
+
+    def grad_shape(self, N: int) -> tuple[int, ...]:
+        return (self.g, self.m, self.m)
+
+    def grad_add(self, D2: np.ndarray, H2: np.ndarray, acc: np.ndarray, tmp: np.ndarray) -> None:
+        np.matmul(self._view(D2).transpose(0, 2, 1), self._view(H2), out=tmp)
+        np.add(acc, tmp, out=acc)
+
+    def dense(self, W: np.ndarray) -> np.ndarray:
+        g, m = self.g, self.m
+        out = np.zeros((g * m, g * m), dtype=W.dtype)
+        idx = np.arange(g)[:, None] * m + np.arange(m)
+        out[idx[:, :, None], idx[:, None, :]] = W
+        return out
+
+    def options(self) -> dict[str, Any]:
+        return {}
+
+
+#: the orthogonal maps a ``"block_orthogonal:g"`` block can use (real, array parameter)
+BLOCK_MAPS = ("scaled_cayley", "householder", "expm")
+
+
+class _BlockMapWeight(_BlockWeight):
+    """``recurrent="block_orthogonal:g"``: each block ``map.forward(θ_k)`` of one
+    :mod:`lowdisp.orthogonal` map of order ``m``; parameter ``W.theta`` ``(g, ...)``.
+    The g maps are formed and pulled back once per forward/backward pass."""
+
+    kind = "block_orthogonal"
+
+    def __init__(
+        self, n: int, g: int, dtype: np.dtype, gen: np.random.Generator, opts: dict, where: str
+    ) -> None:
+        self.g, self.m = g, n // g
+        opts = dict(opts)
+        method = check_option(
+            opts.pop("map", "scaled_cayley"), "block map", BLOCK_MAPS, where=where
+        )
+        self.method = method
+        if method in _MAPS_WITH_DTYPE:
+            opts.setdefault("dtype", dtype)
+        try:
+            if method == "expm":
+                from lowdisp.orthogonal import ExpMap
+
+                self.map = ExpMap(self.m, **opts)
+            else:
+                from lowdisp.orthogonal import orthogonal
+
+                self.map = orthogonal(self.m, method=method, **opts)
+        except (TypeError, ValueError) as exc:
+            raise type(exc)(f"{where}: recurrent_options of the block map refused: {exc}") from exc
+        thetas = [np.asarray(self.map.sample(rng=gen)) for _ in range(g)]
+        self.params = {"W.theta": np.stack(thetas).astype(dtype)}
+        self.dtype = dtype
+
+    def build(self, params: dict) -> tuple[np.ndarray, Any]:
+        outs = [self.map.forward(th) for th in params["W.theta"]]
+        W = np.stack([np.asarray(w, dtype=self.dtype) for w, _ in outs])
+        return W, [c for _, c in outs]
+
+    def pullback(self, cache: Any, dW: np.ndarray) -> dict:
+        g = [np.asarray(self.map.vjp(c, d)) for c, d in zip(cache, dW, strict=True)]
+        return {"W.theta": np.stack(g).astype(self.dtype)}
+
+    def options(self) -> dict[str, Any]:
+        return {"map": self.method, **_map_options(self.method, self.map)}
+
+
+def _sparse_recurrent(
+    recurrent: Any, options: dict, init: str | None, n: int, dtype: np.dtype, gen: Any, where: str
+) -> Any:
+    """The weight adapter of ``"diagonal"``, ``"block:g"``, ``"block_orthogonal:g"``, or None."""
+    if not isinstance(recurrent, str):
+        return None
+    name, colon, arg = recurrent.partition(":")
+    if name not in ("diagonal", "block", "block_orthogonal"):
+        return None
+    if init is not None:
+        raise ValueError(f"{where}: recurrent_init does not apply to recurrent={recurrent!r}")
+    if name == "diagonal":
+        if colon or options:
+            raise ValueError(
+                f"{where}: recurrent='diagonal' takes no ':g' and no recurrent_options; "
+                f"got {recurrent!r}, {sorted(options)}"
+            )
+        return _DiagonalWeight(n, dtype, gen)
+    try:
+        g = int(arg)
+    except ValueError:
+        raise ValueError(
+            f"{where}: recurrent={recurrent!r} needs the number of blocks g after ':', "
+            f"e.g. '{name}:8'"
+        ) from None
+    if g < 1 or n % g:
+        raise ValueError(
+            f"{where}: recurrent={recurrent!r}: the number of blocks g must be >= 1 and divide "
+            f"hidden_size = {n}; got g = {g}"
+        )
+    if name == "block":
+        if options:
+            raise TypeError(f"{where}: recurrent={recurrent!r} takes no recurrent_options")
+        return _BlockWeight(n, g, dtype, gen)
+    return _BlockMapWeight(n, g, dtype, gen, options, where)
 
 
 def _copy_initial(params: dict, initial: dict, prefix: str, where: str) -> None:
@@ -475,21 +687,35 @@ class _BlockGrads:
     ``(k, B, N)``) and accumulates ``dW += Σ δ_t h_{t-1}ᵀ`` (one GEMM over the
     block; the rows of ``h_0 = 0`` are skipped), ``dU += Σ δ_t x_tᵀ`` (a
     scatter-add of rows for token input) and writes ``dX[lo:lo+k] = D U``.
+    The regularized loop passes ``ext`` (the realised noise): the effective
+    ``U``, the variational mask of ``h_{t-1}``, per-step noise of ``U`` and
+    fast dropout's extra terms; ``ops`` is the product of a diagonal/block W.
     """
 
-    def __init__(self, cell: _Cell, x: np.ndarray, H: np.ndarray, zero_h0: bool) -> None:
+    def __init__(
+        self,
+        cell: _Cell,
+        x: np.ndarray,
+        H: np.ndarray,
+        zero_h0: bool,
+        ops: Any = None,
+        ext: dict | None = None,
+    ) -> None:
         T, B, N = H.shape[0] - 1, H.shape[1], H.shape[2]
         dt = cell.dtype
         self.x, self.H, self.N = x, H, N
         self.first = 1 if zero_h0 else 0
-        self.U = cell._params["U"]
+        self.ops = _DenseOps if ops is None else ops
+        self.ext = ext
+        self.U = cell._params["U"] if ext is None else ext["U"]
         self.tokens = x.dtype.kind in "iu"
         # curvature statistics (lowdisp.nn._curvature): Σ_t δ_tᵀδ_t block by block
         self.stats = getattr(cell, "_stats", None)
         if self.stats is not None:
             self.stats.begin(x, H)
-        self.dW = np.zeros((N, N), dtype=dt)
-        self.tmpW = np.empty((N, N), dtype=dt)
+        gshape = self.ops.grad_shape(N)
+        self.dW = np.zeros(gshape, dtype=dt)
+        self.tmpW = np.empty(gshape, dtype=dt)
         if self.tokens:
             self.dUT = np.zeros((cell.input_size, N), dtype=dt)
             self.dX = None
@@ -498,18 +724,27 @@ class _BlockGrads:
             self.dU = np.zeros((N, d), dtype=dt)
             self.tmpU = np.empty((N, d), dtype=dt)
             self.dX = np.empty((T, B, d), dtype=dt)
+        if ext is not None and "fd_S" in ext:  # fast dropout: dL/dv of v = c (x²)(U²)ᵀ
+            self.fd_dUT = (
+                np.zeros((cell.input_size, N), dtype=dt)
+                if self.tokens
+                else np.zeros((N, d), dtype=dt)
+            )
 
     def add(self, lo: int, D: np.ndarray) -> None:
         N = self.N
         hi = lo + D.shape[0]
         D2 = D.reshape(-1, N)
+        ext = self.ext
         if self.stats is not None:
             self.stats.add(D2)
         s = max(lo, self.first)
         if s < hi:
             Db = D[s - lo :].reshape(-1, N)
-            np.matmul(Db.T, self.H[s:hi].reshape(-1, N), out=self.tmpW)
-            np.add(self.dW, self.tmpW, out=self.dW)
+            Hs = self.H[s:hi]
+            if ext is not None and "h_mask" in ext:
+                Hs = Hs * ext["h_mask"]
+            self.ops.grad_add(Db, Hs.reshape(-1, N), self.dW, self.tmpW)
         if self.tokens:
             from lowdisp.kernels.rnn_modrelu import scatter_add_rows
 
@@ -520,10 +755,32 @@ class _BlockGrads:
             np.matmul(D2.T, x2, out=self.tmpU)
             np.add(self.dU, self.tmpU, out=self.dU)
             np.matmul(D2, self.U, out=self.dX[lo:hi].reshape(-1, d))
+            if ext is not None and "u_add_step" in ext:
+                self.dX[lo:hi] += np.matmul(D, ext["u_add_step"][lo:hi])
+        if ext is not None and "fd_S" in ext:
+            # z += S ⊙ ε with S = √v: dL/dv = δ ε / (2 S) (0 where S = 0, i.e. v = 0)
+            S = ext["fd_S"][lo:hi]
+            Gv = np.divide(D * ext["fd_eps"][lo:hi], 2 * S, out=np.zeros_like(D), where=S > 0)
+            Gv2 = Gv.reshape(-1, N)
+            c2 = 2 * ext["fd_c"]
+            if self.tokens:
+                from lowdisp.kernels.rnn_modrelu import scatter_add_rows
+
+                scatter_add_rows(self.x[lo:hi].reshape(-1), Gv2, self.fd_dUT)
+            else:
+                d = self.x.shape[2]
+                x2 = self.x[lo:hi].reshape(-1, d)
+                self.fd_dUT += Gv2.T @ (x2 * x2)
+                self.dX[lo:hi] += (c2 * x2 * (Gv2 @ (self.U * self.U))).reshape(
+                    -1, *self.dX.shape[1:]
+                )
 
     def result(self) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
         """``(dW, dX, dU)``."""
         dU = self.dUT.T.copy() if self.tokens else self.dU
+        if self.ext is not None and "fd_S" in self.ext:
+            acc = self.fd_dUT.T if self.tokens else self.fd_dUT
+            dU = dU + (2 * self.ext["fd_c"]) * self.U * acc
         return self.dW, self.dX, dU
 
 
@@ -553,7 +810,14 @@ class RNNCell(_Cell):
         ``W.<name>`` initialised at the dense entry variance ``1/(3n)``,
         activation tanh by default. W is formed once per forward pass through
         the structure's product and ``dL/dW`` pulled back by its vjp, so the
-        fused loop is the dense one (see ``docs/layers.md``).
+        fused loop is the dense one (see ``docs/layers.md``). Structurally
+        sparse (``docs/recurrent.md``): ``"diagonal"`` (IndRNN-like,
+        ``W = diag(w)``, parameter ``W.diag``, a step costs O(B n)),
+        ``"block:g"`` (g independent dense blocks, parameter ``W.blocks``
+        ``(g, n/g, n/g)``, one batched GEMM per step, O(B n²/g)) and
+        ``"block_orthogonal:g"`` (each block ``map.forward(θ_k)`` of the
+        orthogonal map ``recurrent_options["map"]``: ``"scaled_cayley"``
+        (default), ``"householder"`` or ``"expm"``; parameter ``W.theta``).
     recurrent_options : dict, optional
         Keyword arguments of the map (e.g. ``{"n_neg": 64}``); for a
         structure ``{"rank": r, "corners": bool}``.
@@ -562,6 +826,18 @@ class RNNCell(_Cell):
         ``right_inverse``) instead of the map's own ``sample``. ``"henaff"``
         (eigenphases uniform on the circle) is the copy-task initialization of
         expRNN; with ``"scaled_cayley"`` use an even ``n_neg`` (det = +1).
+    regularizers : dict, optional
+        ``{name: options}`` from :data:`lowdisp.nn.REGULARIZERS`:
+        ``input_noise`` (std), ``weight_noise`` (std, or
+        ``{"std", "per": "sequence" | "step", "input": bool}``), ``dropout``
+        (p; ``{"p", "input", "output"}``: the non-recurrent connections, a
+        fresh mask per step), ``variational_dropout`` (p; ``{"p", "input",
+        "recurrent", "output"}``: one mask per sequence), ``fast_dropout`` (p:
+        the Gaussian approximation of dropout on the input connection),
+        ``l1``/``l2`` (weight; ``{"weight", "params"}``), ``max_norm`` (c),
+        ``spectral_norm`` (True or ``{"n_iter"}``) and ``unit_disk`` (True or
+        ``{"n_iter"}``). Noise acts in train mode only, drawn from the ``rng``
+        given to ``forward`` (the trainer's); see ``docs/recurrent.md``.
     dtype : {float32, float64}
     rng : seed or Generator, optional
 
@@ -588,6 +864,8 @@ class RNNCell(_Cell):
     """
 
     ACTIVATIONS = ("tanh", "relu", "modrelu")
+    #: :class:`RNN` passes ``train`` and the trainer's rng (noise regularizers)
+    takes_mode = True
 
     def __init__(
         self,
@@ -598,6 +876,7 @@ class RNNCell(_Cell):
         recurrent: Any = "dense",
         recurrent_options: dict | None = None,
         recurrent_init: str | None = None,
+        regularizers: Mapping[str, Any] | None = None,
         dtype: Any = np.float32,
         rng: Any = None,
     ) -> None:
@@ -619,10 +898,25 @@ class RNNCell(_Cell):
             )
         if activation is not None and not isinstance(activation, str):
             raise TypeError(f"{where}: activation must be None or a name; got {activation!r}")
-        structured = _structured_recurrent(
-            recurrent, dict(recurrent_options or {}), recurrent_init, where
+        sparse = _sparse_recurrent(
+            recurrent,
+            dict(recurrent_options or {}),
+            recurrent_init,
+            self.hidden_size,
+            self.dtype,
+            gen,
+            where,
         )
-        if structured is not None:
+        structured = (
+            None
+            if sparse is not None
+            else _structured_recurrent(
+                recurrent, dict(recurrent_options or {}), recurrent_init, where
+            )
+        )
+        if sparse is not None:
+            self.weight = sparse
+        elif structured is not None:
             name, rank, corners, initial = structured
             n = self.hidden_size
             self.weight: Any = _StructuredWeight(name, rank, corners, n, n, self.dtype, gen, where)
@@ -639,14 +933,16 @@ class RNNCell(_Cell):
                 recurrent_init,
             )
         if activation is None:
-            if structured is not None:
+            if isinstance(sparse, _BlockMapWeight):
+                activation = RECURRENT[sparse.method][1]
+            elif structured is not None or sparse is not None:
                 activation = "tanh"
             else:
                 activation = RECURRENT[recurrent][1] if isinstance(recurrent, str) else "modrelu"
         self.activation = check_option(activation, "activation", self.ACTIVATIONS, where=where)
         self.recurrent = recurrent if isinstance(recurrent, str) else type(recurrent).__name__
         self.recurrent_init = recurrent_init
-        if structured is not None:
+        if structured is not None or sparse is not None:
             self.recurrent_options = self.weight.options()
         elif isinstance(recurrent, str):
             #: every argument of the map, defaults included (n_neg, k, dtype, perm, ...)
@@ -665,13 +961,30 @@ class RNNCell(_Cell):
         else:
             self._params["b"] = np.zeros(N, dtype=self.dtype)
         self._params.update(self.weight.params)
-        if structured is not None:
+        #: the recurrent product of a diagonal/block W (None: dense, the plain GEMM)
+        self._ops = sparse
+        self._regs = parse_regularizers(regularizers, where)
+        if self._regs is not None:
+            self._regs.check_cell(self, where)
+        if structured is not None or sparse is not None:
             # weight_matrices (lowdisp.nn.weight_matrices, snapshots): the materialised W
             # and U, not the generators; an instance attribute so dense cells keep theirs
             self.weight_matrices = self._structured_weight_matrices
 
     def _structured_weight_matrices(self) -> dict[str, np.ndarray]:
         return {"W": self.recurrent_matrix(), "U": self._params["U"].copy()}
+
+    def penalty(self) -> float:
+        """The value of this cell's ``l1``/``l2`` penalties (0.0 without); see
+        :func:`lowdisp.nn.penalty`.
+
+        Examples
+        --------
+        >>> from lowdisp.nn import make_cell
+        >>> make_cell("tanh", 2, 3, rng=0).penalty()
+        0.0
+        """
+        return 0.0 if self._regs is None else self._regs.penalty_value(self._params)
 
     def manifolds(self) -> dict[str, Any]:
         m = self.weight.map
@@ -713,6 +1026,7 @@ class RNNCell(_Cell):
             "recurrent_options": options,
             "recurrent_init": self.recurrent_init,
             "dtype": self.dtype.name,
+            **({} if self._regs is None else {"regularizers": self._regs.config()}),
         }
 
     def recurrent_matrix(self) -> np.ndarray:
@@ -727,63 +1041,106 @@ class RNNCell(_Cell):
         """
         if isinstance(self.weight, _StructuredWeight):
             return self.weight.build(self._params)[0].copy()
+        if self._ops is not None:
+            return self._ops.dense(self.weight.build(self._params)[0])
         if self.weight.map is None:
+            if self._regs is not None and "spectral_norm" in self._regs.cfg:
+                return self._regs.normalize(self._params["W"], False)[0].copy()
             return self._params["W"].copy()
         W, _ = self.weight.map.forward(self.weight.theta(self._params))
         return np.array(W)
 
     def forward_sequence(
-        self, x: Any, h0: np.ndarray | None = None, *, train: bool = True
+        self, x: Any, h0: np.ndarray | None = None, *, train: bool = True, rng: Any = None
     ) -> tuple[np.ndarray, Any]:
         """Run the whole sequence: ``x`` ``(T, B, input_size)`` or tokens ``(T, B)``.
 
         Returns ``H`` ``(T, B, state_size)`` (a view of the cache's buffer;
         copy it before modifying) and the cache. ``x`` needs at least one
-        time step and one sequence (``ValueError`` otherwise).
+        time step and one sequence (``ValueError`` otherwise). With noise
+        regularizers, ``train=True`` draws the noise from ``rng`` (the same
+        seed gives the same draw) and ``train=False`` runs without noise.
         """
         x = self.validate(x)
-        return self._forward_sequence(x, self._check_h0(h0, x))
+        where = f"{type(self).__name__}.forward_sequence"
+        train = check_bool(train, "train", where=where)
+        return self._forward_sequence(x, self._check_h0(h0, x), train, rng)
 
-    def _forward_sequence(self, x: np.ndarray, h0: np.ndarray | None) -> tuple[np.ndarray, Any]:
+    def _forward_sequence(
+        self, x: np.ndarray, h0: np.ndarray | None, train: bool = True, rng: Any = None
+    ) -> tuple[np.ndarray, Any]:
         p = self._params
+        regs = self._regs
+        dt = self.dtype
+        ops = self._ops
+        ext: dict | None = None
+        if regs is not None and train:
+            regs.constrain(p, dt)  # max_norm / unit_disk, in place (after the last update)
         W, wcache = self.weight.build(p)
-        WT = np.ascontiguousarray(W.T)
+        sn = None
+        if regs is not None:
+            W, sn = regs.normalize(W, train)
+            if train and regs.noisy:
+                ext = self._draw_noise(regs, x, W, rng)
         act = self.activation
         pairs = act == "modrelu" and self.is_complex
         T, B = x.shape[:2]
-        N = W.shape[0]
+        N = self.state_size
         H = self._buf("H", (T + 1, B, N))
         H[0] = 0 if h0 is None else h0
         tmp = np.empty((B, N), dtype=self.dtype)
         b = p["b"]
         S = None
+        # the recurrent product: the plain GEMM (rec is None) or a diagonal/block
+        # product, a variational mask of h_{t-1} and per-step weight noise
+        rec = None if (ops is None and ext is None) else self._rec_forward(W, ext, B)
+        xin = x if ext is None else ext["x"]
+        U = p["U"] if ext is None else ext["U"]
         if act == "tanh":
             # BPTT needs only h_t = tanh(z_t): z_t is built in place in H[t+1] (input
             # projection first, then + W h_{t-1}), no separate Z buffer to stream through.
             # With h_0 = 0 the first step has no recurrent term (its GEMM is skipped).
             Z = None
-            self._project(x, p["U"], p["b"], out=H[1:])
-            for t in range(T):
-                h = H[t + 1]
-                if t or h0 is not None:
-                    np.matmul(H[t], WT, out=tmp)
-                    np.add(h, tmp, out=h)
-                np.tanh(h, out=h)
-            cache = (x, W, wcache, Z, H, S, h0 is None)
-            return H[1:], cache
+            self._project(xin, U, p["b"], out=H[1:])
+            if ext is not None:
+                self._input_noise(ext, xin, H[1:])
+            if rec is None:
+                WT = np.ascontiguousarray(W.T)
+                for t in range(T):
+                    h = H[t + 1]
+                    if t or h0 is not None:
+                        np.matmul(H[t], WT, out=tmp)
+                        np.add(h, tmp, out=h)
+                    np.tanh(h, out=h)
+            else:
+                for t in range(T):
+                    h = H[t + 1]
+                    if t or h0 is not None:
+                        rec(t, H[t], tmp)
+                        np.add(h, tmp, out=h)
+                    np.tanh(h, out=h)
+            return self._finish(x, W, wcache, Z, H, S, h0 is None, ext, sn)
         Z = self._project(
-            x, p["U"], None if act == "modrelu" else p["b"], out=self._buf("Z", (T, B, N))
+            xin, U, None if act == "modrelu" else p["b"], out=self._buf("Z", (T, B, N))
         )
+        if ext is not None:
+            self._input_noise(ext, xin, Z)
+        if rec is None:
+            WT = np.ascontiguousarray(W.T)
+
+            def rec(t: int, h: np.ndarray, out: np.ndarray) -> None:
+                np.matmul(h, WT, out=out)
+
         if act == "relu":
             for t in range(T):
-                np.matmul(H[t], WT, out=tmp)
+                rec(t, H[t], tmp)
                 np.add(Z[t], tmp, out=Z[t])
                 np.maximum(Z[t], 0, out=H[t + 1])
         elif not pairs:
             from lowdisp.kernels.rnn_modrelu import modrelu_step
 
             for t in range(T):
-                np.matmul(H[t], WT, out=tmp)
+                rec(t, H[t], tmp)
                 modrelu_step(Z[t], tmp, b, H[t + 1])
         else:
             from lowdisp.kernels.rnn_modrelu import cmodrelu_forward_step
@@ -792,10 +1149,123 @@ class RNNCell(_Cell):
             S = (self._buf("S", (T, B, n)), self._buf("P", (T, B, n)), self._buf("R", (T, B, n)))
             s_, P_, R_ = S
             for t in range(T):
-                np.matmul(H[t], WT, out=tmp)
+                rec(t, H[t], tmp)
                 cmodrelu_forward_step(Z[t], tmp, b, MODRELU_EPS, s_[t], P_[t], R_[t], H[t + 1])
-        cache = (x, W, wcache, Z, H, S, h0 is None)
-        return H[1:], cache
+        return self._finish(x, W, wcache, Z, H, S, h0 is None, ext, sn)
+
+    def _finish(self, x, W, wcache, Z, H, S, zero_h0, ext, sn) -> tuple[np.ndarray, Any]:
+        cache = (x, W, wcache, Z, H, S, zero_h0, ext, sn)
+        out = H[1:]
+        if ext is not None and "o_mask" in ext:  # dropout of the output connection
+            out = out * ext["o_mask"]
+        return out, cache
+
+    def _draw_noise(self, regs: Any, x: np.ndarray, W: np.ndarray, rng: Any) -> dict:
+        """Draw this pass's noise; the effective input and ``U`` (``ext``, in the cache)."""
+        where = f"{type(self).__name__}.forward"
+        gen = as_rng(rng, where=where)
+        p = self._params
+        N = self.state_size
+        tokens = x.dtype.kind in "iu"
+        if tokens and any(k in regs.cfg for k in ("input_noise", "fast_dropout")):
+            raise ValueError(
+                f"{where}: input_noise and fast_dropout need float input; got integer tokens "
+                f"(use an Embedding layer before the RNN)"
+            )
+        noise = regs.draw(gen, x, N, W.shape, p["U"].shape, self.dtype)
+        ext: dict[str, Any] = {"x": x, "U": p["U"]}
+        if "x_mask" in noise and tokens:
+            raise ValueError(
+                f"{where}: dropout of the input connection needs float input; got integer "
+                f"tokens (set the dropout option input=False, or use an Embedding layer)"
+            )
+        if "x_add" in noise:
+            ext["x"] = ext["x"] + noise["x_add"]
+        if "x_mask" in noise:
+            ext["x_mask"] = noise["x_mask"]
+            ext["x"] = ext["x"] * noise["x_mask"]
+        for k in ("h_mask", "o_mask", "fd_eps", "fd_c"):
+            if k in noise:
+                ext[k] = noise[k]
+        if "w_add" in noise:
+            if noise["w_per_step"]:
+                ext["w_add_step"] = noise["w_add"]
+                if "u_add" in noise:
+                    ext["u_add_step"] = noise["u_add"]
+            else:
+                ext["w_add"] = noise["w_add"]
+                if "u_add" in noise:
+                    ext["U"] = p["U"] + noise["u_add"]
+        return ext
+
+    def _input_noise(self, ext: dict, xin: np.ndarray, Z: np.ndarray) -> None:
+        """Per-step noise of ``U`` and fast dropout, added to the input projection ``Z``."""
+        T = Z.shape[0]
+        tokens = xin.dtype.kind in "iu"
+        if "u_add_step" in ext:
+            E = ext["u_add_step"]  # (T, N, d)
+            if tokens:
+                Z += E[np.arange(T)[:, None], :, xin]
+            else:
+                Z += np.matmul(xin, E.transpose(0, 2, 1))
+        if "fd_eps" in ext:
+            # Gaussian dropout of the input connection (Wang & Manning 2013): the
+            # pre-activation U (x ⊙ m) with m ~ Bernoulli(1-p)/(1-p) has mean U x and
+            # variance c Σ_j U_ij² x_j², c = p/(1-p); one normal draw per unit
+            U2 = ext["U"] * ext["U"]
+            if tokens:
+                v = np.take(ext["fd_c"] * U2.T, xin, axis=0)
+            else:
+                v = ext["fd_c"] * np.matmul(xin * xin, U2.T)
+            Sd = np.sqrt(v, out=v)
+            ext["fd_S"] = Sd
+            Z += Sd * ext["fd_eps"]
+
+    def _rec_forward(self, W: np.ndarray, ext: dict | None, B: int):
+        """``rec(t, h, out)``: ``out = W_t (h ⊙ m)`` in row form for this pass."""
+        ops = self._ops or _DenseOps
+        hm = None if ext is None else ext.get("h_mask")
+        step_noise = None if ext is None else ext.get("w_add_step")
+        if ext is not None and "w_add" in ext:
+            W = W + ext["w_add"]
+            ext["W"] = W  # BPTT's carry uses the noisy matrix
+        P = ops.prepare(W)
+        hbuf = np.empty((B, self.state_size), dtype=self.dtype) if hm is not None else None
+        wbuf = np.empty_like(W) if step_noise is not None else None
+
+        def rec(t: int, h: np.ndarray, out: np.ndarray) -> None:
+            if hm is not None:
+                np.multiply(h, hm, out=hbuf)
+                h = hbuf
+            if step_noise is None:
+                ops.mul(P, h, out)
+            else:
+                np.add(W, step_noise[t], out=wbuf)
+                ops.mul(ops.prepare(wbuf), h, out)
+
+        return rec
+
+    def _rec_backward(self, W: np.ndarray, ext: dict | None):
+        """``rec_t(t, d, out)``: the carry ``out = (δ W_t) ⊙ m`` (None: the plain GEMM)."""
+        if self._ops is None and ext is None:
+            return None
+        ops = self._ops or _DenseOps
+        hm = None if ext is None else ext.get("h_mask")
+        step_noise = None if ext is None else ext.get("w_add_step")
+        if ext is not None and "W" in ext:
+            W = ext["W"]
+        wbuf = np.empty_like(W) if step_noise is not None else None
+
+        def rec_t(t: int, d: np.ndarray, out: np.ndarray) -> None:
+            if step_noise is None:
+                ops.mul_t(W, d, out)
+            else:
+                np.add(W, step_noise[t], out=wbuf)
+                ops.mul_t(wbuf, d, out)
+            if hm is not None:
+                np.multiply(out, hm, out=out)
+
+        return rec_t
 
     def backward_sequence(self, cache: Any, dH: np.ndarray | None, dh_last=None):
         """BPTT. ``dH`` ``(T, B, state_size)`` is ``∂L/∂h_t`` for every step (or
@@ -803,13 +1273,21 @@ class RNNCell(_Cell):
 
         Returns ``(dX, grads)``; ``dX`` is ``None`` for token input.
         """
-        x, W, wcache, Z, H, S, zero_h0 = cache
+        x, W, wcache, Z, H, S, zero_h0, ext, sn = cache
         p = self._params
         T = H.shape[0] - 1
         B, N = H.shape[1:]
         act = self.activation
         pairs = act == "modrelu" and self.is_complex
         dt = self.dtype
+        if ext is not None and "o_mask" in ext:
+            om = ext["o_mask"]
+            if isinstance(dH, _Factored):
+                dH = dH.materialize()
+            if dH is not None:
+                dH = dH * om
+            if dh_last is not None:
+                dh_last = dh_last * om[-1]
         carry = np.zeros((B, N), dtype=dt)
         if dh_last is not None:
             carry += dh_last
@@ -850,7 +1328,9 @@ class RNNCell(_Cell):
         factored = isinstance(dH, _Factored)
         if factored:
             dring = self._buf("dH", (C, B, N))
-        acc = _BlockGrads(self, x, H, zero_h0)
+        xin = x if ext is None else ext["x"]
+        acc = _BlockGrads(self, xin, H, zero_h0, self._ops, ext)
+        rec_t = self._rec_backward(W, ext)
         for t in range(T - 1, -1, -1):
             i = t % C
             d = ring[i]
@@ -864,15 +1344,24 @@ class RNNCell(_Cell):
                 dh = dH[t]
             delta(t, dh, d)
             if t:  # the carry out of step 0 would be ∂L/∂h_0, which nobody needs
-                np.matmul(d, W, out=carry)
+                if rec_t is None:
+                    np.matmul(d, W, out=carry)
+                else:
+                    rec_t(t, d, carry)
             if t % C == 0:
                 acc.add(t, ring[: min(C, T - t)])
         dW, dX, dU = acc.result()
+        if ext is not None and "x_mask" in ext and dX is not None:
+            dX = dX * ext["x_mask"]
         grads = {"U": dU}
         if pairs:
             db = np.einsum("tbj,tbj->j", Q, R_)
         grads["b"] = db  # accumulated by the step kernels (additive bias or modReLU bias)
+        if sn is not None:
+            dW = self._regs.normalize_pullback(sn, dW)
         grads.update(self.weight.pullback(wcache, dW))
+        if self._regs is not None:
+            self._regs.add_penalty_grads(p, grads)
         return dX, grads
 
     def __repr__(self) -> str:
@@ -1345,9 +1834,9 @@ def make_cell(
     elif name == "gru":
         allowed = set()
     elif name in ("tanh", "relu"):
-        allowed = {"recurrent", "recurrent_options", "recurrent_init"}
+        allowed = {"recurrent", "recurrent_options", "recurrent_init", "regularizers"}
     else:
-        allowed = {"activation", "recurrent_options", "recurrent_init"}
+        allowed = {"activation", "recurrent_options", "recurrent_init", "regularizers"}
     unknown = set(options) - allowed
     if unknown:
         valid = ", ".join(sorted(allowed)) or "none"
