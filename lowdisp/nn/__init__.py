@@ -93,6 +93,7 @@ from lowdisp.nn._robustness import (
     recurrent_summary,
     robustness_report,
 )
+from lowdisp.nn._regularizers import REGULARIZERS, penalty
 from lowdisp.nn._rnn import RNN, GRUCell, LSTMCell, ReLURNNCell, RNNCell, TanhRNNCell, make_cell
 from lowdisp.nn._runs import RunAnalysis, Snapshots, analyze_run, weight_matrices
 from lowdisp.nn._seqdata import (
@@ -138,6 +139,7 @@ __all__ = [
     "EKFAC",
     "KFAC",
     "MSE",
+    "REGULARIZERS",
     "RNN",
     "SGD",
     "STRUCTURES",
@@ -230,6 +232,7 @@ __all__ = [
     "mnist1d",
     "mnist_variant",
     "perturbed_metrics",
+    "penalty",
     "plot_alignment",
     "predicted_loss_change",
     "prune",
