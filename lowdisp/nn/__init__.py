@@ -85,6 +85,8 @@ from lowdisp.nn._pruning import (
     set_mask,
     sparsity_report,
 )
+from lowdisp.nn._regularizers import REGULARIZERS, penalty
+from lowdisp.nn._rnn import RNN, GRUCell, LSTMCell, ReLURNNCell, RNNCell, TanhRNNCell, make_cell
 from lowdisp.nn._robustness import (
     RobustnessReport,
     hidden_growth,
@@ -93,8 +95,6 @@ from lowdisp.nn._robustness import (
     recurrent_summary,
     robustness_report,
 )
-from lowdisp.nn._regularizers import REGULARIZERS, penalty
-from lowdisp.nn._rnn import RNN, GRUCell, LSTMCell, ReLURNNCell, RNNCell, TanhRNNCell, make_cell
 from lowdisp.nn._runs import RunAnalysis, Snapshots, analyze_run, weight_matrices
 from lowdisp.nn._seqdata import (
     build_chorales,
@@ -231,8 +231,8 @@ __all__ = [
     "mnist",
     "mnist1d",
     "mnist_variant",
-    "perturbed_metrics",
     "penalty",
+    "perturbed_metrics",
     "plot_alignment",
     "predicted_loss_change",
     "prune",
