@@ -170,6 +170,15 @@ class Regularizers:
                         f"valid: {sorted(cell._params)}"
                     )
 
+    def float_input_only(self) -> list[str]:
+        """The regularizers that act on the input values (refused for token input)."""
+        cfg = self.cfg
+        bad = [k for k in ("input_noise", "fast_dropout") if k in cfg]
+        for k in ("dropout", "variational_dropout"):
+            if k in cfg and _conn_rate(cfg[k], "input") > 0:
+                bad.append(f"{k} (input connection)")
+        return bad
+
     # -- draws (train mode) -------------------------------------------------------
     def draw(
         self,

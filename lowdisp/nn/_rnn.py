@@ -1167,18 +1167,15 @@ class RNNCell(_Cell):
         p = self._params
         N = self.state_size
         tokens = x.dtype.kind in "iu"
-        if tokens and any(k in regs.cfg for k in ("input_noise", "fast_dropout")):
-            raise ValueError(
-                f"{where}: input_noise and fast_dropout need float input; got integer tokens "
-                f"(use an Embedding layer before the RNN)"
-            )
+        if tokens:
+            bad = regs.float_input_only()
+            if bad:
+                raise ValueError(
+                    f"{where}: {', '.join(bad)} need float input; got integer tokens (use an "
+                    f"Embedding layer before the RNN, or dropout's option input=False)"
+                )
         noise = regs.draw(gen, x, N, W.shape, p["U"].shape, self.dtype)
         ext: dict[str, Any] = {"x": x, "U": p["U"]}
-        if "x_mask" in noise and tokens:
-            raise ValueError(
-                f"{where}: dropout of the input connection needs float input; got integer "
-                f"tokens (set the dropout option input=False, or use an Embedding layer)"
-            )
         if "x_add" in noise:
             ext["x"] = ext["x"] + noise["x_add"]
         if "x_mask" in noise:
