@@ -443,41 +443,52 @@ def _flip_pass(P: np.ndarray, Z: np.ndarray, C: np.ndarray, gain: np.ndarray) ->
     return int(rows.size)
 
 
+def _local_search(
+    A: np.ndarray, Ip: np.ndarray, Iz: np.ndarray, lam: float, passes: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Alternate :func:`_flip_pass` over rows of ``I_p`` and columns of ``I_z``
+    on the gain ``|W| - lam`` until no flip helps; returns ``(P, Z, kept mask)``."""
+    gain = A - lam
+    gain_t = np.ascontiguousarray(gain.T)
+    P, Z = Ip.copy(), Iz.copy()
+    C = P.astype(np.int32) @ Z.astype(np.int32)
+    for _ in range(passes):
+        changed = _flip_pass(P, Z, C, gain)
+        Ct = np.ascontiguousarray(C.T)
+        ZT = np.ascontiguousarray(Z.T)
+        changed += _flip_pass(ZT, np.ascontiguousarray(P.T), Ct, gain_t)
+        Z = np.ascontiguousarray(ZT.T)
+        C = np.ascontiguousarray(Ct.T)
+        if not changed:
+            break
+    return P, Z, C > 0
+
+
 def _refine(
-    A: np.ndarray, Ip: np.ndarray, Iz: np.ndarray, budget: int, passes: int
+    A: np.ndarray, Ip: np.ndarray, Iz: np.ndarray, budget: int, passes: int, steps: int = 8
 ) -> tuple[np.ndarray, np.ndarray, float]:
     """Boolean local search from thresholded factors: single-bit flips of ``I_p``
-    rows and ``I_z`` columns that increase ``sum_{kept} (|W| - lam)``, where
-    ``lam`` is the magnitude of the ``budget``-th largest weight (the Lagrangian
-    whose unconstrained optimum is magnitude pruning). The result is returned
-    only if it keeps at most ``budget`` weights; otherwise ``lam`` is raised
-    (to the magnitude of the ``0.9``, ``0.75``, ``0.5`` budget-th weight) and the search retried.
-    Returns the best feasible factors found and their kept magnitude (the
-    input ones when no refinement is feasible and better)."""
-    base = float(A[_boolean_product_core(Ip, Iz)].sum())
-    best = (base, Ip, Iz)
+    rows and ``I_z`` columns that increase ``sum_{kept} (|W| - lam)``. ``lam``
+    starts at the magnitude of the ``budget``-th largest weight (the Lagrangian
+    whose unconstrained optimum is magnitude pruning at the rate) and is then
+    bisected in ``[0, max |W|]`` for ``steps`` steps: up when the result keeps
+    more than ``budget`` weights, down when it keeps at most that.
+    Returns the feasible factors keeping the most magnitude among those found
+    and the input ones, with that magnitude."""
+    best = (float(A[_boolean_product_core(Ip, Iz)].sum()), Ip, Iz)
     flat = A.ravel()
-    for frac in (1.0, 0.9, 0.75, 0.5):
-        kk = max(1, int(budget * frac))
-        lam = float(np.partition(flat, flat.size - kk)[flat.size - kk])
-        gain = A - lam
-        P, Z = Ip.copy(), Iz.copy()
-        C = P.astype(np.int32) @ Z.astype(np.int32)
-        for _ in range(passes):
-            changed = _flip_pass(P, Z, C, gain)
-            Ct = np.ascontiguousarray(C.T)
-            ZT = np.ascontiguousarray(Z.T)
-            changed += _flip_pass(ZT, np.ascontiguousarray(P.T), Ct, np.ascontiguousarray(gain.T))
-            Z = np.ascontiguousarray(ZT.T)
-            C = np.ascontiguousarray(Ct.T)
-            if not changed:
-                break
-        keep = C > 0
+    lo, hi = 0.0, float(flat.max())
+    lam = float(np.partition(flat, flat.size - budget)[flat.size - budget])
+    for _ in range(steps):
+        P, Z, keep = _local_search(A, Ip, Iz, lam, passes)
         if int(np.count_nonzero(keep)) <= budget:
             kept = float(A[keep].sum())
             if kept > best[0]:
                 best = (kept, P, Z)
-            break
+            hi = lam
+        else:
+            lo = lam
+        lam = 0.5 * (lo + hi)
     return best[1], best[2], best[0]
 
 
