@@ -22,11 +22,13 @@
   each example instead of over the batch (no running statistics, the same
   computation in training and evaluation).
 
-Every cell runs one fused loop over time: the input projection (and for BN
-its per-step statistics, which do not depend on the recurrence) is one GEMM
-before the loop, BPTT is hand-written with the derivative of the
-training-mode statistics, and ``dW_x``, ``dW_h`` and the input-term
-normalization's backward pass are time-parallel products after the loop.
+Every cell runs one fused loop over time: the input projection ``W_x x_t`` of
+all steps is one GEMM before the loop, BPTT is hand-written with the
+derivative of the training-mode statistics, and ``dW_x``, ``dX`` and
+``dW_h`` are GEMMs over all steps after it. In the LSTMs the per-step
+normalizations, the cell update and the whole backward step but its GEMM are
+fused Numba kernels (:mod:`lowdisp.kernels.norm_lstm`); BN-RNN normalizes
+its input term for all steps at once (it does not depend on the recurrence).
 
 Running statistics are non-trainable state. They live in the cell's
 parameter dict under the reserved suffixes ``.running_mean`` and
@@ -253,36 +255,17 @@ class _NormLSTM(_Cell):
     def _forward_sequence(
         self, x: np.ndarray, h0: Any, train: bool = True, rng: Any = None
     ) -> tuple[np.ndarray, Any]:
+        from lowdisp.kernels.norm_lstm import lstm_c_norm, norm_affine
+
         p = self._params
         n = self.hidden_size
         dt = self.dtype
         bn = self._batch
         stats = train or not bn  # the group's own statistics (BN in training, or LN)
         eps = self.eps
-        ZX = self._project(x, p["W_x"], None)
+        ZX = self._project(x, p["W_x"], None)  # normalized in place, step by step
         T, B, _ = ZX.shape
-        ax_seq, ax_step = (1, 0) if bn else (2, 1)
-        # input term: normalized for all steps at once (it does not depend on h)
-        XHx = ZX  # normalized in place
-        if stats:
-            inv_x, mu, var = _normalize(ZX, ax_seq, eps, XHx)
-            if bn and self.momentum:
-                k = min(T, self.t_max)
-                _update_running(
-                    p["bn_x.running_mean"][:k],
-                    p["bn_x.running_var"][:k],
-                    mu[:k, 0],
-                    var[:k, 0],
-                    B,
-                    self.momentum,
-                )
-        else:
-            idx = _step_index(T, self.t_max)
-            rm = p["bn_x.running_mean"][idx][:, None, :]
-            rv = p["bn_x.running_var"][idx][:, None, :]
-            inv_x = _fixed(ZX, rm, rv, eps, XHx)
-        A = np.multiply(XHx, p["gamma_x"])  # becomes the gate activations
-        A += p["b"]
+        A = np.empty((T, B, 4 * n), dtype=dt)  # becomes the gate activations
         W_h = p["W_h"]
         WhT = np.ascontiguousarray(W_h.T)
         g_h, g_c, b_c = p["gamma_h"], p["gamma_c"], p["beta_c"]
@@ -291,50 +274,71 @@ class _NormLSTM(_Cell):
         XHh = np.empty((T, B, 4 * n), dtype=dt)
         XHc = np.empty((T, B, n), dtype=dt)
         TC = np.empty((T, B, n), dtype=dt)
-        inv_shape = (T, 1, 4 * n) if bn else (T, B, 1)
-        inv_h = np.empty(inv_shape, dtype=dt)
-        inv_c = np.empty((T, 1, n) if bn else (T, B, 1), dtype=dt)
+        # per-step statistics: one per column (BN) or one per row (LN)
+        gh, gc = (4 * n, n) if bn else (B, B)
+        inv_x = np.empty((T, gh), dtype=dt)
+        inv_h = np.empty((T, gh), dtype=dt)
+        inv_c = np.empty((T, gc), dtype=dt)
+        mu_x, var_x = np.empty(gh, dtype=dt), np.empty(gh, dtype=dt)
+        mu_h, var_h = np.empty(gh, dtype=dt), np.empty(gh, dtype=dt)
+        mu_c, var_c = np.empty(gc, dtype=dt), np.empty(gc, dtype=dt)
+        no_beta = np.zeros(4 * n, dtype=dt)
         H[0] = self._h0(h0, B, train, rng)
         C[0] = 0
         zh = np.empty((B, 4 * n), dtype=dt)
         tmp = np.empty((B, n), dtype=dt)
+        g_x, b = p["gamma_x"], p["b"]
+        rmx = rvx = rmh = rvh = rmc = rvc = None
         if bn:
+            rmx, rvx = p["bn_x.running_mean"], p["bn_x.running_var"]
             rmh, rvh = p["bn_h.running_mean"], p["bn_h.running_var"]
             rmc, rvc = p["bn_c.running_mean"], p["bn_c.running_var"]
-            update = train and self.momentum > 0
+        update = bn and train and self.momentum > 0
+        last = self.t_max - 1
         for t in range(T):
             a = A[t]
+            s = min(t, last)
+            # a = γ_x norm(W_x x_t) + b (independent of h: no sequential dependence)
+            rm, rv = (mu_x, var_x) if stats else (rmx[s], rvx[s])
+            zx = ZX[t]
+            norm_affine(zx, g_x, b, eps, bn, stats, rm, rv, zx, inv_x[t], mu_x, var_x, a, False)
+            if update and t <= last:
+                _update_running(rmx[t], rvx[t], mu_x, var_x, B, self.momentum)
             np.matmul(H[t], WhT, out=zh)
-            if stats:
-                inv, mu, var = _normalize(zh, ax_step, eps, XHh[t])
-                if bn and update and t < self.t_max:
-                    _update_running(rmh[t], rvh[t], mu[0], var[0], B, self.momentum)
-            else:
-                s = min(t, self.t_max - 1)
-                inv = _fixed(zh, rmh[s], rvh[s], eps, XHh[t])
-            inv_h[t] = inv
-            np.multiply(XHh[t], g_h, out=zh)
-            np.add(a, zh, out=a)
+            # a += γ_h norm(W_h h_{t-1})   (the x-term and b are in a already)
+            rm, rv = (mu_h, var_h) if stats else (rmh[s], rvh[s])
+            norm_affine(
+                zh, g_h, no_beta, eps, bn, stats, rm, rv, XHh[t], inv_h[t], mu_h, var_h, a, True
+            )
+            if update and t <= last:
+                _update_running(rmh[t], rvh[t], mu_h, var_h, B, self.momentum)
             _sigmoid(a[:, : 2 * n], out=a[:, : 2 * n])
             np.tanh(a[:, 2 * n : 3 * n], out=a[:, 2 * n : 3 * n])
             _sigmoid(a[:, 3 * n :], out=a[:, 3 * n :])
-            c = C[t + 1]
-            np.multiply(a[:, n : 2 * n], C[t], out=c)
-            np.multiply(a[:, :n], a[:, 2 * n : 3 * n], out=tmp)
-            np.add(c, tmp, out=c)
-            if stats:
-                inv, mu, var = _normalize(c, ax_step, eps, XHc[t])
-                if bn and update and t < self.t_max:
-                    _update_running(rmc[t], rvc[t], mu[0], var[0], B, self.momentum)
-            else:
-                s = min(t, self.t_max - 1)
-                inv = _fixed(c, rmc[s], rvc[s], eps, XHc[t])
-            inv_c[t] = inv
-            np.multiply(XHc[t], g_c, out=tmp)
-            np.add(tmp, b_c, out=tmp)
+            # c_t, then tmp = γ_c norm(c_t) + β_c
+            rm, rv = (mu_c, var_c) if stats else (rmc[s], rvc[s])
+            lstm_c_norm(
+                a,
+                C[t],
+                C[t + 1],
+                g_c,
+                b_c,
+                eps,
+                bn,
+                stats,
+                rm,
+                rv,
+                XHc[t],
+                inv_c[t],
+                mu_c,
+                var_c,
+                tmp,
+            )
+            if update and t <= last:
+                _update_running(rmc[t], rvc[t], mu_c, var_c, B, self.momentum)
             np.tanh(tmp, out=TC[t])
             np.multiply(a[:, 3 * n :], TC[t], out=H[t + 1])
-        cache = (x, A, H, C, TC, XHx, inv_x, XHh, inv_h, XHc, inv_c, stats)
+        cache = (x, A, H, C, TC, ZX, inv_x, XHh, inv_h, XHc, inv_c, stats)
         return H[1:], cache
 
     def backward_sequence(self, cache: Any, dH: Any, dh_last: Any = None) -> tuple[Any, dict]:
@@ -344,82 +348,63 @@ class _NormLSTM(_Cell):
         ``dh_last`` adds ``∂L/∂h_T``. Returns ``(dX, grads)`` (``dX`` is
         ``None`` for token input); no gradient for the running statistics.
         """
+        from lowdisp.kernels.norm_lstm import norm_lstm_backward_step
+
         x, A, H, C, TC, XHx, inv_x, XHh, inv_h, XHc, inv_c, stats = cache
         p = self._params
         n = self.hidden_size
         T, B, _ = A.shape
         dt = self.dtype
         bn = self._batch
-        ax_seq, ax_step = (1, 0) if bn else (2, 1)
         W_h = p["W_h"]
-        g_h, g_c = p["gamma_h"], p["gamma_c"]
-        dA = np.empty((T, B, 4 * n), dtype=dt)  # dL/d(gate pre-activations)
+        g_h, g_c, g_x = p["gamma_h"], p["gamma_c"], p["gamma_x"]
+        dZX = np.empty((T, B, 4 * n), dtype=dt)  # dL/d(W_x x_t)
         dZH = np.empty((T, B, 4 * n), dtype=dt)  # dL/d(W_h h_{t-1})
-        dbc_all = np.empty((T, B, n), dtype=dt)  # dL/d(BN(c_t)) (for γ_c, β_c)
+        d = np.empty((B, 4 * n), dtype=dt)  # dL/d(gate pre-activations) of one step
+        grads = {k: np.zeros(p[k].shape, dtype=dt) for k in self._grad_order[2:]}
         ch = np.zeros((B, n), dtype=dt)
         if dh_last is not None:
             ch += dh_last
         cc = np.zeros((B, n), dtype=dt)
-        dh = np.empty((B, n), dtype=dt)
-        dc = np.empty((B, n), dtype=dt)
         u = np.empty((B, n), dtype=dt)
-        gtmp = np.empty((B, 4 * n), dtype=dt)
+        s1 = np.empty(max(B, 4 * n), dtype=dt)
+        s2 = np.empty(max(B, 4 * n), dtype=dt)
+        has_dh = dH is not None
         for t in range(T - 1, -1, -1):
-            a = A[t]
-            i, f, g, o = a[:, :n], a[:, n : 2 * n], a[:, 2 * n : 3 * n], a[:, 3 * n :]
-            d = dA[t]
-            if dH is not None:
-                np.add(dH[t], ch, out=dh)
-            else:
-                dh[...] = ch
-            # do = dh tanh(ĉ) o (1 - o)
-            np.multiply(dh, TC[t], out=d[:, 3 * n :])
-            np.subtract(1, o, out=u)
-            np.multiply(u, o, out=u)
-            np.multiply(d[:, 3 * n :], u, out=d[:, 3 * n :])
-            # d(BN(c)) = dh o (1 - tanh²); dc = cc + BN backward of it
-            dbc = dbc_all[t]
-            np.multiply(TC[t], TC[t], out=u)
-            np.subtract(1, u, out=u)
-            np.multiply(u, o, out=u)
-            np.multiply(u, dh, out=dbc)
-            np.multiply(dbc, g_c, out=u)
-            _unnormalize_grad(u, XHc[t], inv_c[t], ax_step, stats, out=dc)
-            np.add(dc, cc, out=dc)
-            # di = dc g i (1 - i)
-            np.subtract(1, i, out=u)
-            np.multiply(u, i, out=u)
-            np.multiply(u, g, out=u)
-            np.multiply(u, dc, out=d[:, :n])
-            # df = dc c_{t-1} f (1 - f)
-            np.subtract(1, f, out=u)
-            np.multiply(u, f, out=u)
-            np.multiply(u, C[t], out=u)
-            np.multiply(u, dc, out=d[:, n : 2 * n])
-            # dg = dc i (1 - g²)
-            np.multiply(g, g, out=u)
-            np.subtract(1, u, out=u)
-            np.multiply(u, i, out=u)
-            np.multiply(u, dc, out=d[:, 2 * n : 3 * n])
-            np.multiply(dc, f, out=cc)
-            # through BN(W_h h_{t-1}): the statistics of this step
-            np.multiply(d, g_h, out=gtmp)
-            _unnormalize_grad(gtmp, XHh[t], inv_h[t], ax_step, stats, out=dZH[t])
+            norm_lstm_backward_step(
+                dH[t] if has_dh else ch,
+                has_dh,
+                ch,
+                A[t],
+                TC[t],
+                XHc[t],
+                inv_c[t],
+                g_c,
+                C[t],
+                XHh[t],
+                inv_h[t],
+                g_h,
+                XHx[t],
+                inv_x[t],
+                g_x,
+                bn,
+                stats,
+                cc,
+                d,
+                dZH[t],
+                dZX[t],
+                grads["b"],
+                grads["gamma_h"],
+                grads["gamma_x"],
+                grads["gamma_c"],
+                grads["beta_c"],
+                u,
+                s1,
+                s2,
+            )
             if t:
                 np.matmul(dZH[t], W_h, out=ch)
-        dA2 = dA.reshape(T * B, 4 * n)
-        grads: dict[str, np.ndarray] = {}
-        grads["b"] = dA2.sum(axis=0)
-        grads["gamma_x"] = np.einsum("ij,ij->j", dA2, XHx.reshape(T * B, 4 * n))
-        grads["gamma_h"] = np.einsum("ij,ij->j", dA2, XHh.reshape(T * B, 4 * n))
-        dbc2 = dbc_all.reshape(T * B, n)
-        grads["gamma_c"] = np.einsum("ij,ij->j", dbc2, XHc.reshape(T * B, n))
-        grads["beta_c"] = dbc2.sum(axis=0)
-        # the input term's normalization, all steps at once
-        np.multiply(dA, p["gamma_x"], out=dA)
-        dZX = _unnormalize_grad(dA, XHx, inv_x, ax_seq, stats, out=dA)
-        dZX2 = dZX.reshape(T * B, 4 * n)
-        dX, grads["W_x"] = self._input_grads(x, dZX2, p["W_x"])
+        dX, grads["W_x"] = self._input_grads(x, dZX.reshape(T * B, 4 * n), p["W_x"])
         grads["W_h"] = dZH.reshape(T * B, 4 * n).T @ H[:-1].reshape(T * B, n)
         return dX, {k: grads[k] for k in self._grad_order}
 
