@@ -116,7 +116,7 @@ def prune_schedule(
         With ``fine_tune > 0``, a Trainer.
     paths : str or list of str, optional
         Default every ``*.W`` weight matrix.
-    criterion : {"magnitude", "random", "obd", "lm", "qm"}
+    criterion : {"magnitude", "random", "obd", "lm", "qm", "lm_abs", "qm_abs"}
     sparsity : float
         Final sparsity in [0, 1) of ``paths`` (global) or of each (layer).
     steps : int

@@ -338,7 +338,7 @@ def sparsity_report(target: Any, paths: Any = None) -> dict[str, dict[str, Any]]
 # ---------------------------------------------------------------------------
 
 #: pruning criteria (the smallest score is pruned first)
-CRITERIA = ("magnitude", "random", "obd", "lm", "qm")
+CRITERIA = ("magnitude", "random", "obd", "lm", "qm", "lm_abs", "qm_abs")
 #: models of the loss change of a pruning step (:func:`predicted_loss_change`)
 LOSS_MODELS = ("lm", "obd", "qm", "quadratic")
 #: Fisher representations of the full quadratic model
@@ -488,8 +488,9 @@ def _scores(
         return {p: rng.random(params[p].shape) for p in paths}
     assert stats is not None
     out = {}
-    g = stats.grad() if criterion in ("lm", "qm") else None
-    fd = stats.fdiag(fisher, rng) if criterion in ("obd", "qm") else None
+    base = criterion.removesuffix("_abs")
+    g = stats.grad() if base in ("lm", "qm") else None
+    fd = stats.fdiag(fisher, rng) if base in ("obd", "qm") else None
     if fd is not None:
         _dense_only(paths, fd, repr(criterion), where)
     for p in paths:
@@ -499,7 +500,7 @@ def _scores(
             s -= g[p] * th
         if fd is not None:
             s += 0.5 * fd[p] * th * th
-        out[p] = s
+        out[p] = np.abs(s) if base != criterion else s
     return out
 
 
@@ -520,11 +521,15 @@ def pruning_scores(
     target : Layer or Trainer
     paths : str or list of str, optional
         Parameters to score (default: every ``*.W`` weight matrix).
-    criterion : {"magnitude", "random", "obd", "lm", "qm"}
+    criterion : {"magnitude", "random", "obd", "lm", "qm", "lm_abs", "qm_abs"}
         ``|θ_i|``; uniform noise; OBD ``½ F_ii θ_i²``; LM ``−g_i θ_i``; QM
         ``−g_i θ_i + ½ F_ii θ_i²``, with ``g = ∇L`` and ``F_ii`` the Fisher
         diagonal of the loss ``L`` (each the loss change a Taylor model
-        predicts for removing entry ``i`` alone; LM and QM are signed).
+        predicts for removing entry ``i`` alone). LM and QM are signed (prune
+        what the model says lowers the loss most); ``lm_abs``/``qm_abs`` are
+        their absolute values (prune what changes the loss least, the
+        loss-preservation reading; Molchanov et al.'s Taylor criterion is
+        ``|g_i θ_i|``).
     data : (x, y) or list of (x, y), optional
         Where ``g`` and ``F`` are estimated (OBD/LM/QM); default the training
         set of a trainer's dataset task.
@@ -568,7 +573,7 @@ def pruning_scores(
     check_flavour(fisher, where)
     gen = as_rng(rng, where=where)
     stats = None
-    if criterion in ("obd", "lm", "qm"):
+    if criterion not in ("magnitude", "random"):
         stats = _stats_for(target, model, data, loss, where)
     return _scores(model, chosen, criterion, stats, fisher, gen, where)
 
@@ -686,7 +691,7 @@ def prune(
         loss and training set are the defaults of ``loss``/``data``).
     paths : str or list of str, optional
         Parameters to prune (default: every ``*.W`` weight matrix).
-    criterion : {"magnitude", "random", "obd", "lm", "qm"}
+    criterion : {"magnitude", "random", "obd", "lm", "qm", "lm_abs", "qm_abs"}
         See :func:`pruning_scores`.
     amount : float or int
         A float in [0, 1]: the fraction of the *remaining* (unpruned) entries
@@ -755,7 +760,7 @@ def prune(
         check_flavour(fisher, where)
         gen = as_rng(rng, where=where)
         stats = None
-        if criterion in ("obd", "lm", "qm"):
+        if criterion not in ("magnitude", "random"):
             stats = _stats_for(target, model, data, loss, where)
         scores = _scores(model, chosen, criterion, stats, fisher, gen, where)
 
