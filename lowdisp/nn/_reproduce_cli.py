@@ -36,6 +36,7 @@ PAPERS = {
     "araujo2019": "lowdisp.nn._repro_araujo2019",
     "ekfac": "lowdisp.nn._repro_ekfac",  # own protocol: its module's reproduce()
     "pruning": "lowdisp.nn._repro_pruning",  # own protocol: its module's reproduce()
+    "lrbi": "lowdisp.nn._repro_lrbi",  # own protocol: its module's reproduce()
 }
 
 
