@@ -35,6 +35,7 @@ PAPERS = {
     "thomas2018": "lowdisp.nn._repro_thomas2018",
     "araujo2019": "lowdisp.nn._repro_araujo2019",
     "ekfac": "lowdisp.nn._repro_ekfac",  # own protocol: its module's reproduce()
+    "alignment": "lowdisp.nn._repro_alignment",  # own protocol: its module's reproduce()
     "pruning": "lowdisp.nn._repro_pruning",  # own protocol: its module's reproduce()
     "lrbi": "lowdisp.nn._repro_lrbi",  # own protocol: its module's reproduce()
 }
