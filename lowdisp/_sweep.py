@@ -123,10 +123,10 @@ def load_spec(path: str | os.PathLike[str]) -> dict[str, Any]:
 
     Examples
     --------
-    >>> import os, tempfile
+    >>> import pathlib, tempfile
     >>> from lowdisp._sweep import load_spec
-    >>> p = os.path.join(tempfile.mkdtemp(), "s.toml")
-    >>> _ = open(p, "w").write('cell = ["tanh", "relu"]\\nsteps = 5\\n')
+    >>> p = pathlib.Path(tempfile.mkdtemp()) / "s.toml"
+    >>> _ = p.write_text('cell = ["tanh", "relu"]\\nsteps = 5\\n')
     >>> load_spec(p)
     {'cell': ['tanh', 'relu'], 'steps': 5}
     """
