@@ -58,6 +58,7 @@ __all__ = [
     "LNLSTMCell",
     "LNRNNCell",
     "is_buffer",
+    "refresh_bn_statistics",
 ]
 
 #: suffixes of the parameter paths that hold non-trainable state (running statistics)
@@ -83,6 +84,72 @@ def is_buffer(path: str) -> bool:
     (True, False)
     """
     return isinstance(path, str) and path.endswith(BUFFER_SUFFIXES)
+
+
+def _bn_cells(model: Any) -> list[Any]:
+    """The batch-normalized cells inside ``model`` (a cell, an RNN layer or a Sequential)."""
+    if isinstance(model, (BNLSTMCell, BNRNNCell)):
+        return [model]
+    cell = getattr(model, "cell", None)
+    if cell is not None:
+        return _bn_cells(cell)
+    layers = getattr(model, "layers", None)
+    if isinstance(layers, dict):
+        return [c for layer in layers.values() for c in _bn_cells(layer)]
+    return []
+
+
+def refresh_bn_statistics(model: Any, batches: Any, *, rng: Any = None) -> int:
+    """Recompute the population statistics of every batch-normalized cell of ``model``.
+
+    The running statistics kept during training are exponential averages of
+    past batches, taken while the parameters moved: early in training they
+    lag behind the current weights, and where a step's batch variance is
+    near 0 (constant leading pixels) the lag is amplified by ``1/√ε``. This
+    replaces them by the plain average of the batch statistics of
+    ``batches`` under the current parameters (training-mode forward passes:
+    batch ``k`` enters with weight ``1/k``), as population statistics are
+    defined after training (Ioffe & Szegedy 2015).
+
+    Parameters
+    ----------
+    model : Layer or cell
+        A :class:`BNLSTMCell`/:class:`BNRNNCell`, an ``RNN`` layer or a
+        ``Sequential`` holding them.
+    batches : iterable of array
+        Inputs ``(T, B, input_size)`` (or tokens), e.g. training batches.
+    rng : seed or Generator, optional
+        Noise on ``h_0`` during these passes (the cells' ``h0_noise``).
+
+    Returns
+    -------
+    int
+        The number of cells refreshed.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import lowdisp.nn as lnn
+    >>> cell = lnn.BNLSTMCell(1, 4, t_max=3, rng=0)
+    >>> x = np.random.default_rng(0).normal(size=(3, 8, 1))
+    >>> lnn.refresh_bn_statistics(lnn.RNN(cell), [x[:, :4], x[:, 4:]])
+    1
+    """
+    cells = _bn_cells(model)
+    gen = as_rng(rng, where="refresh_bn_statistics")
+    saved = [c.momentum for c in cells]
+    try:
+        for k, xb in enumerate(batches, 1):
+            for c in cells:
+                c.momentum = 1.0 / k
+            if hasattr(model, "forward") and not isinstance(model, _Cell):
+                model.forward(xb, train=True, rng=gen)
+            else:
+                model.forward_sequence(xb, train=True, rng=gen)
+    finally:
+        for c, m in zip(cells, saved, strict=True):
+            c.momentum = m
+    return len(cells)
 
 
 # ---------------------------------------------------------------------------
