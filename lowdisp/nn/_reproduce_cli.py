@@ -38,6 +38,7 @@ PAPERS = {
     "alignment": "lowdisp.nn._repro_alignment",  # own protocol: its module's reproduce()
     "pruning": "lowdisp.nn._repro_pruning",  # own protocol: its module's reproduce()
     "lrbi": "lowdisp.nn._repro_lrbi",  # own protocol: its module's reproduce()
+    "bnlstm": "lowdisp.nn._repro_bnlstm",  # own protocol: its module's reproduce()
 }
 
 
