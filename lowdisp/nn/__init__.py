@@ -62,7 +62,14 @@ from lowdisp.nn._lrbi import (
     index_bits,
     lrbi_mask,
 )
-from lowdisp.nn._normalized import BNLSTMCell, BNRNNCell, LNLSTMCell, LNRNNCell, is_buffer
+from lowdisp.nn._normalized import (
+    BNLSTMCell,
+    BNRNNCell,
+    LNLSTMCell,
+    LNRNNCell,
+    is_buffer,
+    refresh_bn_statistics,
+)
 from lowdisp.nn._optim import (
     SGD,
     Adam,
@@ -242,6 +249,7 @@ __all__ = [
     "read_checkpoint",
     "recurrent_matrix",
     "recurrent_summary",
+    "refresh_bn_statistics",
     "remove_pruning",
     "robustness_report",
     "save",
