@@ -207,6 +207,10 @@ class _DenseOps:
         np.matmul(h, P, out=out)
 
     @staticmethod
+    def unprepare(P: np.ndarray) -> np.ndarray:
+        return P.T
+
+    @staticmethod
     def mul_t(W: np.ndarray, d: np.ndarray, out: np.ndarray) -> None:
         np.matmul(d, W, out=out)
 
@@ -242,6 +246,10 @@ class _DiagonalWeight:
         return W
 
     @staticmethod
+    def unprepare(P: np.ndarray) -> np.ndarray:
+        return P
+
+    @staticmethod
     def mul(P: np.ndarray, h: np.ndarray, out: np.ndarray) -> None:
         np.multiply(h, P, out=out)
 
@@ -255,7 +263,7 @@ class _DiagonalWeight:
 
     @staticmethod
     def grad_add(D2: np.ndarray, H2: np.ndarray, acc: np.ndarray, tmp: np.ndarray) -> None:
-        acc += np.einsum("ij,ij->j", D2, H2)
+        acc += (D2 * H2).sum(axis=0)  # (einsum "ij,ij->j" is 4x slower here)
 
     @staticmethod
     def dense(W: np.ndarray) -> np.ndarray:
@@ -292,6 +300,10 @@ class _BlockWeight:
     @staticmethod
     def prepare(W: np.ndarray) -> np.ndarray:
         return np.ascontiguousarray(W.transpose(0, 2, 1))
+
+    @staticmethod
+    def unprepare(P: np.ndarray) -> np.ndarray:
+        return P.transpose(0, 2, 1)
 
     def mul(self, P: np.ndarray, h: np.ndarray, out: np.ndarray) -> None:
         np.matmul(self._view(h), P, out=self._view(out))
@@ -1228,7 +1240,7 @@ class RNNCell(_Cell):
             ext["W"] = W  # BPTT's carry uses the noisy matrix
         P = ops.prepare(W)
         hbuf = np.empty((B, self.state_size), dtype=self.dtype) if hm is not None else None
-        wbuf = np.empty_like(W) if step_noise is not None else None
+        pbuf = np.empty_like(P) if step_noise is not None else None
 
         def rec(t: int, h: np.ndarray, out: np.ndarray) -> None:
             if hm is not None:
@@ -1236,9 +1248,9 @@ class RNNCell(_Cell):
                 h = hbuf
             if step_noise is None:
                 ops.mul(P, h, out)
-            else:
-                np.add(W, step_noise[t], out=wbuf)
-                ops.mul(ops.prepare(wbuf), h, out)
+            else:  # the step's noise is drawn in the prepared layout (for dense: on Wᵀ)
+                np.add(P, step_noise[t], out=pbuf)
+                ops.mul(pbuf, h, out)
 
         return rec
 
@@ -1251,14 +1263,15 @@ class RNNCell(_Cell):
         step_noise = None if ext is None else ext.get("w_add_step")
         if ext is not None and "W" in ext:
             W = ext["W"]
-        wbuf = np.empty_like(W) if step_noise is not None else None
+        P = ops.prepare(W) if step_noise is not None else None
+        pbuf = np.empty_like(P) if step_noise is not None else None
 
         def rec_t(t: int, d: np.ndarray, out: np.ndarray) -> None:
             if step_noise is None:
                 ops.mul_t(W, d, out)
             else:
-                np.add(W, step_noise[t], out=wbuf)
-                ops.mul_t(wbuf, d, out)
+                np.add(P, step_noise[t], out=pbuf)
+                ops.mul_t(ops.unprepare(pbuf), d, out)
             if hm is not None:
                 np.multiply(out, hm, out=out)
 
