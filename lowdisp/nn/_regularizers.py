@@ -131,7 +131,7 @@ def _conn_rate(opts: dict, conn: str) -> float:
 
 def _mask(gen: np.random.Generator, shape: tuple[int, ...], p: float, dtype: Any) -> np.ndarray:
     """Inverted-dropout mask: ``1/(1-p)`` with probability ``1 - p``, else 0."""
-    keep = gen.random(shape) >= p
+    keep = gen.random(shape, dtype=dtype) >= dtype.type(p)
     return keep.astype(dtype) * dtype.type(1.0 / (1.0 - p))
 
 
@@ -197,7 +197,7 @@ class Regularizers:
         d = None if tokens else x.shape[2]
         out: dict[str, Any] = {}
         if "input_noise" in cfg and cfg["input_noise"]["std"] > 0:
-            out["x_add"] = gen.standard_normal((T, B, d)).astype(dt) * dt.type(
+            out["x_add"] = gen.standard_normal((T, B, d), dtype=dt) * dt.type(
                 cfg["input_noise"]["std"]
             )
         if "dropout" in cfg:
@@ -220,12 +220,12 @@ class Regularizers:
             o = cfg["weight_noise"]
             s = dt.type(o["std"])
             lead = (T,) if o["per"] == "step" else ()
-            out["w_add"] = gen.standard_normal(lead + tuple(wshape)).astype(dt) * s
+            out["w_add"] = gen.standard_normal(lead + tuple(wshape), dtype=dt) * s
             if o["input"]:
-                out["u_add"] = gen.standard_normal(lead + tuple(ushape)).astype(dt) * s
+                out["u_add"] = gen.standard_normal(lead + tuple(ushape), dtype=dt) * s
             out["w_per_step"] = o["per"] == "step"
         if "fast_dropout" in cfg and cfg["fast_dropout"]["p"] > 0:
-            out["fd_eps"] = gen.standard_normal((T, B, N)).astype(dt)
+            out["fd_eps"] = gen.standard_normal((T, B, N), dtype=dt)
             p = cfg["fast_dropout"]["p"]
             out["fd_c"] = p / (1.0 - p)
         return out
