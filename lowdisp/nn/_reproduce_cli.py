@@ -38,6 +38,9 @@ PAPERS = {
     "alignment": "lowdisp.nn._repro_alignment",  # own protocol: its module's reproduce()
     "pruning": "lowdisp.nn._repro_pruning",  # own protocol: its module's reproduce()
     "lrbi": "lowdisp.nn._repro_lrbi",  # own protocol: its module's reproduce()
+    "noise": "lowdisp.nn._repro_noise",  # own protocol: its module's reproduce()
+    "sparse-rnn": "lowdisp.nn._repro_sparse_rnn",  # own protocol: its module's reproduce()
+    "robustness": "lowdisp.nn._repro_robustness",  # own protocol: its module's reproduce()
     "bnlstm": "lowdisp.nn._repro_bnlstm",  # own protocol: its module's reproduce()
 }
 
