@@ -193,6 +193,7 @@ def prune_schedule(
         )
     targets = sparsity_schedule(sf, S, kind=schedule, initial=current)
     log: list[dict[str, Any]] = []
+    after: float | None = None  # the loss after the previous step (no training since)
     for k, s_k in enumerate(targets):
         stats = _stats_for(target, model, batches, the_loss, where)
         before = {p: np.array(params[p], dtype=np.float64) for p in chosen}
@@ -210,7 +211,7 @@ def prune_schedule(
         def count(remaining: int, total: int, what: str, s_k: float = s_k) -> int:
             return max(0, round(s_k * total) - (total - remaining))
 
-        loss_before = loss_on(model, the_loss, batches, n)
+        loss_before = loss_on(model, the_loss, batches, n) if after is None else after
         apply_scores(model, opt, chosen, scores, scope, count)
         delta = {}
         removed = 0
@@ -226,11 +227,12 @@ def prune_schedule(
             "pruned": removed,
             "loss_before": loss_before,
         }
-        rec["loss_after"] = loss_on(model, the_loss, batches, n)
+        rec["loss_after"] = after = loss_on(model, the_loss, batches, n)
         rec["actual"] = rec["loss_after"] - loss_before
         for m in models:
             rec[f"pred_{m}"] = _predict(stats, delta, m, fisher, curv, gen, where)
         log.append(rec)
         if fine_tune and k < S - 1:
             target.fit(fine_tune, progress=False)
+            after = None
     return log

@@ -577,7 +577,14 @@ def reproduce(
     dense = run_jobs(_pretrain_job, [(s, seed) for seed in range(s.seeds)], jobs, report_pre)
     grid = [(s, seed, c, dense[seed]) for seed in range(s.seeds) for c in s.criteria]
 
+    partial: list[dict[str, Any]] = []
+
     def report(done: int, res: tuple) -> None:
+        # every finished job's rows, rewritten each time: a long run stopped early
+        # keeps what it finished (partial_results.csv; removed at the end)
+        partial.extend(res[0])
+        with open(os.path.join(out, "partial_results.csv"), "w", encoding="utf-8") as fh:
+            fh.write(csv_text(partial, RESULT_COLUMNS))
         r = res[0][-1]
         log(
             f"  [{done}/{len(grid)}] seed {r['seed']} {LABELS[r['criterion']]}: last run "
@@ -619,6 +626,8 @@ def reproduce(
         write_text(out, name, text, written)
 
     put("results.csv", csv_text(results, RESULT_COLUMNS))
+    if os.path.exists(os.path.join(out, "partial_results.csv")):
+        os.remove(os.path.join(out, "partial_results.csv"))
     put("steps.csv", csv_text(steps, STEP_COLUMNS))
     put("table.csv", csv_text(rows, TABLE_COLUMNS))
     put("table.md", format_markdown(rows))
@@ -647,3 +656,22 @@ def reproduce(
         "summary": summary,
         "settings": s,
     }
+
+
+def load_results(path: str) -> list[dict[str, Any]]:
+    """Rows of a ``results.csv`` (or ``partial_results.csv``) with their types back,
+    for :func:`aggregate` and :func:`claims_report` on a run stopped early."""
+    import csv
+
+    ints = {"seed", "steps"}
+    with open(path, newline="", encoding="utf-8") as fh:
+        rows = list(csv.DictReader(fh))
+    out = []
+    for r in rows:
+        out.append(
+            {
+                k: (v if k == "criterion" else int(v) if k in ints else float(v))
+                for k, v in r.items()
+            }
+        )
+    return out
