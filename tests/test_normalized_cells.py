@@ -295,6 +295,8 @@ def test_make_cell_builds_every_normalized_cell():
         assert type(cell) is cls and cell.dtype == np.float32
         rebuilt = type(cell)(**{k: v for k, v in cell.get_config().items() if k != "class"})
         assert rebuilt.get_config() == cell.get_config()
+        # weight matrices, not the running statistics
+        assert list(lnn.weight_matrices(lnn.RNN(cell))) == ["cell.W_x", "cell.W_h"]
 
 
 # --------------------------------------------------------------------------- bad input

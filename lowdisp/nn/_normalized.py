@@ -477,6 +477,11 @@ class _NormLSTM(_Cell):
 
     _grad_order = ("W_x", "W_h", "b", "gamma_x", "gamma_h", "gamma_c", "beta_c")
 
+    def weight_matrices(self) -> dict[str, np.ndarray]:
+        """``{"W_x", "W_h"}`` (copies): the weight matrices, not the running statistics
+        (:func:`lowdisp.nn.weight_matrices`, snapshots)."""
+        return {k: self._params[k].copy() for k in ("W_x", "W_h")}
+
     def __repr__(self) -> str:
         extra = f", t_max={self.t_max}" if self._batch else ""
         return f"{type(self).__name__}({self.input_size}, {self.hidden_size}{extra})"
@@ -758,6 +763,11 @@ class BNRNNCell(_Cell):
         dX, dWx = self._input_grads(x, dZ.reshape(T * B, n), p["W_x"])
         return dX, {"W_x": dWx, "W_h": dW, "gamma": dgamma, "beta": dbeta}
 
+    def weight_matrices(self) -> dict[str, np.ndarray]:
+        """``{"W_x", "W_h"}`` (copies): the weight matrices, not the running statistics
+        (:func:`lowdisp.nn.weight_matrices`, snapshots)."""
+        return {k: self._params[k].copy() for k in ("W_x", "W_h")}
+
     def __repr__(self) -> str:
         return f"BNRNNCell({self.input_size}, {self.hidden_size}, stats={self.stats!r})"
 
@@ -882,6 +892,11 @@ class LNRNNCell(_Cell):
         dW = D[s:].reshape(-1, n).T @ H[s:T].reshape(-1, n)
         dX, dWx = self._input_grads(x, D.reshape(T * B, n), p["W_x"])
         return dX, {"W_x": dWx, "W_h": dW, "gamma": dgamma, "b": db}
+
+    def weight_matrices(self) -> dict[str, np.ndarray]:
+        """``{"W_x", "W_h"}`` (copies): the weight matrices, not the running statistics
+        (:func:`lowdisp.nn.weight_matrices`, snapshots)."""
+        return {k: self._params[k].copy() for k in ("W_x", "W_h")}
 
     def __repr__(self) -> str:
         return f"LNRNNCell({self.input_size}, {self.hidden_size})"
