@@ -104,7 +104,7 @@ def settings(
 
 def _job(args: tuple) -> dict[str, Any]:
     name, seed, s = args
-    from lowdisp import nn as lnn
+    import lowdisp.nn as lnn
     from lowdisp.nn._repro_rnn import build_model, fit_best
 
     task = lnn.chorales(T=s.T, dtype=s.dtype, build=True)
@@ -247,7 +247,7 @@ def reproduce(
 ) -> dict[str, Any]:
     """Run ``lowdisp reproduce noise`` and write its folder; returns ``{"out", "rows",
     "results", "summary", "settings"}``."""
-    from lowdisp import nn as lnn
+    import lowdisp.nn as lnn
     from lowdisp.nn._repro_rnn import (
         aggregate_runs,
         cell_available,

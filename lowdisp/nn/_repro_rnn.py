@@ -33,7 +33,7 @@ __all__ = ["aggregate_runs", "build_model", "count_weights", "fit_best", "write_
 
 def build_model(task: Any, cell: str, hidden: int, options: dict, *, seed: int, dtype: Any) -> Any:
     """``Sequential([RNN(make_cell(cell, ...)), Dense(hidden, outputs)])`` for ``task``."""
-    from lowdisp import nn as lnn
+    import lowdisp.nn as lnn
 
     rnn = lnn.RNN(
         lnn.make_cell(cell, task.input_size, hidden, dtype=dtype, rng=seed, **options),
@@ -80,7 +80,7 @@ def fit_best(
     after the last optimizer step are not yet projected; one train-mode forward
     on a one-sequence probe batch projects them before each score (and so before
     the kept parameters are copied)."""
-    from lowdisp import nn as lnn
+    import lowdisp.nn as lnn
 
     trainer = lnn.Trainer(
         model,
@@ -218,7 +218,7 @@ def no_grid_options(where: str, families: Any, datasets: Any) -> None:
 
 def cell_available(cell: str, options: dict, hidden: int = 8) -> str | None:
     """``None`` if ``make_cell(cell, 2, hidden, **options)`` builds, else why not (one line)."""
-    from lowdisp import nn as lnn
+    import lowdisp.nn as lnn
 
     try:
         lnn.make_cell(cell, 2, hidden, rng=0, **options)

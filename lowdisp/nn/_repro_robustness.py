@@ -115,7 +115,7 @@ def settings(
 
 
 def _task(s: Settings) -> Any:
-    from lowdisp import nn as lnn
+    import lowdisp.nn as lnn
 
     return lnn.digits(pixels_per_step=s.pixels_per_step, validation_fraction=0.15)
 
@@ -128,7 +128,7 @@ def _accuracy(model: Any, data: tuple[np.ndarray, np.ndarray]) -> float:
 
 def _job(args: tuple) -> dict[str, Any]:
     label, seed, s = args
-    from lowdisp import nn as lnn
+    import lowdisp.nn as lnn
     from lowdisp.nn._repro_rnn import build_model, fit_best
 
     task = _task(s)

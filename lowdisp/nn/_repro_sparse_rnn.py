@@ -141,7 +141,7 @@ def conditions(s: Settings, task: Any) -> list[tuple[str, str, int]]:
 
 def _job(args: tuple) -> dict[str, Any]:
     label, kind, hidden, seed, s = args
-    from lowdisp import nn as lnn
+    import lowdisp.nn as lnn
     from lowdisp.nn._repro_rnn import build_model, count_weights, fit_best
 
     task = lnn.char_lm(T=s.T)
@@ -262,7 +262,7 @@ def reproduce(
 ) -> dict[str, Any]:
     """Run ``lowdisp reproduce sparse-rnn`` and write its folder; returns ``{"out",
     "rows", "results", "summary", "settings"}``."""
-    from lowdisp import nn as lnn
+    import lowdisp.nn as lnn
     from lowdisp.nn._repro_rnn import (
         aggregate_runs,
         cell_available,

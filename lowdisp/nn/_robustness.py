@@ -349,6 +349,19 @@ class RobustnessReport:
         :func:`recurrent_summary` of the recurrent matrix.
     W : ndarray
         The recurrent matrix (for pseudospectra plots).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from lowdisp import nn as lnn
+    >>> model = lnn.Sequential([lnn.RNN(lnn.TanhRNNCell(2, 6, dtype=np.float64, rng=0),
+    ...                                 return_sequences=False),
+    ...                         lnn.Dense(6, 3, dtype=np.float64, rng=1)])
+    >>> x = np.random.default_rng(0).normal(size=(5, 8, 2))
+    >>> rep = lnn.robustness_report(model, lnn.SoftmaxCrossEntropy(), x, np.arange(8) % 3,
+    ...                             eps=[0.1], pseudo_eps=[0.1])
+    >>> rep.eps.tolist(), rep.growth.shape, rep.W.shape
+    ([0.1], (5,), (6, 6))
     """
 
     name: str
