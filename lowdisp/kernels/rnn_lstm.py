@@ -1,0 +1,45 @@
+"""Numba kernel for one time step of the LSTM's BPTT (private).
+
+The gate derivatives are polynomials in the stored activations (no
+transcendental function), so one fused pass replaces the ~20 NumPy ufunc
+calls per step of the element-wise part; the carry GEMM stays in BLAS.
+Gate order ``i, f, g, o`` (PyTorch's); arrays in, preallocated outputs, no
+validation. ``error_model="numpy"`` as in :mod:`lowdisp.kernels.rnn_modrelu`.
+"""
+
+from __future__ import annotations
+
+from numba import njit
+
+__all__ = ["lstm_grad_step"]
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def lstm_grad_step(dh, has_dh, ch, cc, a, tc, c_prev, d):  # pragma: no cover - jitted
+    """One step back through ``c_t = f c_{t-1} + i g``, ``h_t = o tanh(c_t)``.
+
+    ``dh`` (B, n): ∂L/∂h_t from the output (used if ``has_dh``); ``ch`` (B, n): the
+    carry ``δ_{t+1} W_h``; ``cc`` (B, n): ∂L/∂c_t from step t+1, replaced by
+    ∂L/∂c_{t-1}; ``a`` (B, 4n) the activated gates; ``tc`` = tanh(c_t);
+    ``c_prev`` = c_{t-1}; ``d`` (B, 4n) receives the pre-activation gradients.
+    """
+    B, n = tc.shape
+    one = tc.dtype.type(1.0)
+    for r in range(B):
+        # row views: unit-stride inner loops LLVM vectorizes (2x faster than a[r, k n + j])
+        ar, dr, chr_, ccr, tcr, cpr, dhr = a[r], d[r], ch[r], cc[r], tc[r], c_prev[r], dh[r]
+        ai, af, ag, ao = ar[:n], ar[n : 2 * n], ar[2 * n : 3 * n], ar[3 * n :]
+        di, df, dg, do = dr[:n], dr[n : 2 * n], dr[2 * n : 3 * n], dr[3 * n :]
+        for j in range(n):
+            g_h = chr_[j] + dhr[j] if has_dh else chr_[j]
+            i = ai[j]
+            f = af[j]
+            g = ag[j]
+            o = ao[j]
+            t = tcr[j]
+            do[j] = g_h * t * o * (one - o)
+            dc = ccr[j] + g_h * o * (one - t * t)
+            di[j] = dc * g * i * (one - i)
+            df[j] = dc * cpr[j] * f * (one - f)
+            dg[j] = dc * i * (one - g * g)
+            ccr[j] = dc * f
