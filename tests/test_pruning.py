@@ -513,3 +513,14 @@ def test_prune_bad_input():
         lnn.sparsity_schedule(0.5, 3, kind="linear")
     with pytest.raises(ValueError, match="unknown model 'cubic'"):
         lnn.predicted_loss_change(net, {}, model="cubic")
+
+
+def test_recurrent_matrix_pruned_through_bptt_and_adam():
+    task = lnn.copy_memory(4, n_eval=16)
+    tr = lnn.make_trainer(task, "tanh", hidden=6, batch_size=8, optimizer="adam", rng=0)
+    W = tr.model.params()["rnn.cell.W"]
+    keep = np.random.default_rng(0).random(W.shape) > 0.5
+    lnn.set_mask(tr, "rnn.cell.W", keep)
+    tr.fit(10, progress=False)
+    assert not np.any(W[~keep]) and np.all(W[keep] != 0)
+    np.testing.assert_array_equal(lnn.recurrent_matrix(tr.model) == 0, ~keep)
