@@ -28,6 +28,13 @@ over the seeds of every final-evaluation metric, per setting), ``sweep.png``
 (the chosen metric per setting) and ``sweep.log`` (the progress lines of
 every invocation); each run folder also gets ``train.log`` (the train output).
 
+A spec with ``command = "reproduce"`` sweeps reproductions instead (``paper``,
+``quick``, ``seeds``, ``epochs``, ``families``, ``datasets``: the options of
+``lowdisp reproduce``, each a value or a list); each run is one reproduction
+in its own folder (its seeds are its own ``--seeds`` count, run inside it),
+rerun from the start unless it finished; ``table.csv``/``table.md`` gather
+the reproductions' tables.
+
 With a Dask client the runs are tasks of the cluster (one run per task;
 Dask reschedules the task of a worker that dies, and the rerun resumes from
 the run's checkpoint); without one they run one after the other in this
@@ -84,26 +91,63 @@ __all__ = [
     "run_sweep",
 ]
 
-#: keys of a spec that are not ``lowdisp train`` settings
-SWEEP_KEYS = ("name", "metric", "seeds")
-#: sweep defaults that differ from ``lowdisp train``'s (no loss.png per run)
-_DEFAULTS = {"no_plot": True}
-#: boolean ``lowdisp train`` flags (given as true/false in a spec)
-_BOOL_KEYS = ("cosine", "no_plot")
+#: keys of a spec that are not settings of the command: the sweep's own
+SWEEP_KEYS = ("name", "command", "metric", "seeds")
 #: statuses of runs that are done: skipped on a rerun
 _FINAL = ("finished", "diverged")
 #: files the sweep writes in its folder
 OUT_FILES = ("sweep.json", "results.csv", "table.csv", "table.md", "sweep.png", "sweep.log")
+#: marker of a finished reproduction run (reproductions have no run.json)
+_DONE = "sweep_done.json"
 
 
-def _train_keys() -> tuple[str, ...]:
+@dataclass(frozen=True)
+class _Command:
+    """What a sweep of one ``lowdisp`` command needs to know about it."""
+
+    module: str  # implements add_arguments(parser) and run(args)
+    keys: tuple[str, ...]  # its settings a spec may give (dests of its options)
+    defaults: dict[str, Any]  # sweep defaults that differ from the command's
+    positional: str | None  # the setting given as its positional argument
+    extra: tuple[str, ...]  # arguments added to every run
+    log: str  # the run's output file in its folder
+
+
+def _commands() -> dict[str, _Command]:
     from lowdisp.nn._cli import MODEL_FLAGS, RUN_FLAGS
 
-    return MODEL_FLAGS + RUN_FLAGS
+    return {
+        "train": _Command(
+            "lowdisp.nn._cli",
+            MODEL_FLAGS + RUN_FLAGS,
+            {"no_plot": True},
+            None,
+            ("--no-progress",),
+            "train.log",
+        ),
+        # one reproduction per run, one worker process each (--jobs 1): its models and
+        # seeds run inside it; in a sweep, seeds is the reproduction's --seeds (a count)
+        "reproduce": _Command(
+            "lowdisp.nn._reproduce_cli",
+            ("paper", "quick", "seeds", "epochs", "families", "datasets", "no_plot"),
+            {},
+            "paper",
+            ("--jobs", "1"),
+            "reproduce.log",
+        ),
+    }
 
 
-def _valid_keys() -> list[str]:
-    return [*SWEEP_KEYS, *_train_keys()]
+def _command(name: Any, where: str) -> _Command:
+    table = _commands()
+    if name not in table:
+        raise UsageError(f"{where}: command = {name!r}: must be one of {', '.join(table)}")
+    return table[name]
+
+
+def _valid_keys(cmd: _Command) -> list[str]:
+    own = ["name", "command", "metric", "seeds"] if cmd.positional is None else ["name", "command"]
+    return list(dict.fromkeys([*own, *cmd.keys]))
 
 
 # ---------------------------------------------------------------------------
@@ -178,11 +222,13 @@ def load_spec(path: str | os.PathLike[str]) -> dict[str, Any]:
 
 @dataclass(frozen=True)
 class RunPlan:
-    """One run of a sweep: its id (its folder name), settings and train arguments."""
+    """One run of a sweep: its id (its folder name), settings, and the arguments of
+    its command (``lowdisp train`` or ``lowdisp reproduce``)."""
 
     run_id: str
     params: dict[str, Any]
     argv: tuple[str, ...]
+    command: str = "train"
 
 
 @dataclass(frozen=True)
@@ -195,15 +241,22 @@ class SweepPlan:
     fixed: dict[str, Any]
     runs: tuple[RunPlan, ...]
     spec: dict[str, Any] = field(default_factory=dict)
+    command: str = "train"
 
 
-def _train_parser() -> Any:
+def _parser(cmd: _Command) -> Any:
+    """The command's own argument parser (its errors raise, see lowdisp.cli)."""
+    import importlib
+
     from lowdisp.cli import _Parser
-    from lowdisp.nn import _cli
 
-    parser = _Parser(prog="lowdisp train")
-    _cli.add_arguments(parser)
+    parser = _Parser(prog="lowdisp " + cmd.module.rsplit("_", 1)[-1])
+    importlib.import_module(cmd.module).add_arguments(parser)
     return parser
+
+
+def _bool_keys(parser: Any) -> set[str]:
+    return {a.dest for a in parser._actions if a.option_strings and a.nargs == 0}
 
 
 def _flag(key: str) -> str:
@@ -214,13 +267,13 @@ def _text(value: Any) -> str:
     return repr(value) if isinstance(value, float) else str(value)
 
 
-def _argv(params: dict[str, Any]) -> list[str]:
-    out: list[str] = []
-    for key in _train_keys():
-        if key not in params or params[key] is None:
+def _argv(params: dict[str, Any], cmd: _Command, bools: set[str]) -> list[str]:
+    out: list[str] = [] if cmd.positional is None else [_text(params[cmd.positional])]
+    for key in cmd.keys:
+        if key == cmd.positional or key not in params or params[key] is None:
             continue
         value = params[key]
-        if key in _BOOL_KEYS:
+        if key in bools:
             if value:
                 out.append(_flag(key))
         else:
@@ -233,11 +286,13 @@ def _id_part(value: Any) -> str:
     return re.sub(r"[^A-Za-z0-9.+-]", "_", text)
 
 
-def _check_value(key: str, value: Any, parser: Any, where: str) -> None:
-    """A scalar setting, checked as ``lowdisp train`` checks its flag."""
+def _check_value(
+    key: str, value: Any, parser: Any, cmd: _Command, bools: set[str], where: str
+) -> None:
+    """A scalar setting, checked as the command checks its argument."""
     from lowdisp.cli import _ArgumentError
 
-    if key in _BOOL_KEYS:
+    if key in bools:
         if not isinstance(value, bool):
             raise UsageError(f"{where}: {key} = {value!r}: must be true or false")
         return
@@ -245,14 +300,24 @@ def _check_value(key: str, value: Any, parser: Any, where: str) -> None:
         raise UsageError(
             f"{where}: {key} = {value!r}: must be a number or a string (or a list of them)"
         )
+    if key == cmd.positional:
+        argv = [_text(value)]
+    else:
+        pos = [] if cmd.positional is None else [_positional_choices(parser, cmd)[0]]
+        argv = [*pos, _flag(key), _text(value)]
     try:
-        parser.parse_args([_flag(key), _text(value)])
+        parser.parse_args(argv)
     except _ArgumentError as exc:
         msg = str(exc).split(": ", 2)[-1]
         raise UsageError(f"{where}: {key} = {value!r}: {msg}") from None
     names = _registries().get(key)
     if names is not None and value not in names:
         raise UsageError(f"{where}: {key} = {value!r} is unknown; valid: {', '.join(names)}")
+
+
+def _positional_choices(parser: Any, cmd: _Command) -> list[str]:
+    action = next(a for a in parser._actions if a.dest == cmd.positional)
+    return list(action.choices)
 
 
 def _registries() -> dict[str, Sequence[str]]:
@@ -320,11 +385,13 @@ def plan_sweep(spec: dict[str, Any], *, name: str = "sweep", where: str = "sweep
     >>> plan_sweep({"hiden": 8})
     Traceback (most recent call last):
     ...
-    lowdisp.exceptions.UsageError: sweep: unknown key 'hiden'; valid keys: name, metric, ...
+    lowdisp.exceptions.UsageError: sweep: unknown key 'hiden'; valid keys: name, command, ...
     """
     if not isinstance(spec, dict):
         raise UsageError(f"{where}: the spec must be a dict of settings; got {type(spec).__name__}")
-    valid = _valid_keys()
+    command = spec.get("command", "train")
+    cmd = _command(command, where)
+    valid = _valid_keys(cmd)
     norm: dict[str, Any] = {}
     for key, value in spec.items():
         k = str(key).replace("-", "_")
@@ -333,6 +400,7 @@ def plan_sweep(spec: dict[str, Any], *, name: str = "sweep", where: str = "sweep
         if k in norm:
             raise UsageError(f"{where}: the key {key!r} is given twice")
         norm[k] = value
+    norm.pop("command", None)
     sweep_name = norm.pop("name", name)
     if not isinstance(sweep_name, str) or not re.fullmatch(r"[A-Za-z0-9._+-]+", sweep_name):
         raise UsageError(
@@ -341,33 +409,42 @@ def plan_sweep(spec: dict[str, Any], *, name: str = "sweep", where: str = "sweep
     metric = norm.pop("metric", None)
     if metric is not None and not isinstance(metric, str):
         raise UsageError(f"{where}: metric = {metric!r}: must be a metric name such as 'loss'")
-    seeds = _seeds(norm, where)
-    norm.pop("seeds", None)
-    norm.pop("seed", None)
-    parser = _train_parser()
+    parser = _parser(cmd)
+    bools = _bool_keys(parser)
+    if cmd.positional is None:
+        seeds = _seeds(norm, where)
+        norm.pop("seeds", None)
+        norm.pop("seed", None)
+    elif cmd.positional not in norm:
+        choices = ", ".join(_positional_choices(parser, cmd))
+        raise UsageError(
+            f"{where}: a {command} sweep needs {cmd.positional} = ... (one of {choices}, "
+            f"or a list of them)"
+        )
     axes: dict[str, list[Any]] = {}
-    fixed: dict[str, Any] = dict(_DEFAULTS)
+    fixed: dict[str, Any] = dict(cmd.defaults)
     for key, value in norm.items():
         values = value if isinstance(value, list) else [value]
         if not values:
             raise UsageError(f"{where}: {key} = []: the grid is empty; give at least one value")
         for v in values:
-            _check_value(key, v, parser, where)
+            _check_value(key, v, parser, cmd, bools, where)
         if len(values) != len(set(map(repr, values))):
             raise UsageError(f"{where}: {key} = {values!r} repeats a value")
         if len(values) > 1:
             axes[key] = list(values)
         else:
             fixed[key] = values[0]
-    axes["seed"] = seeds
+    if cmd.positional is None:
+        axes["seed"] = seeds
     runs = []
     keys = list(axes)
     for combo in itertools.product(*(axes[k] for k in keys)):
         params = {**fixed, **dict(zip(keys, combo))}
-        argv = _argv(params)
-        digest = hashlib.sha1(json.dumps(argv).encode()).hexdigest()[:6]
-        readable = "_".join(f"{k}-{_id_part(v)}" for k, v in zip(keys, combo))
-        runs.append(RunPlan(f"{readable}_{digest}", params, tuple(argv)))
+        argv = _argv(params, cmd, bools)
+        digest = hashlib.sha1(json.dumps([command, *argv]).encode()).hexdigest()[:6]
+        readable = "_".join(f"{k}-{_id_part(v)}" for k, v in zip(keys, combo)) or command
+        runs.append(RunPlan(f"{readable}_{digest}", params, tuple(argv), command))
     return SweepPlan(
         name=sweep_name,
         metric=metric,
@@ -375,6 +452,7 @@ def plan_sweep(spec: dict[str, Any], *, name: str = "sweep", where: str = "sweep
         fixed=fixed,
         runs=tuple(runs),
         spec=dict(spec),
+        command=command,
     )
 
 
@@ -391,13 +469,19 @@ def _read_json(path: str) -> Any:
         return None
 
 
-def _run_state(run_dir: str) -> str:
+def _run_state(run_dir: str, command: str = "train") -> str:
     """``fresh``, ``finished``, ``diverged``, ``resume`` (a checkpoint to continue from)
-    or ``restart`` (files of a run that never wrote a checkpoint: start afresh)."""
+    or ``restart`` (files of a run that never wrote a checkpoint: start afresh).
+    A reproduction is ``finished`` (its marker file) or restarted."""
     from lowdisp.nn._cli import _holds_run
 
     if not os.path.isdir(run_dir):
         return "fresh"
+    if command != "train":
+        done = _read_json(os.path.join(run_dir, _DONE))
+        if isinstance(done, dict) and done.get("status") == "finished":
+            return "finished"
+        return "restart" if os.listdir(run_dir) else "fresh"
     saved = _read_json(os.path.join(run_dir, "run.json")) or {}
     status = saved.get("status") if isinstance(saved, dict) else None
     if status == "finished" and os.path.isfile(os.path.join(run_dir, "summary.json")):
@@ -409,11 +493,31 @@ def _run_state(run_dir: str) -> str:
     return "restart" if _holds_run(run_dir) else "fresh"
 
 
-def _row(run_dir: str, status: str | None = None, error: str = "") -> dict[str, Any]:
-    """The results row of a run folder: status, step, wall time, final evaluation."""
+def _row(
+    run_dir: str, status: str | None = None, error: str = "", command: str = "train"
+) -> dict[str, Any]:
+    """The results row of a run folder: status, step, wall time, final evaluation
+    (a reproduction: the rows of its table.csv)."""
+    state = status or _run_state(run_dir, command)
+    if command != "train":
+        done = _read_json(os.path.join(run_dir, _DONE)) or {}
+        table = []
+        if state == "finished" and os.path.isfile(os.path.join(run_dir, "table.csv")):
+            import csv
+
+            with open(os.path.join(run_dir, "table.csv"), newline="") as fh:
+                table = list(csv.DictReader(fh))
+        wall = done.get("wall_time_s", float("nan")) if state == "finished" else float("nan")
+        return {
+            "status": state,
+            "step": 0,
+            "wall_time_s": wall,
+            "metrics": {},
+            "error": error,
+            "table": table,
+        }
     saved = _read_json(os.path.join(run_dir, "run.json")) or {}
     summary = _read_json(os.path.join(run_dir, "summary.json")) or {}
-    state = status or _run_state(run_dir)
     final = summary.get("final_eval") if state == "finished" else None
     return {
         "status": state,
@@ -432,43 +536,77 @@ def _error_text(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {_one_line(exc)}"
 
 
-def execute_run(run_dir: str, argv: Sequence[str]) -> dict[str, Any]:
-    """Run (or continue) one ``lowdisp train`` run in ``run_dir``; returns its row.
+def execute_run(run_dir: str, argv: Sequence[str], command: str = "train") -> dict[str, Any]:
+    """Run (or continue) one run of ``command`` in ``run_dir``; returns its row.
 
-    A finished or diverged run is read, not rerun; a run with a checkpoint is
-    resumed; the files of a run without one are replaced. The train output
-    goes to ``run_dir/train.log``. An error is caught and returned in the
-    row (status ``failed``, the one-line error), its traceback written to
-    ``run_dir/sweep_error.txt``. Module-level, so Dask workers import it.
+    ``lowdisp train``: a finished or diverged run is read, not rerun; a run
+    with a checkpoint is resumed; the files of a run without one are
+    replaced. ``lowdisp reproduce``: a finished reproduction is read, any
+    other is run again from the start. The command's output goes to
+    ``run_dir/train.log`` (``reproduce.log``). An error is caught and
+    returned in the row (status ``failed``, the one-line error), its
+    traceback written to ``run_dir/sweep_error.txt``. Module-level, so Dask
+    workers import it.
     """
-    from lowdisp.nn import _cli
+    import importlib
+
+    from lowdisp.nn._cli import _write_json
     from lowdisp.nn._trainer import TrainingDivergedError
 
-    state = _run_state(run_dir)
+    cmd = _commands()[command]
+    state = _run_state(run_dir, command)
     if state in _FINAL:
-        return _row(run_dir, state)
+        return _row(run_dir, state, command=command)
     os.makedirs(run_dir, exist_ok=True)
     err_file = os.path.join(run_dir, "sweep_error.txt")
     extra = {"resume": ["--resume"], "restart": ["--force"]}.get(state, [])
-    args = None
+    t0 = time.perf_counter()
     try:
-        args = _train_parser().parse_args([*argv, "--no-progress", "--out", run_dir, *extra])
+        args = _parser(cmd).parse_args([*argv, *cmd.extra, "--out", run_dir, *extra])
         with (
-            open(os.path.join(run_dir, "train.log"), "a") as log,
+            open(os.path.join(run_dir, cmd.log), "a") as log,
             contextlib.redirect_stdout(log),
         ):
-            code = _cli.run(args)
+            code = importlib.import_module(cmd.module).run(args)
     except TrainingDivergedError:
-        return _row(run_dir, "diverged")
+        return _row(run_dir, "diverged", command=command)
     except Exception as exc:
         with open(err_file, "w") as fh:
             fh.write(traceback.format_exc())
-        return _row(run_dir, "failed", _error_text(exc))
+        return _row(run_dir, "failed", _error_text(exc), command=command)
     if os.path.exists(err_file):
         os.unlink(err_file)
     if code == 130:
-        return _row(run_dir, "interrupted")
-    return _row(run_dir)
+        return _row(run_dir, "interrupted", command=command)
+    if command != "train":
+        done = {"status": "finished", "wall_time_s": time.perf_counter() - t0}
+        _write_json(os.path.join(run_dir, _DONE), done)
+    elif _run_state(run_dir) == "resume":
+        try:
+            _write_missing_outputs(run_dir, args)
+        except Exception as exc:
+            with open(err_file, "w") as fh:
+                fh.write(traceback.format_exc())
+            return _row(run_dir, "failed", _error_text(exc))
+    return _row(run_dir, command=command)
+
+
+def _write_missing_outputs(run_dir: str, args: Any) -> None:
+    """A run whose checkpoint is at its target step but whose outputs are missing: its
+    process died between the last checkpoint and the summary, and ``lowdisp train
+    --resume`` stops at "already at step N" without writing them. Write them from the
+    checkpoint with train's own writer (the training wall time is lost: NaN)."""
+    from lowdisp.nn import _cli
+
+    settings = {k: getattr(args, k) for k in _cli.MODEL_FLAGS + _cli.RUN_FLAGS}
+    settings["time_limit"] = args.time_limit
+    explicit = set(getattr(args, "_explicit", ()))
+    ckpt = os.path.join(run_dir, "checkpoint.npz")
+    trainer, settings = _cli._resume(run_dir, ckpt, args, explicit, settings)
+    if trainer.step_count < settings["steps"]:  # pragma: no cover - train ran it on
+        return
+    with open(os.path.join(run_dir, "train.log"), "a") as log, contextlib.redirect_stdout(log):
+        _cli._write_outputs(trainer, run_dir, settings, float("nan"), False, None)
 
 
 # ---------------------------------------------------------------------------
@@ -506,7 +644,11 @@ def pending_runs(plan: SweepPlan, out: str | os.PathLike[str]) -> list[RunPlan]:
     3
     """
     runs_dir = os.path.join(os.fspath(out), "runs")
-    return [r for r in plan.runs if _run_state(os.path.join(runs_dir, r.run_id)) not in _FINAL]
+    return [
+        r
+        for r in plan.runs
+        if _run_state(os.path.join(runs_dir, r.run_id), r.command) not in _FINAL
+    ]
 
 
 def run_sweep(
@@ -561,7 +703,11 @@ def run_sweep(
             fh.write(line + "\n")
 
     todo = pending_runs(plan, out)
-    rows = {r.run_id: _row(os.path.join(runs_dir, r.run_id)) for r in plan.runs if r not in todo}
+    rows = {
+        r.run_id: _row(os.path.join(runs_dir, r.run_id), command=r.command)
+        for r in plan.runs
+        if r not in todo
+    }
     skipped = len(plan.runs) - len(todo)
     total = len(plan.runs)
     where = "in this process" if client is None else _describe(client)
@@ -587,7 +733,7 @@ def run_sweep(
     interrupted = False
     if client is None:
         for run in todo:
-            row = execute_run(os.path.join(runs_dir, run.run_id), run.argv)
+            row = execute_run(os.path.join(runs_dir, run.run_id), run.argv, run.command)
             report(run, row)
             if row["status"] == "interrupted":
                 interrupted = True
@@ -599,6 +745,7 @@ def run_sweep(
                 execute_run,
                 os.path.abspath(os.path.join(runs_dir, run.run_id)),
                 run.argv,
+                run.command,
                 key=_task_key(run),
                 pure=False,
             ): run
@@ -609,7 +756,8 @@ def run_sweep(
             try:
                 row = fut.result()
             except Exception as exc:  # the task itself failed: its worker died too often
-                row = _row(os.path.join(runs_dir, run.run_id), "lost", _error_text(exc))
+                path = os.path.join(runs_dir, run.run_id)
+                row = _row(path, "lost", _error_text(exc), command=run.command)
             report(run, row)
     results = [_result_row(plan, run, rows[run.run_id]) for run in plan.runs if run.run_id in rows]
     table = aggregate(plan, results)
@@ -646,13 +794,13 @@ def _plan_json(plan: SweepPlan, out: str) -> dict[str, Any]:
         "spec": plan.spec,
         "axes": plan.axes,
         "fixed": plan.fixed,
-        "runs": {r.run_id: "lowdisp train " + " ".join(r.argv) for r in plan.runs},
+        "runs": {r.run_id: f"lowdisp {r.command} " + " ".join(r.argv) for r in plan.runs},
         "rerun": f"lowdisp sweep SPEC --out {out}",
     }
 
 
 def _result_row(plan: SweepPlan, run: RunPlan, row: dict[str, Any]) -> dict[str, Any]:
-    return {
+    out = {
         "run": run.run_id,
         **{k: run.params[k] for k in plan.axes},
         "status": row["status"],
@@ -661,6 +809,10 @@ def _result_row(plan: SweepPlan, run: RunPlan, row: dict[str, Any]) -> dict[str,
         **row["metrics"],
         "error": row["error"],
     }
+    if plan.command != "train":
+        del out["step"]
+        out["table"] = row.get("table", [])
+    return out
 
 
 def _metric_names(results: Sequence[dict[str, Any]], plan: SweepPlan) -> list[str]:
@@ -675,6 +827,12 @@ def aggregate(plan: SweepPlan, results: Sequence[dict[str, Any]]) -> list[dict[s
     """One row per setting (the axes but the seed): every metric's mean and sample
     std (ddof = 1) over the seeds whose run finished, how many finished,
     diverged and failed, the mean wall time."""
+    if plan.command != "train":  # the reproductions' own tables, one after the other
+        return [
+            {"run": r["run"], **{k: r[k] for k in plan.axes}, **t}
+            for r in results
+            for t in r.get("table", [])
+        ]
     keys = [k for k in plan.axes if k != "seed"]
     metrics = _metric_names(results, plan)
     groups: dict[tuple, list[dict[str, Any]]] = {}
@@ -732,8 +890,23 @@ def _write_outputs(
 ) -> list[str]:
     from lowdisp.nn._reproduce import csv_text, write_text
 
-    metrics = _metric_names(results, plan)
     written: list[str] = []
+    if plan.command != "train":
+        cols = ["run", *plan.axes, "status", "wall_time_s", "error"]
+        write_text(out, "results.csv", csv_text(results, cols), written)
+        tcols = list(dict.fromkeys(k for t in table for k in t))
+        write_text(out, "table.csv", csv_text(table, tcols), written)
+        parts = [f"# sweep {plan.name}: lowdisp {plan.command}\n"]
+        for r in results:
+            md = os.path.join(out, "runs", r["run"], "table.md")
+            if r["status"] == "finished" and os.path.isfile(md):
+                with open(md, encoding="utf-8") as fh:
+                    parts.append(f"## {r['run']}\n\n{fh.read()}")
+            else:
+                parts.append(f"## {r['run']}\n\n{r['status']} {r['error']}\n")
+        write_text(out, "table.md", "\n".join(parts), written)
+        return written  # each reproduction drew its own figures in its folder
+    metrics = _metric_names(results, plan)
     cols = ["run", *plan.axes, "status", "step", "wall_time_s", *metrics, "error"]
     write_text(out, "results.csv", csv_text(results, cols), written)
     keys = [k for k in plan.axes if k != "seed"]

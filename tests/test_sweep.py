@@ -189,7 +189,7 @@ def test_killing_a_worker_mid_sweep_loses_no_finished_run(serial, client, tmp_pa
     th.join(120)
     assert not th.is_alive() and "error" not in box, box.get("error")
     assert killed is not None and finished_then, "no run was caught training after another"
-    assert box["result"].failed == 0
+    assert box["result"].failed == 0, [(r["status"], r["error"]) for r in box["result"].rows]
     # the rescheduled task continued the run from its checkpoint
     assert "resumed from" in _read(os.path.join(runs, killed, "train.log"))
     for r, mtime in finished_then.items():  # finished runs were not run again
@@ -198,6 +198,35 @@ def test_killing_a_worker_mid_sweep_loses_no_finished_run(serial, client, tmp_pa
     capsys.readouterr()
     assert main(["sweep", spec, "--out", out, "--no-plot"]) == 0  # the rerun: nothing to do
     assert "every run in" in capsys.readouterr().out
+
+
+def test_a_run_killed_between_its_last_checkpoint_and_its_summary_is_completed(
+    serial, tmp_path, capsys
+):
+    """The window the kill test can hit: the final checkpoint is written, the summary
+    is not (lowdisp train --resume alone stops at 'already at step N')."""
+    import shutil
+    import subprocess
+    import sys
+
+    spec, serial_out = serial
+    out = tmp_path / "out"
+    shutil.copytree(os.path.join(serial_out, "runs"), out / "runs")
+    rid = sorted(os.listdir(out / "runs"))[0]
+    run = out / "runs" / rid
+    os.unlink(run / "summary.json")
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    saved = json.loads(_read(run / "run.json"))
+    _write(run / "run.json", json.dumps({**saved, "status": "running", "pid": int(dead)}))
+    assert main(["sweep", spec, "--serial", "--out", str(out), "--no-plot"]) == 0
+    assert "3 done before (skipped), 1 to run" in capsys.readouterr().out
+    assert _final_evals(out) == _final_evals(serial_out)
+    assert json.loads(_read(run / "run.json"))["status"] == "finished"
 
 
 def test_a_failed_run_is_reported_with_its_error_and_retried_on_rerun(tmp_path, capsys):
@@ -255,7 +284,7 @@ def test_unreachable_scheduler_is_one_line_exit_2(tmp_path, capsys):
         (
             "s.toml",
             "hiden = 8\n",
-            ["unknown key 'hiden'; valid keys: name, metric, seeds", "hidden"],
+            ["unknown key 'hiden'; valid keys: name, command, metric, seeds, task", "hidden"],
         ),
         ("s.toml", "cell = []\n", ["cell = []: the grid is empty"]),
         ("s.toml", "seeds = 0\n", ["seeds = 0: the grid is empty"]),
@@ -310,3 +339,42 @@ def test_examples_run(modname, tmp_path, monkeypatch):
     flags = doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE
     failures, _ = doctest.testmod(mod, optionflags=flags, report=False)
     assert failures == 0
+
+
+@pytest.mark.parametrize(
+    "text,needles",
+    [
+        ('command = "fit"\n', ["command = 'fit': must be one of train, reproduce"]),
+        ('command = "reproduce"\nquick = true\n', ["a reproduce sweep needs paper = ..."]),
+        ('command = "reproduce"\npaper = "thomas2019"\n', ["paper = 'thomas2019'", "thomas2018"]),
+        ('command = "reproduce"\npaper = "ekfac"\nmetric = "loss"\n', ["unknown key 'metric'"]),
+        ('command = "reproduce"\npaper = "ekfac"\nseeds = 0\n', ["seeds = 0: must be"]),
+    ],
+)
+def test_bad_reproduce_spec_is_one_line_exit_2(tmp_path, capsys, text, needles):
+    spec = _write(tmp_path / "r.toml", text)
+    _one_error_line(capsys, main(["sweep", spec, "--serial"]), *needles)
+
+
+def test_a_sweep_of_reproductions_gathers_their_tables(tmp_path, capsys):
+    pytest.importorskip("sklearn")
+    spec = _write(
+        tmp_path / "r.toml",
+        'command = "reproduce"\npaper = "thomas2018"\nquick = true\nseeds = 1\nepochs = 1\n'
+        'families = "low_rank"\n',
+    )
+    out = str(tmp_path / "out")
+    assert main(["sweep", spec, "--serial", "--out", out]) == 0
+    [row] = _results(out)
+    assert row["status"] == "finished" and row["run"].startswith("reproduce_")
+    run = os.path.join(out, "runs", row["run"])
+    assert os.path.isfile(os.path.join(run, "table.csv"))  # the reproduction's own folder
+    with open(os.path.join(out, "table.csv")) as fh:
+        table = list(csv.DictReader(fh))
+    with open(os.path.join(run, "table.csv")) as fh:
+        own = list(csv.DictReader(fh))
+    assert [{k: v for k, v in t.items() if k != "run"} for t in table] == own
+    assert {t["run"] for t in table} == {row["run"]} and own[0]["model"] == "low_rank r=4"
+    capsys.readouterr()
+    assert main(["sweep", spec, "--serial", "--out", out]) == 0  # done: not run again
+    assert "every run in" in capsys.readouterr().out
