@@ -86,7 +86,7 @@ def settings(
     *, quick: bool, seeds: int | None = None, epochs: int | None = None
 ) -> AlignmentSettings:
     """The full (MNIST-5k, width 256, depth 4, 100 epochs, 3 seeds) or quick
-    (digits, width 64, depth 4, 40 epochs, 2 seeds) settings."""
+    (digits, width 64, depth 4, 30 epochs, 2 seeds, kernels on 40 examples) settings."""
     notes = {
         "model": "MLP with distinct hidden layers (the authors' code shares them for depth >= 4)",
         "labels": "a fraction p of the training labels drawn uniformly at random (fixed per "
@@ -103,8 +103,8 @@ def settings(
             depth=4,
             noises=(0.0, 0.5, 1.0),
             seeds=2,
-            epochs=40,
-            n_kernel=50,
+            epochs=30,
+            n_kernel=40,
             quick=True,
             notes={**notes, "data": "scikit-learn digits (1438 train / 359 test, 8x8)"},
         )
