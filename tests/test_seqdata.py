@@ -9,6 +9,8 @@ import time
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from lowdisp import nn as lnn
 from lowdisp.nn._seqdata import KEYS, _roll, _split_of, _text
@@ -121,13 +123,13 @@ def test_tasks_registered():
 
 
 def test_bad_input():
-    with pytest.raises(ValueError, match="char_lm: unknown text .hamlet.; valid: .sonnets."):
+    with pytest.raises(ValueError, match="char_lm: unknown text 'hamlet'; valid: 'sonnets'"):
         lnn.char_lm(text="hamlet")
     with pytest.raises(ValueError, match="chorales: T=500 is too long"):
         lnn.chorales(T=500, path=FIXTURE)
     with pytest.raises(FileNotFoundError, match="load_chorales: path"):
         lnn.load_chorales("/nonexistent/x.npz")
-    with pytest.raises(ValueError, match="frame_nll: unknown split .dev.; valid"):
+    with pytest.raises(ValueError, match="frame_nll: unknown split 'dev'; valid"):
         lnn.frame_nll(_tiny_model(62, 62), lnn.char_lm(T=5), "dev")
     with pytest.raises(TypeError, match="frame_nll: task must come from"):
         lnn.frame_nll(_tiny_model(2, 1), lnn.adding(5))
@@ -141,3 +143,38 @@ def test_music21_parse_small():
     fixture = lnn.load_chorales(FIXTURE).sequences[0]
     assert np.array_equal(roll, fixture)
     assert music21 is not None
+
+
+@given(
+    lengths=st.lists(st.integers(1, 12), min_size=1, max_size=6),
+    T=st.integers(1, 6),
+    b=st.integers(1, 5),
+    seed=st.integers(0, 2**16),
+)
+@settings(max_examples=25, deadline=None)
+def test_windows_are_contiguous_slices(lengths, T, b, seed):
+    """Every sampled window is a contiguous T+1 slice of one sequence; the evaluation
+    windows are the non-overlapping ones."""
+    from lowdisp.nn._seqdata import _window_sampler, _windows
+
+    seqs = [np.arange(100 * i, 100 * i + n) for i, n in enumerate(lengths)]
+    if max(lengths) < T + 1:
+        with pytest.raises(ValueError, match="no sequence has"):
+            _windows(seqs, T, T)
+        return
+    x, y = _window_sampler(seqs, T, np.float64, True)(b, np.random.default_rng(seed))
+    w = np.concatenate([x, y[-1:]])  # (T+1, b)
+    assert w.shape == (T + 1, b)
+    assert (np.diff(w, axis=0) == 1).all()  # contiguous
+    assert ((w[0] // 100) == (w[-1] // 100)).all()  # inside one sequence
+    ev = _windows(seqs, T, T)
+    want = sum((n - 1) // T for n in lengths if n >= T + 1)
+    assert ev.shape == (want, T + 1)
+
+
+@given(n=st.integers(3, 400), seed=st.integers(0, 50))
+@settings(max_examples=25, deadline=None)
+def test_split_is_a_partition(n, seed):
+    k = max(1, round(0.2 * n))
+    s = _split_of(n, seed, k, k)
+    assert np.bincount(s, minlength=3).tolist() == [n - 2 * k, k, k]
