@@ -695,10 +695,9 @@ def run_sweep(
 
     _write_json(os.path.join(out, "sweep.json"), _plan_json(plan, out))
     t0 = time.perf_counter()
-    user_log = log
 
-    def log(line: str) -> None:  # to the caller and to sweep.log (appended on reruns)
-        user_log(line)
+    def say(line: str) -> None:  # to the caller and to sweep.log (appended on reruns)
+        log(line)
         with open(os.path.join(out, "sweep.log"), "a", encoding="utf-8") as fh:
             fh.write(line + "\n")
 
@@ -711,7 +710,7 @@ def run_sweep(
     skipped = len(plan.runs) - len(todo)
     total = len(plan.runs)
     where = "in this process" if client is None else _describe(client)
-    log(
+    say(
         f"sweep {plan.name}: {total} runs ({_axes_text(plan)}); {skipped} done before "
         f"(skipped), {len(todo)} to run {where}; writing to {out}"
     )
@@ -724,7 +723,7 @@ def run_sweep(
         rows[run.run_id] = row
         text = ", ".join(f"{k} {v:.4g}" for k, v in row["metrics"].items())
         extra = f": {row['error']}" if row["error"] else ""
-        log(
+        say(
             f"[{done:>{width}}/{total}] {run.run_id}: {row['status']}{extra}"
             + (f" ({text})" if text else "")
             + f" [{time.perf_counter() - t0:.0f} s]"
@@ -765,9 +764,9 @@ def run_sweep(
     failed = sum(r["status"] not in _FINAL for r in results)
     seconds = time.perf_counter() - t0
     if interrupted:
-        log(f"interrupted; the finished runs are in {out}; rerun the sweep to continue")
+        say(f"interrupted; the finished runs are in {out}; rerun the sweep to continue")
         raise KeyboardInterrupt
-    log(
+    say(
         f"sweep {plan.name}: {total - failed} of {total} runs done "
         f"({failed} failed or not finished) in {seconds:.1f} s; wrote {', '.join(files)}"
     )
@@ -778,7 +777,7 @@ def _describe(client: Any) -> str:
     try:
         n = len(client.scheduler_info()["workers"])
     except Exception:  # pragma: no cover - a scheduler that does not answer
-        n = "?"
+        return f"on Dask ({client.scheduler.address})"
     return f"on Dask ({client.scheduler.address}, {n} workers)"
 
 
