@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from lowdisp._config import blas_threads
 from lowdisp._validation import as_array, as_plain_ndarray, check_bool, check_int
 
 __all__ = [
@@ -684,4 +685,5 @@ def lrbi_mask(
     iters = check_int(nmf_iters, "nmf_iters", where=where, low=1)
     g = check_int(grid, "grid", where=where, low=1)
     ref = check_bool(refine, "refine", where=where)
-    return _lrbi_core(A, s, k, t, iters, g, ref)
+    with blas_threads(1):  # many small GEMMs: one thread (threads spin on a loaded machine)
+        return _lrbi_core(A, s, k, t, iters, g, ref)

@@ -279,7 +279,10 @@ def run_seed(s: LrbiSettings, seed: int) -> list[dict[str, Any]]:
 
 
 def _run_job(args: tuple) -> list[dict[str, Any]]:
-    return run_seed(*args)
+    from lowdisp._config import blas_threads
+
+    with blas_threads(1):
+        return run_seed(*args)
 
 
 #: columns of results.csv, in order
