@@ -68,10 +68,13 @@ def test_noise_other_activations(act, rng):
     check_vjp(f, vjp, point, rng=rng, rtol=1e-6)
 
 
-def test_tokens_with_weight_noise_and_variational_dropout(rng):
+def test_tokens_with_weight_noise_variational_and_fast_dropout(rng):
+    """Token input equals its one-hot float input under the same draw (fast dropout of a
+    one-hot input: the variance c U[:, token]²)."""
     regs = {
         "weight_noise": {"std": 0.2, "per": "step"},
         "variational_dropout": {"p": 0.3, "input": False},
+        "fast_dropout": 0.2,
     }
     cell = lnn.RNNCell(5, 4, dtype=F64, rng=7, regularizers=regs)
     tok = rng.integers(0, 5, (6, 2))
@@ -261,7 +264,7 @@ def test_constraints_need_a_dense_matrix_and_noise_needs_float_input():
     with pytest.raises(ValueError, match="acts on a dense recurrent matrix"):
         lnn.make_cell("scaled_cayley", 3, 4, regularizers={"unit_disk": True})
     cell = lnn.make_cell("tanh", 3, 4, regularizers={"input_noise": 0.1})
-    with pytest.raises(ValueError, match="need float input; got integer tokens"):
+    with pytest.raises(ValueError, match="input_noise need float input; got integer tokens"):
         cell.forward_sequence(np.zeros((2, 2), dtype=int), rng=0)
     cell = lnn.make_cell("tanh", 3, 4, regularizers={"dropout": 0.1})
     with pytest.raises(ValueError, match="input=False"):

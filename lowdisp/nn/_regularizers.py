@@ -173,7 +173,7 @@ class Regularizers:
     def float_input_only(self) -> list[str]:
         """The regularizers that act on the input values (refused for token input)."""
         cfg = self.cfg
-        bad = [k for k in ("input_noise", "fast_dropout") if k in cfg]
+        bad = ["input_noise"] if "input_noise" in cfg else []
         for k in ("dropout", "variational_dropout"):
             if k in cfg and _conn_rate(cfg[k], "input") > 0:
                 bad.append(f"{k} (input connection)")
