@@ -330,17 +330,20 @@ class _NormLSTM(_Cell):
         bn = self._batch
         stats = train or not bn  # the group's own statistics (BN in training, or LN)
         eps = self.eps
-        ZX = self._project(x, p["W_x"], None)  # normalized in place, step by step
-        T, B, _ = ZX.shape
-        A = np.empty((T, B, 4 * n), dtype=dt)  # becomes the gate activations
+        T, B = x.shape[:2]
+        # big buffers from the cell's workspace: reused across a trainer's steps
+        buf = self._buf
+        ZX = self._project(x, p["W_x"], None, out=buf("ZX", (T, B, 4 * n)))
+        A = buf("A", (T, B, 4 * n))  # becomes the gate activations
         W_h = p["W_h"]
         WhT = np.ascontiguousarray(W_h.T)
         g_h, g_c, b_c = p["gamma_h"], p["gamma_c"], p["beta_c"]
-        H = np.empty((T + 1, B, n), dtype=dt)
-        C = np.empty((T + 1, B, n), dtype=dt)
-        XHh = np.empty((T, B, 4 * n), dtype=dt)
-        XHc = np.empty((T, B, n), dtype=dt)
-        TC = np.empty((T, B, n), dtype=dt)
+        H = buf("H", (T + 1, B, n))
+        C = buf("C", (T + 1, B, n))
+        XHx = buf("XHx", (T, B, 4 * n))
+        XHh = buf("XHh", (T, B, 4 * n))
+        XHc = buf("XHc", (T, B, n))
+        TC = buf("TC", (T, B, n))
         # per-step statistics: one per column (BN) or one per row (LN)
         gh, gc = (4 * n, n) if bn else (B, B)
         inv_x = np.empty((T, gh), dtype=dt)
@@ -367,8 +370,9 @@ class _NormLSTM(_Cell):
             s = min(t, last)
             # a = γ_x norm(W_x x_t) + b (independent of h: no sequential dependence)
             rm, rv = (mu_x, var_x) if stats else (rmx[s], rvx[s])
-            zx = ZX[t]
-            norm_affine(zx, g_x, b, eps, bn, stats, rm, rv, zx, inv_x[t], mu_x, var_x, a, False)
+            norm_affine(
+                ZX[t], g_x, b, eps, bn, stats, rm, rv, XHx[t], inv_x[t], mu_x, var_x, a, False
+            )
             if update and t <= last:
                 _update_running(rmx[t], rvx[t], mu_x, var_x, B, self.momentum)
             np.matmul(H[t], WhT, out=zh)
@@ -405,7 +409,7 @@ class _NormLSTM(_Cell):
                 _update_running(rmc[t], rvc[t], mu_c, var_c, B, self.momentum)
             np.tanh(tmp, out=TC[t])
             np.multiply(a[:, 3 * n :], TC[t], out=H[t + 1])
-        cache = (x, A, H, C, TC, ZX, inv_x, XHh, inv_h, XHc, inv_c, stats)
+        cache = (x, A, H, C, TC, XHx, inv_x, XHh, inv_h, XHc, inv_c, stats)
         return H[1:], cache
 
     def backward_sequence(self, cache: Any, dH: Any, dh_last: Any = None) -> tuple[Any, dict]:
@@ -425,8 +429,8 @@ class _NormLSTM(_Cell):
         bn = self._batch
         W_h = p["W_h"]
         g_h, g_c, g_x = p["gamma_h"], p["gamma_c"], p["gamma_x"]
-        dZX = np.empty((T, B, 4 * n), dtype=dt)  # dL/d(W_x x_t)
-        dZH = np.empty((T, B, 4 * n), dtype=dt)  # dL/d(W_h h_{t-1})
+        dZX = self._buf("dZX", (T, B, 4 * n))  # dL/d(W_x x_t)
+        dZH = self._buf("dZH", (T, B, 4 * n))  # dL/d(W_h h_{t-1})
         d = np.empty((B, 4 * n), dtype=dt)  # dL/d(gate pre-activations) of one step
         grads = {k: np.zeros(p[k].shape, dtype=dt) for k in self._grad_order[2:]}
         ch = np.zeros((B, n), dtype=dt)
