@@ -495,9 +495,14 @@ def plot_locality(
         ax.set_xlabel("pruning steps")
         ax.set_title(f"sparsity {sp:.0%}")
     axes[0][0].set_ylabel("loss change after pruning")
-    axes[0][-1].legend(fontsize=6)
-    fig.suptitle("Locality: predicted vs actual loss change", fontsize=9)
-    fig.tight_layout()
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=6, fontsize=7, frameon=False)
+    fig.suptitle(
+        "Locality: total predicted (dashed, each criterion's own model) vs actual (solid) "
+        "loss change",
+        fontsize=9,
+    )
+    fig.tight_layout(rect=(0, 0.12, 1, 1))
     if path is not None:
         fig.savefig(path, dpi=120)
         plt.close(fig)
