@@ -203,7 +203,7 @@ def _masks(method: Method, weights: dict[str, np.ndarray], sparsity: float) -> d
             out[path] = (mask, lnn.index_bits(mask))
         else:
             tile = None if method.tile is None else (min(method.tile[0], m), min(method.tile[1], n))
-            res = lnn.lrbi_mask(W, sparsity=sparsity, rank=method.rank, tile=tile)
+            res = lnn.lrbi_mask(W, sparsity=sparsity, rank=int(method.rank or 1), tile=tile)
             out[path] = (res.mask, res.bits)
     return out
 
