@@ -7,6 +7,8 @@ import os
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import lowdisp.nn as lnn
 from lowdisp.exceptions import CheckpointError
@@ -524,3 +526,42 @@ def test_recurrent_matrix_pruned_through_bptt_and_adam():
     tr.fit(10, progress=False)
     assert not np.any(W[~keep]) and np.all(W[keep] != 0)
     np.testing.assert_array_equal(lnn.recurrent_matrix(tr.model) == 0, ~keep)
+
+
+@settings(max_examples=15)
+@given(
+    amounts=st.lists(st.one_of(st.floats(0, 1), st.integers(0, 6)), min_size=1, max_size=4),
+    scope=st.sampled_from(["layer", "global"]),
+    seed=st.integers(0, 2**16),
+)
+def test_amounts_prune_the_smallest_remaining_entries(amounts, scope, seed):
+    # oracle: numpy on the flat magnitudes, torch's rounding, ties impossible (random)
+    net = dense_net((4, 3, 2), seed=seed)
+    paths = ["fc0.W", "fc1.W"]
+    alive = {p: np.ones(net.params()[p].shape, dtype=bool) for p in paths}
+    for a in amounts:
+        groups = [[p] for p in paths] if scope == "layer" else [paths]
+        for g in groups:
+            rem = sum(int(alive[p].sum()) for p in g)
+            k = a if isinstance(a, int) else round(a * rem)
+            if k > rem:
+                with pytest.raises(ValueError, match="remaining"):
+                    lnn.prune(net, paths, amount=a, scope=scope)
+                return
+        for g in groups:
+            rem = sum(int(alive[p].sum()) for p in g)
+            k = a if isinstance(a, int) else round(a * rem)
+            mags = np.concatenate(
+                [np.where(alive[p], np.abs(net.params()[p]), np.inf).ravel() for p in g]
+            )
+            drop = np.zeros(mags.size, dtype=bool)
+            drop[np.argsort(mags, kind="stable")[:k]] = True
+            i = 0
+            for p in g:
+                n = alive[p].size
+                alive[p] &= ~drop[i : i + n].reshape(alive[p].shape)
+                i += n
+        lnn.prune(net, paths, amount=a, scope=scope)
+        got = lnn.pruning_masks(net)
+        for p in paths:
+            np.testing.assert_array_equal(got[p], alive[p])
