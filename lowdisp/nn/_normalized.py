@@ -48,7 +48,7 @@ import numpy as np
 
 from lowdisp._validation import as_rng, check_bool, check_int, check_option, check_real
 from lowdisp.nn._layers import _check_dtype, _sigmoid
-from lowdisp.nn._rnn import _Cell
+from lowdisp.nn._rnn import _REGISTERED_CELLS, _Cell
 from lowdisp.nn._spec import register_layer
 
 __all__ = [
@@ -937,3 +937,7 @@ def make_normalized_cell(
             f"valid: {', '.join(sorted(allowed))}"
         )
     return cls(input_size, hidden_size, dtype=dtype, rng=rng, **options)
+
+
+# make_cell builds these by name (a registry in _rnn: it never imports this module)
+_REGISTERED_CELLS.update(dict.fromkeys(NORMALIZED_CELLS, make_normalized_cell))

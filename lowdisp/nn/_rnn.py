@@ -1755,6 +1755,10 @@ class GRUCell(_Cell):
 # The layer
 # ---------------------------------------------------------------------------
 
+#: builders of cells defined in other modules, registered by them (``lowdisp.nn._normalized``
+#: adds bn_lstm, ln_lstm, bn_rnn, ln_rnn when ``lowdisp.nn`` is imported): no import from here
+_REGISTERED_CELLS: dict[str, Any] = {}
+
 #: cell names accepted by :func:`make_cell` (and ``lowdisp train --cell``)
 CELLS = (
     "tanh",
@@ -1809,10 +1813,9 @@ def make_cell(
     LSTMCell(10, 32, recurrent='toeplitz_like')
     """
     check_option(name, "cell", CELLS, where="make_cell")
-    if name in ("bn_lstm", "ln_lstm", "bn_rnn", "ln_rnn"):  # recurrent BN / layer norm
-        from lowdisp.nn._normalized import make_normalized_cell
-
-        return make_normalized_cell(name, input_size, hidden_size, dtype=dtype, rng=rng, **options)
+    builder = _REGISTERED_CELLS.get(name)
+    if builder is not None:  # recurrent BN / layer norm (lowdisp.nn._normalized)
+        return builder(name, input_size, hidden_size, dtype=dtype, rng=rng, **options)
     if name in ("lstm", "gru"):
         extra = set(options) & {"recurrent_init", "recurrent_options", "activation", "recurrent"}
         if name == "lstm":  # a structured W_h
