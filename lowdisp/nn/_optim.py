@@ -688,3 +688,30 @@ class Adam(Optimizer):
         mhat_scale = 1.0 / (1 - b1**t)
         vhat_scale = 1.0 / (1 - b2**t)
         return (m * mhat_scale) / (np.sqrt(v * vhat_scale) + self.eps)
+
+
+# ---------------------------------------------------------------------------
+# the pruning-mask store (lowdisp.nn._pruning builds on it; the Trainer binds it)
+# ---------------------------------------------------------------------------
+
+#: attribute of a model holding its live mask dict
+_MASKS_ATTR = "_pruning_masks"
+
+
+def model_masks(model: Any) -> dict[str, np.ndarray]:
+    """The live ``{path: keep-mask}`` dict of ``model`` (created empty on first use)."""
+    masks = model.__dict__.get(_MASKS_ATTR)
+    if masks is None:
+        masks = {}
+        setattr(model, _MASKS_ATTR, masks)
+    return masks
+
+
+def bind_masks(optimizer: Any, masks: dict[str, np.ndarray]) -> None:
+    """Share ``masks`` with ``optimizer`` (and the optimizer it wraps, e.g. KFAC's)."""
+    seen = set()
+    opt = optimizer
+    while isinstance(opt, Optimizer) and id(opt) not in seen:
+        seen.add(id(opt))
+        opt.masks = masks
+        opt = getattr(opt, "inner", None)

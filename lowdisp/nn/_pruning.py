@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from lowdisp._validation import as_rng, check_option, check_real
+from lowdisp.nn._optim import model_masks
 
 __all__ = [
     "predicted_loss_change",
@@ -38,34 +39,9 @@ __all__ = [
     "sparsity_report",
 ]
 
-#: attribute of a model holding its live mask dict
-_ATTR = "_pruning_masks"
-
-
 # ---------------------------------------------------------------------------
 # the mask store (private helpers shared with the trainer, optimizer, checkpoint)
 # ---------------------------------------------------------------------------
-
-
-def model_masks(model: Any) -> dict[str, np.ndarray]:
-    """The live ``{path: keep-mask}`` dict of ``model`` (created empty on first use)."""
-    masks = model.__dict__.get(_ATTR)
-    if masks is None:
-        masks = {}
-        setattr(model, _ATTR, masks)
-    return masks
-
-
-def bind_masks(optimizer: Any, masks: dict[str, np.ndarray]) -> None:
-    """Share ``masks`` with ``optimizer`` (and the optimizer it wraps, e.g. KFAC's)."""
-    from lowdisp.nn._optim import Optimizer
-
-    seen = set()
-    opt = optimizer
-    while isinstance(opt, Optimizer) and id(opt) not in seen:
-        seen.add(id(opt))
-        opt.masks = masks
-        opt = getattr(opt, "inner", None)
 
 
 def _resolve(target: Any, where: str) -> tuple[Any, Any]:

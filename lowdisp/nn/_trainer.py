@@ -43,8 +43,15 @@ from lowdisp.nn._layers import (
     _workspaces,
 )
 from lowdisp.nn._losses import Loss
-from lowdisp.nn._optim import SGD, Adam, Optimizer, RMSprop, global_norm
-from lowdisp.nn._pruning import bind_masks, model_masks
+from lowdisp.nn._optim import (
+    SGD,
+    Adam,
+    Optimizer,
+    RMSprop,
+    bind_masks,
+    global_norm,
+    model_masks,
+)
 from lowdisp.nn._rnn import RNN, make_cell
 from lowdisp.nn._tasks import Task
 
