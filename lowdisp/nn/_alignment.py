@@ -122,7 +122,7 @@ class TangentKernels:
         """``K = Σ_l K_l`` (the kernel of all parameters)."""
         if not self._total:
             self._total.append(sum(self.kernels.values()))
-        return self._total[0]  # type: ignore[no-any-return]
+        return self._total[0]
 
     @property
     def trace(self) -> float:

@@ -145,8 +145,8 @@ def noisy_labels(y: np.ndarray, p: float, rng: Any, n_classes: int = 10) -> np.n
     (the authors' ``diff_type="random"``)."""
     gen = np.random.default_rng(rng)
     out = y.copy()
-    flip = gen.random(y.shape[0]) < p
-    out[flip] = gen.integers(0, n_classes, int(flip.sum()))
+    flip = np.asarray(gen.random(y.shape[0]) < p)
+    out[flip] = gen.integers(0, n_classes, int(np.count_nonzero(flip)))
     return out
 
 
