@@ -208,36 +208,57 @@ def claims(rows: list[dict[str, Any]], s: Settings) -> str:
     by = {r["model"]: r for r in ok}
     lines = []
     accs = [r["test_accuracy_mean"] for r in ok]
+    similar = bool(accs) and max(accs) - min(accs) <= 0.05
     if accs:
         lines.append(
             f"similar accuracy: clean test accuracy {min(accs):.3f}..{max(accs):.3f} "
-            f"(spread {max(accs) - min(accs):.3f})"
+            f"(spread {max(accs) - min(accs):.3f}): "
+            + (
+                "yes (<= 0.05)"
+                if similar
+                else "NO (> 0.05): the same training budget does not bring the models to "
+                "similar accuracy, so robustness is compared by the fraction of the clean "
+                "accuracy kept"
+            )
         )
+
+    def kept(r: dict[str, Any]) -> float:
+        return r["fgsm_accuracy_mean"] / r["test_accuracy_mean"]
+
     for r in ok:
-        drop = r["test_accuracy_mean"] - r["fgsm_accuracy_mean"]
         lines.append(
             f"{r['model']:<14} FGSM at eps {s.table_eps:g} (L-inf; pixels in [0, 1]): accuracy "
-            f"{r['fgsm_accuracy_mean']:.3f} (drop {drop:.3f}); random signs "
-            f"{r['random_accuracy_mean']:.3f}"
+            f"{r['fgsm_accuracy_mean']:.3f} of clean {r['test_accuracy_mean']:.3f} (kept "
+            f"{kept(r):.2f}); random signs {r['random_accuracy_mean']:.3f}"
         )
     ud, tanh = by.get("unit-disk RNN"), by.get("tanh RNN")
     if ud is not None:
         stable = ud["spectral_radius_mean"] <= 1 + 1e-6
         why_not = "above 1: the projection estimates the radius by subspace iteration"
-        robust = tanh is not None and ud["fgsm_accuracy_mean"] >= tanh["fgsm_accuracy_mean"]
-        lines.append(
+        head = (
             f"'unit-disk normalisation gives stable but not robust networks': spectral radius "
             f"{ud['spectral_radius_mean']:.4f} from the exact eigenvalues "
-            f"({'<= 1' if stable else why_not}); FGSM "
-            f"accuracy {ud['fgsm_accuracy_mean']:.3f} vs tanh RNN "
-            + (f"{tanh['fgsm_accuracy_mean']:.3f}" if tanh else "–")
-            + (
-                " -> not more robust than the unnormalised RNN: HOLDS"
-                if tanh and not robust
-                else " -> at least as robust as the unnormalised RNN: does NOT hold here"
-                if tanh
-                else ""
+            f"({'<= 1' if stable else why_not})"
+        )
+        if tanh is None:
+            lines.append(head)
+        else:
+            robust = kept(ud) >= kept(tanh)
+            lines.append(
+                head + f"; FGSM keeps {kept(ud):.2f} of its clean accuracy vs {kept(tanh):.2f} "
+                "for the tanh RNN -> "
+                + (
+                    "at least as robust as the unnormalised RNN: does NOT hold here"
+                    if robust
+                    else "less robust than the unnormalised RNN: HOLDS"
+                )
             )
+    sc = by.get("scoRNN")
+    if sc is not None and sc["growth_max_mean"] > 10:
+        lines.append(
+            f"scoRNN hidden growth {sc['growth_max_mean']:.3g}: the real modReLU "
+            "sign(z)·relu(|z| + b) jumps by 2b at z = 0 when b > 0, so a 1e-3 initial-state "
+            "perturbation that flips a sign moves h by O(b): the ratio is a jump, not a derivative"
         )
     if tanh is not None:
         lines.append(
