@@ -243,12 +243,45 @@ def test_bad_inputs():
         alignment(np.zeros((2, 3, 3, 3)), [0, 1, 1])
 
 
-def test_recurrent_model_refused():
-    task = lnn.copy_memory(5)
-    model = lnn.build_model(task, "tanh", hidden=4, dtype=F64, rng=0)
-    x = task.batch(2, rng=0)[0]
-    with pytest.raises(ValueError, match=r"layer 'rnn' is recurrent .* not supported"):
-        tangent_kernels(model, x)
+def explicit_jacobians_seq(model, x):
+    """Sequence models: the explicit route with examples along axis 1 of (T, B, d)."""
+    n = x.shape[1]
+    C = model.forward(x[:, :1], train=False)[0].shape[1]
+    names = sorted(model.params())
+    layers = list(dict.fromkeys(p.rsplit(".", 1)[0] for p in names))
+    out = {name: [] for name in layers}
+    for c in range(C):
+        for i in range(n):
+            _, cache = model.forward(x[:, i : i + 1], train=False)
+            dy = np.zeros((1, C))
+            dy[0, c] = 1.0
+            _, grads = model.backward(cache, dy)
+            for name in layers:
+                ks = [k for k in names if k.rsplit(".", 1)[0] == name]
+                out[name].append(np.concatenate([grads[k].ravel() for k in ks]))
+    return {name: np.array(v) for name, v in out.items()}
+
+
+@pytest.mark.parametrize("cell", ["tanh", "lstm"])
+def test_recurrent_kernels_equal_explicit_jacobian_route(cell, rng):
+    task = lnn.adding(6)
+    model = lnn.build_model(task, cell, hidden=4, dtype=F64, rng=1)
+    model = lnn.Sequential(
+        {"rnn": model["rnn"], "readout": lnn.Dense(4, 3, dtype=F64, rng=2)}
+    )  # 3 outputs
+    x = rng.normal(size=(6, 5, 2))
+    assert fd_check_model(model, x, rng) < 1e-7
+    Js = explicit_jacobians_seq(model, x)
+    tk = tangent_kernels(model, x)
+    assert tk.routes == {"rnn": "jacobian", "readout": "hadamard"}
+    for name, J in Js.items():  # parameter paths "rnn.cell.W": the layer is "rnn"
+        K = kernel_from_jacobian(J, 3, 5, True)
+        assert rel(tk.kernels[name.split(".")[0]], K) < 1e-10, name
+    with pytest.raises(ValueError, match=r"the model's output must be \(batch, outputs\)"):
+        tangent_kernels(
+            lnn.build_model(lnn.copy_memory(3), "tanh", hidden=3, rng=0),
+            np.zeros((9, 2, 10), dtype=np.float32),
+        )
 
 
 def _task(rng):
@@ -311,7 +344,7 @@ def test_logger_records_history_and_run_folder(tmp_path, rng):
 
 def test_logger_custom_steps_and_errors(rng):
     x, y, task = _task(rng)
-    with pytest.raises(ValueError, match=r"AlignmentLogger: y must have one label per row"):
+    with pytest.raises(ValueError, match=r"AlignmentLogger: y must have one label per example"):
         AlignmentLogger(x[:4], y[:3])
     with pytest.raises(ValueError, match="give both x_test and y_test"):
         AlignmentLogger(x[:4], y[:4], x_test=x[:4])

@@ -30,9 +30,13 @@ output, so no loss scale enters).
   for structured layers (``2 r s`` for Toeplitz-like), which is what makes the
   exact kernel cheap; memory ``C n P_l`` floats.
 
-Recurrent layers (inputs ``(T, B, d)``) are not supported: their per-example
-kernel needs per-example BPTT statistics, not implemented here; a model holding
-one is refused with a clear error.
+Sequence models (inputs ``(T, B, d)``, examples along axis 1) whose output is
+``(B, C)`` (a recurrent layer returning its last state, then a readout) work
+the same way: a recurrent layer (or a dense layer applied at every time step)
+takes the per-example Jacobian route, one BPTT of one sequence per output
+(``C n`` of them); its parameters are the cell's raw parameters (for the
+orthogonal maps, their parametrisation, e.g. ``theta``). Models whose output
+is a sequence are refused.
 
 **Alignment.** With ``Y = onehot(y) − mean(onehot(y))`` over the examples and
 ``v = vec(Yᵀ)`` ordered ``[c, i]``, ``A(K) = vᵀ K v / (‖K‖_F ‖v‖²)`` (centred
@@ -279,12 +283,11 @@ def _forward_taps(layer: Any, x: Any, prefix: str, taps: dict) -> tuple[Any, Any
             caches.append(c)
         return x, caches
     if layer.params():
-        if np.ndim(x) != 2:
+        if np.ndim(x) not in (2, 3):
             raise ValueError(
                 f"tangent_kernels: layer {prefix[:-1] or '(model)'!r} ({layer!r}) gets input "
-                f"of shape {np.shape(x)}; only layers on (batch, features) input are supported "
-                f"(recurrent layers and sequence inputs need per-example BPTT statistics, "
-                f"not implemented)"
+                f"of shape {np.shape(x)}; only (batch, features) and (time, batch, features) "
+                f"inputs are supported"
             )
         taps[prefix[:-1] or "(model)"] = [layer, x, None]
     return layer._forward(x, False, None)
@@ -329,42 +332,31 @@ def _dense_kernel(layer: Any, a: np.ndarray, G: np.ndarray, C: int, n: int):
     return K, float(np.trace(K))
 
 
+def _rows(arr: np.ndarray, lo: int, hi: int) -> np.ndarray:
+    """Examples ``lo:hi`` of a layer input/output: rows of ``(B, d)``, axis 1 of ``(T, B, d)``."""
+    return arr[lo:hi] if arr.ndim <= 2 else arr[:, lo:hi]
+
+
 def _jacobian_rows(layer: Any, a: np.ndarray, G: np.ndarray, C: int, n: int) -> np.ndarray:
     """The exact per-example Jacobian ``J`` ``(C n, P)`` of a layer's parameters: for
-    each example one forward pass of batch 1, then one backward pass per output."""
+    each example one forward pass of batch 1, then one backward pass per output
+    (for a recurrent layer: one BPTT per example and output)."""
     names = sorted(layer.params())
     sizes = [layer.params()[k].size for k in names]
     J = np.empty((C * n, sum(sizes)))
     for i in range(n):
-        _, cache = layer._forward(a[i : i + 1], False, None)
+        _, cache = layer._forward(_rows(a, i, i + 1), False, None)
         for c in range(C):
             r = c * n + i
-            _, grads = layer._backward(cache, G[r : r + 1], False)
+            _, grads = layer._backward(cache, _rows(G, r, r + 1), False)
             J[r] = np.concatenate([np.ravel(grads[k]) for k in names])
     return J
 
 
-def _refuse_recurrent(model: Any, where: str) -> None:
-    """A clear error for a model holding a recurrent layer (not supported)."""
-    from lowdisp.nn._layers import Sequential
-    from lowdisp.nn._rnn import RNN
-
-    stack = [("", model)]
-    while stack:
-        path, layer = stack.pop()
-        if isinstance(layer, Sequential):
-            stack.extend((f"{path}{k}.", v) for k, v in layer.layers.items())
-        elif isinstance(layer, RNN):
-            raise ValueError(
-                f"{where}: layer {path[:-1] or '(model)'!r} is recurrent ({layer!r}); tangent "
-                f"kernels of recurrent layers are not supported (they need per-example BPTT "
-                f"statistics, not implemented): use a feed-forward model"
-            )
-
-
 def _tangent_kernels_core(model: Any, x: np.ndarray, centering: bool) -> TangentKernels:
-    n = x.shape[0]
-    probe, _ = model._forward(x[:1], False, None)
+    ax = 0 if x.ndim == 2 else 1  # sequences: (time, batch, features)
+    n = x.shape[ax]
+    probe, _ = model._forward(_rows(x, 0, 1), False, None)
     if np.ndim(probe) != 2:
         raise ValueError(
             f"tangent_kernels: the model's output must be (batch, outputs); got shape "
@@ -372,7 +364,7 @@ def _tangent_kernels_core(model: Any, x: np.ndarray, centering: bool) -> Tangent
         )
     C = int(probe.shape[1])
     taps: dict[str, list] = {}
-    xt = np.concatenate([x] * C, axis=0)  # rows [c, i]
+    xt = np.concatenate([x] * C, axis=ax)  # examples [c, i]
     out, cache = _forward_taps(model, xt, "", taps)
     if not taps:
         raise ValueError("tangent_kernels: the model has no parameters")
@@ -387,12 +379,12 @@ def _tangent_kernels_core(model: Any, x: np.ndarray, centering: bool) -> Tangent
     for name, (layer, a, G) in taps.items():
         if G is None:  # pragma: no cover - every tapped layer sits above the input
             raise ValueError(f"tangent_kernels: layer {name!r} received no gradient")
-        G2 = np.asarray(G).reshape(C * n, -1)
-        if type(layer) is Dense:
-            K, tr = _dense_kernel(layer, a, G2, C, n)
+        G = np.asarray(G)
+        if type(layer) is Dense and a.ndim == 2:
+            K, tr = _dense_kernel(layer, a, G, C, n)
             routes[name] = "hadamard"
         else:
-            J = _jacobian_rows(layer, a, G2, C, n)
+            J = _jacobian_rows(layer, a, G, C, n)
             tr = float(np.einsum("ij,ij->", J, J))
             if centering:
                 Jr = J.reshape(C, n, -1)
@@ -419,10 +411,11 @@ def tangent_kernels(model: Any, x: Any, *, centering: bool = True) -> TangentKer
     Parameters
     ----------
     model : Layer
-        A feed-forward model (usually a :class:`~lowdisp.nn.Sequential`) whose
-        output is ``(batch, C)``; evaluated in eval mode (no dropout).
-    x : (n, d) array_like
-        The examples (e.g. 100 training images, as the paper).
+        A model (usually a :class:`~lowdisp.nn.Sequential`) whose output is
+        ``(batch, C)``; evaluated in eval mode (no dropout).
+    x : (n, d) or (T, n, d) array_like
+        The examples (e.g. 100 training images, as the paper), or ``n``
+        sequences of length ``T`` for a recurrent classifier.
     centering : bool
         Subtract each output's mean tangent feature over the examples
         (``K ← (I_C ⊗ H) K (I_C ⊗ H)``), the paper's default.
@@ -435,9 +428,9 @@ def tangent_kernels(model: Any, x: Any, *, centering: bool = True) -> TangentKer
     Raises
     ------
     ValueError
-        A layer with parameters receives input that is not ``(batch,
-        features)`` (recurrent layers: not supported), or the model's output
-        is not ``(batch, C)``.
+        A layer with parameters receives input that is neither ``(batch,
+        features)`` nor ``(time, batch, features)``, or the model's output is
+        not ``(batch, C)`` (e.g. a recurrent layer returning sequences).
 
     Notes
     -----
@@ -468,9 +461,8 @@ def tangent_kernels(model: Any, x: Any, *, centering: bool = True) -> TangentKer
     if not isinstance(model, Layer):
         raise TypeError(f"{where}: model must be a lowdisp.nn Layer; got {type(model).__name__}")
     centering = check_bool(centering, "centering", where=where)
-    _refuse_recurrent(model, where)
-    xa = as_array(x, "x", where=where, ndim=2, dtype=model.dtype, allow_complex=False)
-    if xa.shape[0] < 1:
+    xa = as_array(x, "x", where=where, ndim=(2, 3), dtype=model.dtype, allow_complex=False)
+    if xa.shape[xa.ndim - 2] < 1:
         raise ValueError(f"{where}: x must hold at least one example; got shape {xa.shape}")
     return _tangent_kernels_core(model, xa, centering)
 
@@ -529,7 +521,7 @@ class AlignmentLogger(Callback):
 
     Parameters
     ----------
-    x : (n, d) array_like
+    x : (n, d) or (T, n, d) array_like
         The examples of the kernels (the paper: 100 training examples).
     y : (n,) array_like of int
         Their labels (the training labels, noisy ones included).
@@ -593,25 +585,25 @@ class AlignmentLogger(Callback):
         directory: str | os.PathLike[str] | None = None,
     ) -> None:
         where = "AlignmentLogger"
-        self.x = as_array(x, "x", where=where, ndim=2, allow_complex=False)
+        self.x = as_array(x, "x", where=where, ndim=(2, 3), allow_complex=False)
         self.y = np.asarray(y)
-        if self.y.shape != (self.x.shape[0],):
+        n = self.x.shape[self.x.ndim - 2]  # (batch, d) or (time, batch, d)
+        if self.y.shape != (n,):
             raise ValueError(
-                f"{where}: y must have one label per row of x, shape ({self.x.shape[0]},); "
-                f"got {self.y.shape}"
+                f"{where}: y must have one label per example of x, shape ({n},); got {self.y.shape}"
             )
         if (x_test is None) != (y_test is None):
             raise ValueError(f"{where}: give both x_test and y_test, or neither")
-        self.x_test = (
-            None
-            if x_test is None
-            else as_array(x_test, "x_test", where=where, ndim=2, allow_complex=False)
-        )
-        self.y_test = None if y_test is None else np.asarray(y_test)
-        if self.x_test is not None and self.y_test.shape != (self.x_test.shape[0],):  # type: ignore[union-attr]
-            raise ValueError(
-                f"{where}: y_test must have one label per row of x_test; got {self.y_test.shape}"  # type: ignore[union-attr]
-            )
+        self.x_test: np.ndarray | None = None
+        self.y_test: np.ndarray | None = None
+        if x_test is not None:
+            xt = as_array(x_test, "x_test", where=where, ndim=(2, 3), allow_complex=False)
+            yt = np.asarray(y_test)
+            if yt.shape != (xt.shape[xt.ndim - 2],):
+                raise ValueError(
+                    f"{where}: y_test must have one label per example of x_test; got {yt.shape}"
+                )
+            self.x_test, self.y_test = xt, yt
         check_option(schedule, "schedule", SCHEDULES, where=where)
         if steps is None:
             self.steps = set(alignment_schedule(10**7, style=schedule))
@@ -630,7 +622,6 @@ class AlignmentLogger(Callback):
         self._complexity = 0.0
 
     def on_fit_start(self, trainer: Any) -> None:
-        _refuse_recurrent(trainer.model, "AlignmentLogger")
         logged = {r["step"] for r in self.records}
         if trainer.step_count in self.steps and trainer.step_count not in logged:
             self._log(trainer)
