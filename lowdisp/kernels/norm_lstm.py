@@ -26,7 +26,7 @@ __all__ = ["lstm_c_norm", "norm_affine", "norm_lstm_backward_step"]
 
 @njit(cache=True, nogil=True, error_model="numpy")
 def _norm_core(
-    z, gamma, beta, eps, batch, stats, rmean, rvar, xhat, inv, mu, var, out, accumulate
+    z, gamma, beta, eps, batch, stats, rmean, rvar, xhat, inv, mu, var, out, accumulate, m, rm, rv
 ):  # pragma: no cover - jitted
     B, M = z.shape
     one = z.dtype.type(1.0)
@@ -47,6 +47,11 @@ def _norm_core(
             for j in range(M):
                 var[j] /= B
                 inv[j] = one / math.sqrt(var[j] + eps)
+            if m > 0.0:  # the running statistics (unbiased variance)
+                unbias = B / (B - 1) if B > 1 else 1.0
+                for j in range(M):
+                    rm[j] = (1.0 - m) * rm[j] + m * mu[j]
+                    rv[j] = (1.0 - m) * rv[j] + (m * unbias) * var[j]
         else:
             for j in range(M):
                 mu[j] = rmean[j]
@@ -88,15 +93,53 @@ def _norm_core(
 
 @njit(cache=True, nogil=True, error_model="numpy")
 def norm_affine(
-    z, gamma, beta, eps, batch, stats, rmean, rvar, xhat, inv, mu, var, out, accumulate
+    z, gamma, beta, eps, batch, stats, rmean, rvar, xhat, inv, mu, var, out, accumulate, m, rm, rv
 ):  # pragma: no cover - jitted
-    """``xhat = (z − μ)·inv``; ``out (+)= γ ⊙ xhat + β`` (``+=`` when ``accumulate``)."""
-    _norm_core(z, gamma, beta, eps, batch, stats, rmean, rvar, xhat, inv, mu, var, out, accumulate)
+    """``xhat = (z − μ)·inv``; ``out (+)= γ ⊙ xhat + β`` (``+=`` when ``accumulate``).
+
+    With batch statistics and ``m > 0`` also ``rm ← (1 − m) rm + m μ``,
+    ``rv ← (1 − m) rv + m B/(B − 1) σ²`` (the running statistics)."""
+    _norm_core(
+        z,
+        gamma,
+        beta,
+        eps,
+        batch,
+        stats,
+        rmean,
+        rvar,
+        xhat,
+        inv,
+        mu,
+        var,
+        out,
+        accumulate,
+        m,
+        rm,
+        rv,
+    )
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
 def lstm_c_norm(
-    a, c_prev, c_next, gamma, beta, eps, batch, stats, rmean, rvar, xhat, inv, mu, var, out
+    a,
+    c_prev,
+    c_next,
+    gamma,
+    beta,
+    eps,
+    batch,
+    stats,
+    rmean,
+    rvar,
+    xhat,
+    inv,
+    mu,
+    var,
+    out,
+    m,
+    rm,
+    rv,
 ):  # pragma: no cover - jitted
     """``c_next = σ(f) c_prev + σ(i) tanh(g)`` from the gate activations ``a`` (columns
     ``i, f, g, o``), then ``out = γ ⊙ norm(c_next) + β`` (the argument of the output tanh)."""
@@ -104,7 +147,25 @@ def lstm_c_norm(
     for i in range(B):
         for j in range(n):
             c_next[i, j] = a[i, n + j] * c_prev[i, j] + a[i, j] * a[i, 2 * n + j]
-    _norm_core(c_next, gamma, beta, eps, batch, stats, rmean, rvar, xhat, inv, mu, var, out, False)
+    _norm_core(
+        c_next,
+        gamma,
+        beta,
+        eps,
+        batch,
+        stats,
+        rmean,
+        rvar,
+        xhat,
+        inv,
+        mu,
+        var,
+        out,
+        False,
+        m,
+        rm,
+        rv,
+    )
 
 
 @njit(cache=True, nogil=True, error_model="numpy")

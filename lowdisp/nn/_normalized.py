@@ -370,19 +370,49 @@ class _NormLSTM(_Cell):
             s = min(t, last)
             # a = γ_x norm(W_x x_t) + b (independent of h: no sequential dependence)
             rm, rv = (mu_x, var_x) if stats else (rmx[s], rvx[s])
+            # the running statistics of step t are updated by the kernels (m > 0)
+            m = self.momentum if (update and t <= last) else 0.0
+            ux = (rmx[t], rvx[t]) if m else (mu_x, var_x)
             norm_affine(
-                ZX[t], g_x, b, eps, bn, stats, rm, rv, XHx[t], inv_x[t], mu_x, var_x, a, False
+                ZX[t],
+                g_x,
+                b,
+                eps,
+                bn,
+                stats,
+                rm,
+                rv,
+                XHx[t],
+                inv_x[t],
+                mu_x,
+                var_x,
+                a,
+                False,
+                m,
+                *ux,
             )
-            if update and t <= last:
-                _update_running(rmx[t], rvx[t], mu_x, var_x, B, self.momentum)
             np.matmul(H[t], WhT, out=zh)
             # a += γ_h norm(W_h h_{t-1})   (the x-term and b are in a already)
             rm, rv = (mu_h, var_h) if stats else (rmh[s], rvh[s])
+            uh = (rmh[t], rvh[t]) if m else (mu_h, var_h)
             norm_affine(
-                zh, g_h, no_beta, eps, bn, stats, rm, rv, XHh[t], inv_h[t], mu_h, var_h, a, True
+                zh,
+                g_h,
+                no_beta,
+                eps,
+                bn,
+                stats,
+                rm,
+                rv,
+                XHh[t],
+                inv_h[t],
+                mu_h,
+                var_h,
+                a,
+                True,
+                m,
+                *uh,
             )
-            if update and t <= last:
-                _update_running(rmh[t], rvh[t], mu_h, var_h, B, self.momentum)
             _sigmoid(a[:, : 2 * n], out=a[:, : 2 * n])
             np.tanh(a[:, 2 * n : 3 * n], out=a[:, 2 * n : 3 * n])
             _sigmoid(a[:, 3 * n :], out=a[:, 3 * n :])
@@ -404,9 +434,9 @@ class _NormLSTM(_Cell):
                 mu_c,
                 var_c,
                 tmp,
+                m,
+                *((rmc[t], rvc[t]) if m else (mu_c, var_c)),
             )
-            if update and t <= last:
-                _update_running(rmc[t], rvc[t], mu_c, var_c, B, self.momentum)
             np.tanh(tmp, out=TC[t])
             np.multiply(a[:, 3 * n :], TC[t], out=H[t + 1])
         cache = (x, A, H, C, TC, XHx, inv_x, XHh, inv_h, XHc, inv_c, stats)
