@@ -33,7 +33,6 @@ from lowdisp._validation import (
 from lowdisp.exceptions import LowdispError
 from lowdisp.nn._checkpoint import nonfinite
 from lowdisp.nn._history import History
-from lowdisp.nn._kfac import EKFAC, KFAC
 from lowdisp.nn._layers import (
     Activation,
     Dense,
@@ -44,10 +43,7 @@ from lowdisp.nn._layers import (
 )
 from lowdisp.nn._losses import Loss
 from lowdisp.nn._optim import (
-    SGD,
-    Adam,
     Optimizer,
-    RMSprop,
     bind_masks,
     global_norm,
     model_masks,
@@ -1050,10 +1046,11 @@ def recurrent_matrix(model: Layer) -> np.ndarray:
     raise ValueError("recurrent_matrix: the model has no RNN layer")
 
 
-#: optimizer names of :func:`train`
-#: ``make_trainer``/``lowdisp train`` optimizer names; KFAC/EKFAC precondition the dense
+#: ``make_trainer``/``train``/``lowdisp train`` optimizer names; KFAC/EKFAC precondition the dense
 #: layers and dense tanh/ReLU cells (KFAC-expand) and step the rest with their SGD
-OPTIMIZERS = {"adam": Adam, "rmsprop": RMSprop, "sgd": SGD, "kfac": KFAC, "ekfac": EKFAC}
+#: (name -> class name; KFAC/EKFAC register themselves with the spec registry, so this
+#: module does not import _kfac, which would close an import circle through _spec)
+OPTIMIZERS = {"adam": "Adam", "rmsprop": "RMSprop", "sgd": "SGD", "kfac": "KFAC", "ekfac": "EKFAC"}
 
 
 def make_trainer(
@@ -1141,7 +1138,10 @@ def make_trainer(
     if lr_orth is None:
         lr_orth = lr / 10 if orth else lr
     groups = {"*.W.theta*": {"lr": lr_orth}} if orth else None
-    opt = OPTIMIZERS[optimizer](lr, groups=groups, clip_norm=clip_norm, schedule=schedule)
+    from lowdisp.nn._spec import _optimizer_classes
+
+    cls = _optimizer_classes()[OPTIMIZERS[optimizer]]
+    opt = cls(lr, groups=groups, clip_norm=clip_norm, schedule=schedule)
     return Trainer(
         model,
         task.loss(),
