@@ -232,7 +232,13 @@ def _lanczos(op: _Op, v: np.ndarray, tol: float, maxiter: int) -> NormEstimate:
         Pb, s, Qbh = np.linalg.svd(B)
         sigma = float(s[0])
         res = abs(betas[-1] * Pb[k, 0])
-        err = _error(res, sigma, float(s[1]) if s.size > 1 else -np.inf)
+        # the r²/gap bound only once the second Ritz value has converged itself
+        # (residual r₂ <= gap/10): before that the Ritz gap can overstate the
+        # true one (a near-tie σ₂ ≈ σ₁ not yet found) and stop falsely
+        second = -np.inf
+        if s.size > 1 and abs(betas[-1] * Pb[k, 1]) <= 0.1 * (sigma - float(s[1])):
+            second = float(s[1])
+        err = _error(res, sigma, second)
         ub, vb = Pb[:, 0], Qbh[0].conj()
         if conv or betas[-1] == 0.0 or err <= tol * sigma:
             conv = True
@@ -415,7 +421,9 @@ def spectral_norm(
     (σ, p, q) of B_k, ũ = U_k q and ṽ = V_k p satisfy A ṽ = σ ũ exactly and
     ‖Aᴴ ũ − σ ṽ‖ = r = β_k |e_kᵀ q|, so some singular value lies within r
     of σ, and within r²/δ when the others are at least δ away (δ estimated
-    by the Ritz gap σ − σ₂(B_k)). The method stops when
+    by the Ritz gap σ − σ₂(B_k), used only once the second Ritz value has
+    converged itself, residual ≤ δ/10: an unresolved near-tie σ₂ ≈ σ₁ makes
+    the Ritz gap overstate δ). The method stops when
     ``min(r, r²/δ) <= tol·σ``. σ is a Ritz value, hence a lower bound of ‖A‖₂;
     ``error_bound`` estimates the distance to it (rigorous when the Ritz gap
     does not overestimate the true gap, as in exact arithmetic once σ₂ has
