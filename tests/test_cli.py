@@ -41,6 +41,7 @@ def test_every_command_is_registered():
         "analyze",
         "pseudospectra",
         "reproduce",
+        "sweep",
         "bench",
         "info",
     }
