@@ -2,7 +2,10 @@
 
 Everything accepts a dense array; :func:`spectral_norm` also accepts any
 :class:`scipy.sparse.linalg.LinearOperator` (LDR matrices included) and never
-densifies it. The Schur-based routines densify operators up to n = 8192.
+densifies it. The Schur-based routines densify operators up to n = 8192;
+:func:`pseudospectra` also has routes that never do (``method="shift-invert"``
+for sparse and Toeplitz-like LDR matrices, ``method="projection"`` for any
+operator) and runs its grid on a ``dask.distributed.Client`` (``client=``).
 
 - Norms: :func:`spectral_norm` (Golub–Kahan–Lanczos, power, randomized,
   dense) → :class:`NormEstimate`; :func:`spectral_normalize`.
