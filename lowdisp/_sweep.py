@@ -581,32 +581,7 @@ def execute_run(run_dir: str, argv: Sequence[str], command: str = "train") -> di
     if command != "train":
         done = {"status": "finished", "wall_time_s": time.perf_counter() - t0}
         _write_json(os.path.join(run_dir, _DONE), done)
-    elif _run_state(run_dir) == "resume":
-        try:
-            _write_missing_outputs(run_dir, args)
-        except Exception as exc:
-            with open(err_file, "w") as fh:
-                fh.write(traceback.format_exc())
-            return _row(run_dir, "failed", _error_text(exc))
     return _row(run_dir, command=command)
-
-
-def _write_missing_outputs(run_dir: str, args: Any) -> None:
-    """A run whose checkpoint is at its target step but whose outputs are missing: its
-    process died between the last checkpoint and the summary, and ``lowdisp train
-    --resume`` stops at "already at step N" without writing them. Write them from the
-    checkpoint with train's own writer (the training wall time is lost: NaN)."""
-    from lowdisp.nn import _cli
-
-    settings = {k: getattr(args, k) for k in _cli.MODEL_FLAGS + _cli.RUN_FLAGS}
-    settings["time_limit"] = args.time_limit
-    explicit = set(getattr(args, "_explicit", ()))
-    ckpt = os.path.join(run_dir, "checkpoint.npz")
-    trainer, settings = _cli._resume(run_dir, ckpt, args, explicit, settings)
-    if trainer.step_count < settings["steps"]:  # pragma: no cover - train ran it on
-        return
-    with open(os.path.join(run_dir, "train.log"), "a") as log, contextlib.redirect_stdout(log):
-        _cli._write_outputs(trainer, run_dir, settings, float("nan"), False, None)
 
 
 # ---------------------------------------------------------------------------

@@ -204,7 +204,7 @@ def test_a_run_killed_between_its_last_checkpoint_and_its_summary_is_completed(
     serial, tmp_path, capsys
 ):
     """The window the kill test can hit: the final checkpoint is written, the summary
-    is not (lowdisp train --resume alone stops at 'already at step N')."""
+    is not (lowdisp train --resume writes the outputs from the checkpoint)."""
     import shutil
     import subprocess
     import sys

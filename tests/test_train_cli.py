@@ -114,6 +114,25 @@ def test_resume_from_the_folder_alone_equals_an_uninterrupted_run(tmp_path, caps
     assert main(["train", "--resume", "--out", str(b), "--steps", "13", *QUIET]) == 0
 
 
+def test_resume_completes_a_run_that_stopped_after_its_final_checkpoint(tmp_path, capsys):
+    # the process died between the last checkpoint and the outputs: --resume writes them
+    a = tmp_path / "a"
+    assert main(["train", *TINY, "--steps", "6", "--out", str(a), *QUIET]) == 0
+    done = json.loads((a / "summary.json").read_text())
+    for name in ("summary.json", "history.csv", "weights.npz"):
+        os.unlink(a / name)
+    capsys.readouterr()
+    assert main(["train", "--resume", str(a), *QUIET]) == 0
+    assert "without its outputs" in capsys.readouterr().out
+    again = json.loads((a / "summary.json").read_text())
+    assert again["final_eval"] == done["final_eval"] and again["steps"] == 6
+    assert (a / "history.csv").is_file() and (a / "weights.npz").is_file()
+    assert json.loads((a / "run.json").read_text())["status"] == "finished"
+    # a complete run is left alone
+    assert main(["train", "--resume", str(a), *QUIET]) == 0
+    assert "already at step 6" in capsys.readouterr().out
+
+
 @pytest.mark.slow
 def test_sigint_writes_everything_exits_130_and_resumes_bit_for_bit(tmp_path):
     run = tmp_path / "run"

@@ -338,6 +338,15 @@ def run(args: argparse.Namespace) -> int:
         snaps = Snapshots(os.path.join(out, SNAPSHOT_DIR), settings["snapshot_every"])
         trainer.callbacks.append(snaps)
     remaining = settings["steps"] - trainer.step_count
+    if remaining <= 0 and resume and not os.path.isfile(os.path.join(out, "summary.json")):
+        # the process died between its final checkpoint and its outputs: write them now
+        # from the checkpoint (the training wall time is lost: NaN)
+        files = _write_outputs(trainer, out, settings, float("nan"), False, snaps)
+        print(
+            f"{out} was at its target step {trainer.step_count} without its outputs "
+            f"(the run stopped after its last checkpoint); wrote {len(files)} files"
+        )
+        return 0
     if remaining <= 0:
         print(
             f"{out} is already at step {trainer.step_count} (target {settings['steps']}); "
