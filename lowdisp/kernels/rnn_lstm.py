@@ -11,17 +11,42 @@ from __future__ import annotations
 
 from numba import njit
 
-__all__ = ["lstm_grad_step"]
+__all__ = ["lstm_gate_step", "lstm_grad_step"]
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
-def lstm_grad_step(dh, has_dh, ch, cc, a, tc, c_prev, d):  # pragma: no cover - jitted
+def lstm_gate_step(a, c_prev, c):  # pragma: no cover - jitted
+    """The forward step's element-wise part between the two SIMD ``tanh`` calls.
+
+    ``a`` (B, 4n) holds ``tanh`` of the gate pre-activations, the ``i, f, o`` ones
+    halved, so ``σ(z) = (tanh(z/2) + 1)/2``: those columns are mapped in place to
+    the gates ``i, f, o``; then ``c = f c_prev + i g`` (``c`` (B, n)). One pass
+    replaces 7 NumPy calls on strided column slices.
+    """
+    B, n = c.shape
+    half = c.dtype.type(0.5)
+    for r in range(B):
+        # separate unit-stride loops over one row: LLVM vectorizes them (the single
+        # loop writing three gate slices of the same row was 1.9x slower in float32)
+        ar, cr, cpr = a[r], c[r], c_prev[r]
+        for j in range(2 * n):
+            ar[j] = ar[j] * half + half
+        for j in range(3 * n, 4 * n):
+            ar[j] = ar[j] * half + half
+        for j in range(n):
+            cr[j] = ar[n + j] * cpr[j] + ar[j] * ar[2 * n + j]
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def lstm_grad_step(dh, has_dh, ch, cc, a, tc, c_prev, d, db):  # pragma: no cover - jitted
     """One step back through ``c_t = f c_{t-1} + i g``, ``h_t = o tanh(c_t)``.
 
     ``dh`` (B, n): ∂L/∂h_t from the output (used if ``has_dh``); ``ch`` (B, n): the
     carry ``δ_{t+1} W_h``; ``cc`` (B, n): ∂L/∂c_t from step t+1, replaced by
     ∂L/∂c_{t-1}; ``a`` (B, 4n) the activated gates; ``tc`` = tanh(c_t);
-    ``c_prev`` = c_{t-1}; ``d`` (B, 4n) receives the pre-activation gradients.
+    ``c_prev`` = c_{t-1}; ``d`` (B, 4n) receives the pre-activation gradients,
+    whose sum over the batch is added to ``db`` (4n) (the bias gradient, no
+    separate pass over the stacked ``d``).
     """
     B, n = tc.shape
     one = tc.dtype.type(1.0)
@@ -43,3 +68,5 @@ def lstm_grad_step(dh, has_dh, ch, cc, a, tc, c_prev, d):  # pragma: no cover - 
             df[j] = dc * cpr[j] * f * (one - f)
             dg[j] = dc * i * (one - g * g)
             ccr[j] = dc * f
+        for k in range(4 * n):
+            db[k] += dr[k]

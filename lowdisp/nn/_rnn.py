@@ -1555,26 +1555,24 @@ class LSTMCell(_Cell):
         H[0] = 0 if h0 is None else h0
         C[0] = 0
         tmp = np.empty((B, 4 * n), dtype=self.dtype)
-        tmp2 = np.empty((B, n), dtype=self.dtype)
+        from lowdisp.kernels.rnn_lstm import lstm_gate_step
+
         for t in range(T):
             a = A[t]
             if t or h0 is not None:  # h_0 = 0: no recurrent term at the first step
                 np.matmul(H[t], WhT, out=tmp)
                 np.add(a, tmp, out=a)
             np.tanh(a, out=a)
-            for s in sg:
-                np.multiply(a[:, s], half, out=a[:, s])
-                np.add(a[:, s], half, out=a[:, s])
-            np.multiply(a[:, n : 2 * n], C[t], out=C[t + 1])
-            np.multiply(a[:, :n], a[:, 2 * n : 3 * n], out=tmp2)
-            np.add(C[t + 1], tmp2, out=C[t + 1])
+            # gates i, f, o from the tanh of their halves and c_t = f c_{t-1} + i g in
+            # one fused pass; the transcendental functions stay NumPy's SIMD tanh
+            lstm_gate_step(a, C[t], C[t + 1])
             np.tanh(C[t + 1], out=TC[t])
             np.multiply(a[:, 3 * n :], TC[t], out=H[t + 1])
-        return H[1:], (x, A, H, C, TC, W_h, whc)
+        return H[1:], (x, A, H, C, TC, W_h, whc, h0 is None)
 
     def backward_sequence(self, cache: Any, dH, dh_last=None):
         """BPTT; see :meth:`RNNCell.backward_sequence`."""
-        x, A, H, C, TC, W_h, whc = cache
+        x, A, H, C, TC, W_h, whc, zero_h0 = cache
         p = self._params
         n = self.hidden_size
         T, B, _ = A.shape
@@ -1584,24 +1582,28 @@ class LSTMCell(_Cell):
         if dh_last is not None:
             ch += dh_last
         cc = np.zeros((B, n), dtype=dt)
+        db = np.zeros(4 * n, dtype=dt)
         from lowdisp.kernels.rnn_lstm import lstm_grad_step
 
         has_dh = dH is not None
         for t in range(T - 1, -1, -1):
             # the element-wise part of the step in one fused pass (gates' σ' and tanh'
-            # from the stored activations), then the carry GEMM
-            lstm_grad_step(dH[t] if has_dh else ch, has_dh, ch, cc, A[t], TC[t], C[t], dG[t])
+            # from the stored activations, the bias gradient), then the carry GEMM
+            lstm_grad_step(dH[t] if has_dh else ch, has_dh, ch, cc, A[t], TC[t], C[t], dG[t], db)
             if t:
                 np.matmul(dG[t], W_h, out=ch)
         dG2 = dG.reshape(T * B, 4 * n)
         dX, dWx = self._input_grads(x, dG2, p["W_x"])
-        dW_h = dG2.T @ H[:-1].reshape(T * B, n)
+        # dW_h = Σ_t δ_tᵀ h_{t-1} as (Hᵀ δ)ᵀ: that GEMM layout is 1.25x faster in
+        # OpenBLAS (float64; same in float32) than δᵀ H; the rows of h_0 = 0 are skipped
+        s = 1 if zero_h0 else 0
+        dW_h = np.ascontiguousarray((H[s:T].reshape(-1, n).T @ dG2[s * B :]).T)
         grads = {"W_x": dWx}
         if self._wh is None:
             grads["W_h"] = dW_h
         else:
             grads.update(self._wh.pullback(whc, dW_h))
-        grads["b"] = dG2.sum(axis=0)
+        grads["b"] = db
         return dX, grads
 
     def __repr__(self) -> str:
