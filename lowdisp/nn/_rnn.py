@@ -297,6 +297,12 @@ class _BlockWeight:
     def _view(self, h: np.ndarray) -> np.ndarray:
         return h.reshape(h.shape[0], self.g, self.m).transpose(1, 0, 2)
 
+    def seq_view(self, A: np.ndarray) -> np.ndarray:
+        """``(T, B, n)`` as ``(T, g, B, m)`` (a view): ``A_v[t]`` is ``_view(A[t])``,
+        taken once per sequence instead of twice per step."""
+        T, B = A.shape[:2]
+        return A.reshape(T, B, self.g, self.m).transpose(0, 2, 1, 3)
+
     @staticmethod
     def prepare(W: np.ndarray) -> np.ndarray:
         return np.ascontiguousarray(W.transpose(0, 2, 1))
@@ -1116,12 +1122,16 @@ class RNNCell(_Cell):
             self._project(xin, U, p["b"], out=H[1:])
             if ext is not None:
                 self._input_noise(ext, xin, H[1:])
-            if rec is None:
-                WT = np.ascontiguousarray(W.T)
+            if rec is None or (ext is None and ops.kind == "block"):
+                # the plain GEMM, or the block GEMMs over per-sequence (g, B, m) views
+                if rec is None:
+                    Hs, P, ts = H, np.ascontiguousarray(W.T), tmp
+                else:
+                    Hs, P, ts = ops.seq_view(H), ops.prepare(W), ops._view(tmp)
                 for t in range(T):
                     h = H[t + 1]
                     if t or h0 is not None:
-                        np.matmul(H[t], WT, out=tmp)
+                        np.matmul(Hs[t], P, out=ts)
                         np.add(h, tmp, out=h)
                     np.tanh(h, out=h)
             else:
@@ -1341,6 +1351,13 @@ class RNNCell(_Cell):
         xin = x if ext is None else ext["x"]
         acc = _BlockGrads(self, xin, H, zero_h0, self._ops, ext)
         rec_t = self._rec_backward(W, ext)
+        if rec_t is not None and ext is None and self._ops.kind == "block":
+            # the block carry over per-sequence (g, B, m) views (no views per step)
+            ringv, carryv = self._ops.seq_view(ring), self._ops._view(carry)
+
+            def rec_t(t: int, d: np.ndarray, out: np.ndarray) -> None:
+                np.matmul(ringv[t % C], W, out=carryv)
+
         for t in range(T - 1, -1, -1):
             i = t % C
             d = ring[i]
