@@ -199,6 +199,14 @@ class IndexBits:
         Nominal tile shape (edge tiles are cut short).
     n_tiles : int
     rank : int or None
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from lowdisp.nn import index_bits
+    >>> b = index_bits(np.eye(8, dtype=bool), rank=1, tile=(4, 4))
+    >>> b.dense, b.csr, b.lrbi, b.csr_per_nonzero
+    (64, 60, 32, 7.5)
     """
 
     shape: tuple[int, int]
@@ -503,6 +511,15 @@ class LRBITile:
         Half-open row and column ranges of the tile in the matrix.
     Ip : (m_t, k_t) ndarray of bool
     Iz : (k_t, n_t) ndarray of bool
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from lowdisp.nn import boolean_product, lrbi_mask
+    >>> W = np.random.default_rng(0).standard_normal((8, 12))
+    >>> t = lrbi_mask(W, sparsity=0.5, rank=2, tile=(8, 6)).tiles[1]
+    >>> t.rows, t.cols, t.Ip.shape, t.Iz.shape, boolean_product(t.Ip, t.Iz).shape
+    ((0, 8), (6, 12), (8, 2), (2, 6), (8, 6))
     """
 
     rows: tuple[int, int]
@@ -533,6 +550,16 @@ class LRBIResult:
         per tile (the upper bound of any mask of that size).
     bits : IndexBits
         Index sizes of :attr:`mask` (dense, CSR, LRBI).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from lowdisp.nn import lrbi_mask
+    >>> res = lrbi_mask(np.random.default_rng(0).standard_normal((20, 30)), sparsity=0.7, rank=3)
+    >>> res.mask.shape, len(res.tiles), res.sparsity >= 0.7, res.bits.lrbi
+    ((20, 30), 1, True, 150)
+    >>> res.kept_magnitude <= res.magnitude_kept_magnitude
+    True
     """
 
     mask: np.ndarray
