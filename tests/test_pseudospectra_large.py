@@ -177,6 +177,9 @@ def test_bad_input():
         pseudospectra(aslinearoperator(np.eye(5)), method="shift-invert")
     with pytest.raises(ValueError, match="method='shift-invert' needs a fast shifted solve"):
         pseudospectra(np.eye(5), method="shift-invert")
+    bad = sp.diags([1.0, np.nan, 2.0]).tocsr()
+    with pytest.raises(ValueError, match="pseudospectra: A must be finite"):
+        pseudospectra(bad, method="shift-invert")
     pytest.importorskip("dask.distributed")
     with pytest.raises(TypeError, match=r"client must be a dask\.distributed\.Client"):
         pseudospectra(np.eye(5), client="tcp://127.0.0.1:8786")
