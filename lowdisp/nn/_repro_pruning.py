@@ -362,8 +362,9 @@ def format_markdown(rows: Sequence[dict[str, Any]]) -> str:
         )
         out.append("|---|---:|---:|---:|---:|---:|---:|")
         for r in (r for r in rows if r["sparsity"] == sp):
+            label = LABELS[r["criterion"]].replace("|", "\\|")  # |LM| inside a table
             out.append(
-                f"| {LABELS[r['criterion']]} | {r['steps']} "
+                f"| {label} | {r['steps']} "
                 f"| {mean_pm_std(100 * r['acc_pruned_mean'], 100 * r['acc_pruned_std'])} "
                 f"| {mean_pm_std(100 * r['acc_finetuned_mean'], 100 * r['acc_finetuned_std'])} "
                 f"| {r['actual_mean']:.4g} | {r['pred_own_mean']:.4g} "
