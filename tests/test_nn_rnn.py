@@ -268,8 +268,9 @@ def test_rnn_layer_and_stacking(rng):
         lambda: lnn.make_cell("scaled_cayley", 6, 5, dtype=F64, rng=1),
         lambda: lnn.make_cell("restricted_unitary", 6, 3, dtype=F64, rng=1),
         lambda: lnn.GRUCell(6, 5, dtype=F64, rng=1),
+        lambda: lnn.LSTMCell(6, 5, dtype=F64, rng=1),
     ],
-    ids=["tanh", "scaled_cayley", "restricted_unitary", "gru"],
+    ids=["tanh", "scaled_cayley", "restricted_unitary", "gru", "lstm"],
 )
 def test_sequence_readout_gradient_equals_layer_by_layer(cell, tokens, rng, monkeypatch):
     """Inside Sequential a Dense readout hands ``dy W`` to the RNN in factored form (formed
@@ -287,7 +288,7 @@ def test_sequence_readout_gradient_equals_layer_by_layer(cell, tokens, rng, monk
     y, cache = net.forward(x)
     dy = rng.standard_normal(y.shape)
     dx, grads = net.backward(cache, dy)
-    if isinstance(c, lnn.RNNCell):  # 19 steps: blocks of 8, 8 and 3 steps
+    if isinstance(c, lnn.RNNCell | lnn.LSTMCell):  # 19 steps: blocks of 8, 8 and 3 steps
         assert [hi - lo for lo, hi, _ in blocks] == [3, 8, 8]
     # the same chain by hand, with a materialized dH
     H, c_rnn = rnn.forward(x)

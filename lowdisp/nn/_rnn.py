@@ -1572,7 +1572,7 @@ class LSTMCell(_Cell):
         H[0] = 0 if h0 is None else h0
         C[0] = 0
         tmp = np.empty((B, 4 * n), dtype=self.dtype)
-        from lowdisp.kernels.rnn_lstm import lstm_gate_step
+        from lowdisp.kernels.rnn_lstm import lstm_gate_step, lstm_out_step
 
         for t in range(T):
             a = A[t]
@@ -1584,7 +1584,7 @@ class LSTMCell(_Cell):
             # one fused pass; the transcendental functions stay NumPy's SIMD tanh
             lstm_gate_step(a, C[t], C[t + 1])
             np.tanh(C[t + 1], out=TC[t])
-            np.multiply(a[:, 3 * n :], TC[t], out=H[t + 1])
+            lstm_out_step(a, TC[t], H[t + 1])
         return H[1:], (x, A, H, C, TC, W_h, whc, h0 is None)
 
     def backward_sequence(self, cache: Any, dH, dh_last=None):
@@ -1603,14 +1603,39 @@ class LSTMCell(_Cell):
         from lowdisp.kernels.rnn_lstm import lstm_grad_step
 
         has_dh = dH is not None
+        # a factored ∂L/∂H = A Wₒ (from a Dense readout) is formed _BLOCK steps at a
+        # time, as in the Elman cell; token input's dW_x is scattered a block at a time
+        # while the block's δ is in cache
+        Cb = min(_BLOCK, T)
+        factored = isinstance(dH, _Factored)
+        if factored:
+            dring = self._buf("dH", (Cb, B, n))
+        tokens = x.dtype.kind in "iu"
+        if tokens:
+            from lowdisp.kernels.rnn_modrelu import scatter_add_rows
+
+            dWxT = np.zeros((self.input_size, 4 * n), dtype=dt)
         for t in range(T - 1, -1, -1):
+            if factored:
+                i = t % Cb
+                if i == Cb - 1 or t == T - 1:
+                    dH.block(t - i, t + 1, dring[: i + 1])
+                dh = dring[i]
+            else:
+                dh = dH[t] if has_dh else ch
             # the element-wise part of the step in one fused pass (gates' σ' and tanh'
             # from the stored activations, the bias gradient), then the carry GEMM
-            lstm_grad_step(dH[t] if has_dh else ch, has_dh, ch, cc, A[t], TC[t], C[t], dG[t], db)
+            lstm_grad_step(dh, has_dh, ch, cc, A[t], TC[t], C[t], dG[t], db)
             if t:
                 np.matmul(dG[t], W_h, out=ch)
+            if tokens and t % Cb == 0:
+                hi = min(t + Cb, T)
+                scatter_add_rows(x[t:hi].reshape(-1), dG[t:hi].reshape(-1, 4 * n), dWxT)
         dG2 = dG.reshape(T * B, 4 * n)
-        dX, dWx = self._input_grads(x, dG2, p["W_x"])
+        if tokens:
+            dX, dWx = None, dWxT.T.copy()
+        else:
+            dX, dWx = self._input_grads(x, dG2, p["W_x"])
         # dW_h = Σ_t δ_tᵀ h_{t-1} as (Hᵀ δ)ᵀ: that GEMM layout is 1.25x faster in
         # OpenBLAS (float64; same in float32) than δᵀ H; the rows of h_0 = 0 are skipped
         s = 1 if zero_h0 else 0
@@ -1929,7 +1954,7 @@ class RNN(Layer):
 
     def backward(self, cache: Any, dy: np.ndarray) -> tuple[Any, dict]:
         if isinstance(dy, _Factored):
-            if not (self.return_sequences and isinstance(self.cell, RNNCell)):
+            if not (self.return_sequences and isinstance(self.cell, RNNCell | LSTMCell)):
                 dy = dy.materialize()
         else:
             dy = _as_grad(dy, "RNN.backward", self.dtype, self._out_shape(cache))
