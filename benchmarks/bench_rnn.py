@@ -15,7 +15,9 @@ CPU time (``time.process_time``) with one BLAS thread and one torch thread:
 - ``reg``: the tanh cell with each regularizer against none (the overhead);
 - ``peak``: the single-core GEMM peak (a 1024³ GEMM in the same run) and the fraction of
   it each step's GEMM work reaches (recurrent, input and readout products, counted
-  analytically: ``6 L B n²`` for a dense Elman step's three recurrent GEMMs).
+  analytically: ``6 L B n²`` for a dense Elman step's three recurrent GEMMs), and the
+  step's GEMMs timed alone (the ceiling of that fraction: the per-step GEMMs are small,
+  ``(64, 128) x (128, 128)``, and run below the 1024³ peak).
 
 One step = the :class:`lowdisp.nn.Trainer` step (batch draw, forward, loss, BPTT, Adam)
 on the copy task (sequence ``T + 20``), batch 64.
@@ -86,6 +88,39 @@ def _torch(task: Any, kind: str, n: int, dt: Any, batch: int):
         )
         loss.backward()
         opt.step()
+
+    return step
+
+
+def _gemms_only(task: Any, n: int, dt: Any, batch: int):
+    """Exactly the GEMMs of one dense tanh Trainer step, with nothing else: the ceiling
+    of what the step can reach. Forward ``h_{t-1} Wᵀ`` (none at t = 0, h_0 = 0), readout
+    forward and ``dV``, the factored ``dy V`` and ``dW`` in blocks of 8 steps, the BPTT
+    carry ``δ_t W``, all on the same shapes as the step's."""
+    L = task.batch(1, rng=0)[0].shape[0]
+    k = task.output_size
+    g = np.random.default_rng(0)
+    H = g.standard_normal((L + 1, batch, n)).astype(dt) * 0.1
+    W = g.standard_normal((n, n)).astype(dt) * 0.1
+    V = g.standard_normal((k, n)).astype(dt) * 0.1
+    dY = g.standard_normal((L, batch, k)).astype(dt)
+    tmp = np.empty((batch, n), dtype=dt)
+    Y = np.empty((L * batch, k), dtype=dt)
+    ring = np.empty((8, batch, n), dtype=dt)
+    dW = np.empty((n, n), dtype=dt)
+    C = 8
+
+    def step() -> None:
+        for t in range(1, L):
+            np.matmul(H[t], W, out=tmp)
+        np.matmul(H[1:].reshape(-1, n), V.T, out=Y)
+        dY.reshape(-1, k).T @ H[1:].reshape(-1, n)
+        for t in range(L - 1, 0, -1):
+            np.matmul(H[t], W, out=tmp)
+        for lo in range(0, L, C):
+            hi = min(lo + C, L)
+            np.matmul(dY[lo:hi].reshape(-1, k), V, out=ring[: hi - lo].reshape(-1, n))
+            np.matmul(ring[: hi - lo].reshape(-1, n).T, H[lo + 1 : hi + 1].reshape(-1, n), out=dW)
 
     return step
 
@@ -185,6 +220,9 @@ def cells(argv: list[str]) -> int:
             if have_torch and "peak" in parts:
                 fn = _torch(small, "rnn", 128, dt, B)
                 add("reg", dt, "torch nn.RNN", 128, fn, "dense", small)
+            if "peak" in parts:
+                fn = _gemms_only(small, 128, dt, B)
+                add("reg", dt, "GEMMs alone", 128, fn, "dense", small)
     samples: dict[int, list[float]] = {i: [] for i in range(len(configs))}
     peaks: dict[str, list[float]] = {}
     with blas_threads(1):
@@ -249,7 +287,8 @@ def cells(argv: list[str]) -> int:
         "first/this: speed-up over the first row of its part at that n (the dense tanh cell, "
         "the LSTM, the tanh cell without regularizer); torch/this: speed-up over torch + Adam; "
         "of peak: the step's GEMM flops (recurrent + readout, counted analytically) per second "
-        "over the GEMM peak."
+        "over the GEMM peak; GEMMs alone: exactly the dense tanh step's GEMMs (same shapes and "
+        "count, nothing else), the ceiling of the tanh step's fraction of the peak."
     )
     print(text)
     if not args.no_save:
