@@ -415,3 +415,22 @@ def test_restricted_unitary_permutation_comes_from_the_cell_rng():
     assert sorted(perm) == list(range(6))
     c = lnn.make_cell("restricted_unitary", 3, 6, rng=0, recurrent_options={"perm": perm})
     np.testing.assert_array_equal(c.weight.map.perm, perm)
+
+
+@pytest.mark.parametrize("zero_h0", [True, False])
+def test_lstm_token_bptt_blocks_equal_one_hot(zero_h0, rng):
+    """Token input reduces δ in a ring of 8 steps (dW_h, dW_x, b); over 19 steps (blocks of
+    8, 8, 3) its gradients equal the one-hot float route (whole δ, finite-difference
+    checked above) to rounding, with h_0 = 0 and with a given h_0."""
+    cell = lnn.LSTMCell(5, 4, dtype=F64, rng=3)
+    tokens = rng.integers(0, 5, (19, 3))
+    h0 = None if zero_h0 else rng.standard_normal((3, 4))
+    dH = rng.standard_normal((19, 3, 4))
+    _, cache = cell.forward_sequence(tokens, h0)
+    dx, g_tok = cell.backward_sequence(cache, dH)
+    assert dx is None
+    _, cache = cell.forward_sequence(np.eye(5)[tokens], h0)
+    _, g_oh = cell.backward_sequence(cache, dH)
+    assert sorted(g_tok) == sorted(g_oh)
+    for k in g_oh:
+        np.testing.assert_allclose(g_tok[k], g_oh[k], rtol=1e-12, atol=1e-13, err_msg=k)
