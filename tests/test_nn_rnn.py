@@ -434,3 +434,23 @@ def test_lstm_token_bptt_blocks_equal_one_hot(zero_h0, rng):
     assert sorted(g_tok) == sorted(g_oh)
     for k in g_oh:
         np.testing.assert_allclose(g_tok[k], g_oh[k], rtol=1e-12, atol=1e-13, err_msg=k)
+
+
+@pytest.mark.parametrize("dt,tol", [(np.float64, 1e-15), (np.float32, 3e-7)])
+def test_lstm_sigmoid_via_tanh_kernels(dt, tol, rng):
+    """σ(z) = (tanh(z/2) + 1)/2 on the i, f, o columns and tanh on g, by the two kernels
+    around one np.tanh, equals scipy's expit and np.tanh."""
+    from scipy.special import expit
+
+    from lowdisp.kernels.rnn_lstm import lstm_sigmoid_post, lstm_sigmoid_pre
+
+    n = 5
+    a = (4 * rng.standard_normal((3, 4 * n))).astype(dt)
+    got = a.copy()
+    lstm_sigmoid_pre(got)
+    np.tanh(got, out=got)
+    lstm_sigmoid_post(got)
+    ref = np.concatenate(
+        [expit(a[:, : 2 * n]), np.tanh(a[:, 2 * n : 3 * n]), expit(a[:, 3 * n :])], axis=1
+    )
+    np.testing.assert_allclose(got, ref, rtol=0, atol=tol)
