@@ -349,8 +349,9 @@ def run_tiles(
     client: Any = None,
     progress: Callable[[int], None] | None = None,
     sizes: list[int] | None = None,
+    threads: int = 1,
 ) -> list[tuple[np.ndarray, ...]]:
-    """``[fn(shared, *t) for t in tiles]``, or the same on a Dask client.
+    """``[fn(shared, *t) for t in tiles]``, on ``threads`` threads or on a Dask client.
 
     With a client, ``shared`` (the Schur factor, the operator or the
     Hessenberg matrix) is scattered once to every worker and each tile is a
@@ -358,12 +359,19 @@ def run_tiles(
     as each tile finishes.
     """
     if client is None:
-        out = []
-        for i, t in enumerate(tiles):
-            out.append(fn(shared, *t))
+
+        def one(i: int) -> tuple[np.ndarray, ...]:
+            r = fn(shared, *tiles[i])
             if progress is not None:
                 progress(sizes[i] if sizes else 1)
-        return out
+            return r
+
+        if threads <= 1 or len(tiles) == 1:
+            return [one(i) for i in range(len(tiles))]
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(max_workers=min(threads, len(tiles))) as pool:
+            return list(pool.map(one, range(len(tiles))))
     from lowdisp._dask import import_distributed
 
     dd = import_distributed("pseudospectra")

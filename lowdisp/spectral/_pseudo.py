@@ -874,7 +874,12 @@ def _operator_grid(
         im_ = im_u if im_u is not None else np.linspace(bx[2], bx[3], npts)
         rows, inv = _mirror_rows(im_) if real else (im_, np.arange(im_.size))
         gens = opts.rng.spawn(rows.size)
-        ntile = max(1, min(rows.size, 4 * max(opts.workers, 1)))
+        # 4 tiles per worker thread or Dask worker (rows have their own streams:
+        # the tiling does not change the result)
+        nw = opts.workers
+        if opts.client is not None:
+            nw = max(1, len(opts.client.scheduler_info().get("workers", {})))
+        ntile = max(1, min(rows.size, 4 * max(nw, 1)))
         cuts = np.linspace(0, rows.size, ntile + 1).astype(np.intp)
         spans = [(int(cuts[i]), int(cuts[i + 1])) for i in range(ntile) if cuts[i] < cuts[i + 1]]
         if route == "projection":
@@ -892,6 +897,7 @@ def _operator_grid(
                 client=opts.client,
                 progress=bar,
                 sizes=[(b - a) * re_.size for a, b in spans],
+                threads=opts.workers,
             )
         finally:
             bar.close()
