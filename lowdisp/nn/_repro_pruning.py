@@ -396,6 +396,12 @@ def claims_report(rows: Sequence[dict[str, Any]], s: PruningSettings) -> str:
             for sp in s.sparsities
         ]
         lines.append(f"  ours {LABELS[c]}: Σ|pred-actual| {S0} -> {S1} steps at " + ", ".join(errs))
+        tot = [
+            f"{sp:.0%}: {_get(rows, c, S1, sp, 'pred_own_mean'):.3g} vs "
+            f"{_get(rows, c, S1, sp, 'actual_mean'):.3g}"
+            for sp in s.sparsities
+        ]
+        lines.append(f"    total predicted vs actual with {S1} steps: " + ", ".join(tot))
     lines.append(f"[paper] {CLAIMS['ranking']}")
     for sp in s.sparsities:
         spread = []
