@@ -24,9 +24,8 @@ the input and output connections, fast dropout p = 0.2, L2 weight 1e-4.
 from __future__ import annotations
 
 import math
-import os
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from lowdisp.nn._seqdata import KEYS
@@ -248,24 +247,23 @@ def reproduce(
     """Run ``lowdisp reproduce noise`` and write its folder; returns ``{"out", "rows",
     "results", "summary", "settings"}``."""
     import lowdisp.nn as lnn
-    from lowdisp.nn._repro_rnn import (
-        aggregate_runs,
-        cell_available,
-        load_average,
-        no_grid_options,
-        start,
-        write_run,
-    )
+    from lowdisp.nn._repro_rnn import aggregate_runs, begin, cell_available, finish, load_average
     from lowdisp.nn._reproduce import run_jobs
 
-    where = "reproduce noise"
-    no_grid_options(where, families, datasets)
-    s = settings(quick=quick, seeds=seeds, epochs=epochs)
-    if settings_override:
-        s = replace(s, **settings_override)
-    if jobs is None:
-        jobs = 1 if quick else min(2, os.cpu_count() or 1)
-    out = start(out, "noise", quick, force, FILES)
+    s, jobs, out = begin(
+        "noise",
+        settings,
+        quick=quick,
+        out=out,
+        seeds=seeds,
+        epochs=epochs,
+        jobs=jobs,
+        families=families,
+        datasets=datasets,
+        force=force,
+        settings_override=settings_override,
+        extra_files=FILES,
+    )
     lnn.load_chorales()  # build the cache once, before any worker needs it
     missing = {}
     for c in s.conditions:
@@ -333,20 +331,19 @@ def reproduce(
         "table was not recovered. Beside ours for orientation only (different data and split).\n"
     )
     fig = _figure(results) if plot else None
-    written = write_run(
+    return finish(
         out,
+        s,
         results=results,
         result_columns=RESULT_COLUMNS,
         rows=rows,
         table_columns=TABLE_COLUMNS,
         table_md=table,
+        verdict=verdict,
         summary=summary,
-        settings={**asdict(s), "missing": missing},
+        missing=missing,
         figure=fig,
         figure_name=FILES[0],
+        total=total,
+        log=log,
     )
-    log("")
-    log(table)
-    log(verdict)
-    log(f"\n{len(results)} runs in {total / 60:.1f} min; wrote {', '.join(written)}")
-    return {"out": out, "rows": rows, "results": results, "summary": summary, "settings": s}

@@ -216,6 +216,77 @@ def no_grid_options(where: str, families: Any, datasets: Any) -> None:
         )
 
 
+def begin(
+    name: str,
+    make_settings: Callable[..., Any],
+    *,
+    quick: bool,
+    out: str | None,
+    seeds: int | None,
+    epochs: int | None,
+    jobs: int | None,
+    families: Any,
+    datasets: Any,
+    force: bool,
+    settings_override: dict[str, Any] | None,
+    extra_files: Sequence[str],
+) -> tuple[Any, int, str]:
+    """The common start of ``reproduce <name>``: refuse grid options, build the
+    settings (``make_settings(quick=, seeds=, epochs=)`` then ``settings_override``),
+    default ``jobs`` (1 quick, else up to 2) and the run folder (:func:`start`).
+    Returns ``(settings, jobs, out)``."""
+    from dataclasses import replace
+
+    no_grid_options(f"reproduce {name}", families, datasets)
+    s = make_settings(quick=quick, seeds=seeds, epochs=epochs)
+    if settings_override:
+        s = replace(s, **settings_override)
+    if jobs is None:
+        jobs = 1 if quick else min(2, os.cpu_count() or 1)
+    return s, jobs, start(out, name, quick, force, extra_files)
+
+
+def finish(
+    out: str,
+    s: Any,
+    *,
+    results: Sequence[dict[str, Any]],
+    result_columns: Sequence[str],
+    rows: list[dict[str, Any]],
+    table_columns: Sequence[str],
+    table_md: str,
+    verdict: str,
+    summary: str,
+    missing: dict[str, str],
+    figure: Any,
+    figure_name: str,
+    total: float,
+    log: Callable[[str], None],
+) -> dict[str, Any]:
+    """The common end of ``reproduce <name>``: :func:`write_run` (settings ``s`` as a
+    dict plus ``missing``), log the table, the verdict and what was written, and
+    return ``{"out", "rows", "results", "summary", "settings"}``."""
+    from dataclasses import asdict
+
+    written = write_run(
+        out,
+        results=results,
+        result_columns=result_columns,
+        rows=rows,
+        table_columns=table_columns,
+        table_md=table_md,
+        summary=summary,
+        settings={**asdict(s), "missing": missing},
+        figure=figure,
+        figure_name=figure_name,
+    )
+    log("")
+    log(table_md)
+    log(verdict)
+    log(f"\n{len(results)} runs in {total / 60:.1f} min; wrote {', '.join(written)}")
+    return {"out": out, "rows": rows, "results": results, "summary": summary, "settings": s}
+
+
 def cell_available(cell: str, options: dict, hidden: int = 8) -> str | None:
     """``None`` if ``make_cell(cell, 2, hidden, **options)`` builds, else why not (one line)."""
     import lowdisp.nn as lnn

@@ -26,9 +26,8 @@ matrix's spectral radius, norm, departure from normality and
 from __future__ import annotations
 
 import math
-import os
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -353,24 +352,23 @@ def reproduce(
 ) -> dict[str, Any]:
     """Run ``lowdisp reproduce robustness`` and write its folder; returns ``{"out",
     "rows", "results", "summary", "settings"}``."""
-    from lowdisp.nn._repro_rnn import (
-        aggregate_runs,
-        cell_available,
-        load_average,
-        no_grid_options,
-        start,
-        write_run,
-    )
+    from lowdisp.nn._repro_rnn import aggregate_runs, begin, cell_available, finish, load_average
     from lowdisp.nn._reproduce import run_jobs
 
-    where = "reproduce robustness"
-    no_grid_options(where, families, datasets)
-    s = settings(quick=quick, seeds=seeds, epochs=epochs)
-    if settings_override:
-        s = replace(s, **settings_override)
-    if jobs is None:
-        jobs = 1 if quick else min(2, os.cpu_count() or 1)
-    out = start(out, "robustness", quick, force, FILES)
+    s, jobs, out = begin(
+        "robustness",
+        settings,
+        quick=quick,
+        out=out,
+        seeds=seeds,
+        epochs=epochs,
+        jobs=jobs,
+        families=families,
+        datasets=datasets,
+        force=force,
+        settings_override=settings_override,
+        extra_files=FILES,
+    )
     task = _task(s)  # fails early (clear ImportError) without scikit-learn
     missing = {}
     for lab, (cell, opts) in MODELS.items():
@@ -425,20 +423,19 @@ def reproduce(
     )
     fig = _figure(results, s) if plot and results else None
     flat = [{k: v for k, v in r.items() if k not in ("curves", "W")} for r in results]
-    written = write_run(
+    return finish(
         out,
+        s,
         results=flat,
         result_columns=RESULT_COLUMNS,
         rows=rows,
         table_columns=TABLE_COLUMNS,
         table_md=table,
+        verdict=verdict,
         summary=summary,
-        settings={**asdict(s), "missing": missing},
+        missing=missing,
         figure=fig,
         figure_name=FILES[0],
+        total=total,
+        log=log,
     )
-    log("")
-    log(table)
-    log(verdict)
-    log(f"\n{len(results)} runs in {total / 60:.1f} min; wrote {', '.join(written)}")
-    return {"out": out, "rows": rows, "results": flat, "summary": summary, "settings": s}
