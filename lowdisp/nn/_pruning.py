@@ -545,6 +545,22 @@ def pruning_scores(
     where = "pruning_scores"
     model, _ = _resolve(target, where)
     chosen = _default_paths(model, paths, where)
+    return _criterion_scores(target, model, chosen, criterion, data, loss, fisher, rng, where)
+
+
+def _criterion_scores(
+    target: Any,
+    model: Any,
+    chosen: list[str],
+    criterion: Any,
+    data: Any,
+    loss: Any,
+    fisher: Any,
+    rng: Any,
+    where: str,
+) -> dict[str, np.ndarray]:
+    """Check ``criterion``, ``fisher`` and ``rng``, estimate the loss statistics the
+    criterion needs (none for magnitude/random) and score the ``chosen`` paths."""
     check_criterion(criterion, where)
     check_flavour(fisher, where)
     gen = as_rng(rng, where=where)
@@ -732,13 +748,7 @@ def prune(
                 )
             scores[p] = s
     else:
-        check_criterion(criterion, where)
-        check_flavour(fisher, where)
-        gen = as_rng(rng, where=where)
-        stats = None
-        if criterion not in ("magnitude", "random"):
-            stats = _stats_for(target, model, data, loss, where)
-        scores = _scores(model, chosen, criterion, stats, fisher, gen, where)
+        scores = _criterion_scores(target, model, chosen, criterion, data, loss, fisher, rng, where)
 
     def count(remaining: int, size: int, what: str) -> int:
         return _count(amount, remaining, what, where)
