@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 from lowdisp.nn._seqdata import KEYS
@@ -93,12 +93,10 @@ def settings(
 ) -> Settings:
     """The full settings, or the ``--quick`` ones (hidden 32, 300 steps, 2 seeds).
     ``epochs`` sets the number of training steps in hundreds (``--epochs 30``: 3000)."""
+    from lowdisp.nn._repro_rnn import seeds_and_steps
+
     s = Settings(hidden=32, lr=1e-2, steps=300, eval_every=100, seeds=2) if quick else Settings()
-    if seeds is not None:
-        s = replace(s, seeds=seeds)
-    if epochs is not None:
-        s = replace(s, steps=100 * epochs)
-    return s
+    return seeds_and_steps(s, seeds, epochs)
 
 
 def _job(args: tuple) -> dict[str, Any]:

@@ -57,6 +57,17 @@ def count_weights(model: Any) -> tuple[int, int]:
     return total, rec
 
 
+def seeds_and_steps(s: Any, seeds: int | None, epochs: int | None) -> Any:
+    """``s`` with ``seeds`` and ``epochs`` (training steps in hundreds) where given."""
+    from dataclasses import replace
+
+    if seeds is not None:
+        s = replace(s, seeds=seeds)
+    if epochs is not None:
+        s = replace(s, steps=100 * epochs)
+    return s
+
+
 def fit_best(
     model: Any,
     task: Any,

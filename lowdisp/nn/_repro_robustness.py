@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -101,16 +101,14 @@ def settings(
 ) -> Settings:
     """Full settings, or ``--quick`` (8 steps of 8 pixels, hidden 32, lr 1e-2, 400 steps,
     2 seeds). ``epochs`` sets the training steps in hundreds."""
+    from lowdisp.nn._repro_rnn import seeds_and_steps
+
     s = (
         Settings(hidden=32, pixels_per_step=8, lr=1e-2, steps=400, eval_every=100, seeds=2)
         if quick
         else Settings()
     )
-    if seeds is not None:
-        s = replace(s, seeds=seeds)
-    if epochs is not None:
-        s = replace(s, steps=100 * epochs)
-    return s
+    return seeds_and_steps(s, seeds, epochs)
 
 
 def _task(s: Settings) -> Any:

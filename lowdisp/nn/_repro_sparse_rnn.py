@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 __all__ = ["reproduce", "settings"]
@@ -82,16 +82,14 @@ def settings(
 ) -> Settings:
     """Full settings, or ``--quick`` (hidden 48, lr 1e-2, 200 steps, 2 seeds).
     ``epochs`` sets the training steps in hundreds."""
+    from lowdisp.nn._repro_rnn import seeds_and_steps
+
     s = (
         Settings(hidden=48, lr=1e-2, steps=200, eval_every=100, blocks=(4, 16))
         if quick
         else Settings()
     )
-    if seeds is not None:
-        s = replace(s, seeds=seeds)
-    if epochs is not None:
-        s = replace(s, steps=100 * epochs)
-    return s
+    return seeds_and_steps(s, seeds, epochs)
 
 
 def _options(kind: str) -> dict[str, Any]:
