@@ -102,7 +102,7 @@ def settings(
 def _job(args: tuple) -> dict[str, Any]:
     name, seed, s = args
     import lowdisp.nn as lnn
-    from lowdisp.nn._repro_rnn import build_model, fit_best
+    from lowdisp.nn._repro_rnn import build_model, fit_settings
 
     task = lnn.chorales(T=s.T, dtype=s.dtype, build=True)
     reg = CONDITIONS[name]
@@ -115,17 +115,7 @@ def _job(args: tuple) -> dict[str, Any]:
         curve.append((len(curve) + 1, v))
         return v
 
-    fit = fit_best(
-        model,
-        task,
-        steps=s.steps,
-        lr=s.lr,
-        batch_size=s.batch_size,
-        seed=seed,
-        eval_every=s.eval_every,
-        score=score,
-        clip_norm=s.clip_norm,
-    )
+    fit = fit_settings(model, task, s, seed=seed, score=score)
     test = lnn.frame_nll(model, task, "test") if math.isfinite(fit["best_score"]) else math.nan
     return {
         "condition": name,

@@ -140,6 +140,26 @@ def fit_best(
     }
 
 
+def fit_settings(
+    model: Any, task: Any, s: Any, *, seed: int, score: Callable[[Any], float], **options: Any
+) -> dict[str, Any]:
+    """:func:`fit_best` with the protocol's hyperparameters read from the settings ``s``
+    (``steps``, ``lr``, ``batch_size``, ``eval_every``, ``clip_norm``); ``options``
+    are passed on (``lower_is_better``, ``apply_constraints``)."""
+    return fit_best(
+        model,
+        task,
+        steps=s.steps,
+        lr=s.lr,
+        batch_size=s.batch_size,
+        seed=seed,
+        eval_every=s.eval_every,
+        score=score,
+        clip_norm=s.clip_norm,
+        **options,
+    )
+
+
 def aggregate_runs(
     results: Sequence[dict[str, Any]], keys: Sequence[str], group: str = "condition"
 ) -> list[dict[str, Any]]:

@@ -126,21 +126,17 @@ def _accuracy(model: Any, data: tuple[np.ndarray, np.ndarray]) -> float:
 def _job(args: tuple) -> dict[str, Any]:
     label, seed, s = args
     import lowdisp.nn as lnn
-    from lowdisp.nn._repro_rnn import build_model, fit_best
+    from lowdisp.nn._repro_rnn import build_model, fit_settings
 
     task = _task(s)
     cell, opts = MODELS[label]
     model = build_model(task, cell, s.hidden, opts, seed=1000 + seed, dtype=s.dtype)
-    fit = fit_best(
+    fit = fit_settings(
         model,
         task,
-        steps=s.steps,
-        lr=s.lr,
-        batch_size=s.batch_size,
+        s,
         seed=seed,
-        eval_every=s.eval_every,
         score=lambda m: _accuracy(m, task.validation_data()),
-        clip_norm=s.clip_norm,
         lower_is_better=False,
         apply_constraints=True,
     )

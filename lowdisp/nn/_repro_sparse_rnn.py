@@ -139,21 +139,13 @@ def conditions(s: Settings, task: Any) -> list[tuple[str, str, int]]:
 def _job(args: tuple) -> dict[str, Any]:
     label, kind, hidden, seed, s = args
     import lowdisp.nn as lnn
-    from lowdisp.nn._repro_rnn import build_model, count_weights, fit_best
+    from lowdisp.nn._repro_rnn import build_model, count_weights, fit_settings
 
     task = lnn.char_lm(T=s.T)
     model = build_model(task, "tanh", hidden, _options(kind), seed=1000 + seed, dtype=s.dtype)
     total, rec = count_weights(model)
-    fit = fit_best(
-        model,
-        task,
-        steps=s.steps,
-        lr=s.lr,
-        batch_size=s.batch_size,
-        seed=seed,
-        eval_every=s.eval_every,
-        score=lambda m: lnn.frame_nll(m, task, "validation"),
-        clip_norm=s.clip_norm,
+    fit = fit_settings(
+        model, task, s, seed=seed, score=lambda m: lnn.frame_nll(m, task, "validation")
     )
     test = lnn.frame_nll(model, task, "test") if math.isfinite(fit["best_score"]) else math.nan
     return {
