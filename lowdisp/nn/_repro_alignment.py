@@ -517,9 +517,9 @@ def reproduce(
     """
     from lowdisp.exceptions import UsageError
     from lowdisp.nn._reproduce import (
+        claim_out,
         csv_text,
         machine_info,
-        prepare_out,
         run_jobs,
         write_text,
     )
@@ -535,17 +535,7 @@ def reproduce(
         s = replace(s, **settings_override)
     if jobs is None:
         jobs = 1 if quick else min(2, os.cpu_count() or 1)
-    out = out or os.path.join("runs", "reproduce-alignment" + ("-quick" if quick else ""))
-    held = [f for f in OUT_FILES if os.path.exists(os.path.join(out, f))]
-    if held and not force:
-        raise UsageError(
-            f"reproduce: {out} already holds a run ({', '.join(held)}); choose another --out "
-            f"or overwrite it with --force"
-        )
-    prepare_out(out, force=force, where="reproduce")
-    for f in held:
-        if os.path.exists(os.path.join(out, f)):
-            os.remove(os.path.join(out, f))
+    out = claim_out(out, "alignment", quick=quick, force=force, files=OUT_FILES)
     grid = [(p, seed, s) for p in s.noises for seed in range(s.seeds)]
     log(
         f"alignment: {s.dataset} MLP depth {s.depth} width {s.width}, label noise "

@@ -527,7 +527,7 @@ def reproduce(
     grid; ``settings_override`` replaces fields of the settings (tests).
     """
     from lowdisp.exceptions import UsageError
-    from lowdisp.nn._reproduce import csv_text, machine_info, prepare_out, run_jobs, write_text
+    from lowdisp.nn._reproduce import claim_out, csv_text, machine_info, run_jobs, write_text
 
     where = "reproduce bnlstm"
     if families is not None:
@@ -548,16 +548,7 @@ def reproduce(
         s = replace(s, datasets=tuple(d for d in s.datasets if d.name in datasets))
     if jobs is None:
         jobs = 1 if quick else min(2, os.cpu_count() or 1)
-    out = out or os.path.join("runs", "reproduce-bnlstm" + ("-quick" if quick else ""))
-    held = [f for f in OUT_FILES if os.path.exists(os.path.join(out, f))]
-    if held and not force:
-        raise UsageError(
-            f"reproduce: {out} already holds a run ({', '.join(held)}); choose another --out "
-            f"or overwrite it with --force"
-        )
-    for f in held:
-        os.remove(os.path.join(out, f))
-    prepare_out(out, force=force, where="reproduce")
+    out = claim_out(out, "bnlstm", quick=quick, force=force, files=OUT_FILES)
     job_list = _jobs(s)
     load0 = _load()
     log(

@@ -547,9 +547,9 @@ def reproduce(
     """
     from lowdisp.exceptions import UsageError
     from lowdisp.nn._reproduce import (
+        claim_out,
         csv_text,
         machine_info,
-        prepare_out,
         run_jobs,
         write_text,
     )
@@ -564,16 +564,7 @@ def reproduce(
         s = replace(s, **settings_override)
     if jobs is None:
         jobs = 1 if quick else min(2, os.cpu_count() or 1)
-    out = out or os.path.join("runs", "reproduce-pruning" + ("-quick" if quick else ""))
-    held = [f for f in OUT_FILES if os.path.exists(os.path.join(out, f))]
-    if held and not force:
-        raise UsageError(
-            f"{where}: {out} already holds a run ({', '.join(held)}); choose another --out "
-            f"or overwrite it with --force"
-        )
-    for f in held:
-        os.remove(os.path.join(out, f))
-    prepare_out(out, force=force, where="reproduce")
+    out = claim_out(out, "pruning", quick=quick, force=force, files=OUT_FILES, where=where)
     load0 = _load()
     n_runs = s.seeds * len(s.criteria) * len(s.steps) * len(s.sparsities)
     log(

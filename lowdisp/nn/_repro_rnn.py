@@ -21,10 +21,10 @@ from typing import Any
 import numpy as np
 
 from lowdisp.nn._reproduce import (
+    claim_out,
     csv_text,
     machine_info,
     mean_pm_std,
-    prepare_out,
     write_text,
 )
 
@@ -220,22 +220,6 @@ def write_run(
     return written
 
 
-def start(out: str | None, name: str, quick: bool, force: bool, extra_files: Sequence[str]) -> str:
-    """The run folder (created; a previous run refused unless ``force``)."""
-    from lowdisp.exceptions import UsageError
-
-    out = out or os.path.join("runs", f"reproduce-{name}" + ("-quick" if quick else ""))
-    held = [f for f in extra_files if os.path.exists(os.path.join(out, f))]
-    if held and not force:
-        raise UsageError(
-            f"reproduce: {out} already holds a run ({', '.join(held)}); choose another --out "
-            f"or overwrite it with --force"
-        )
-    for f in held:
-        os.remove(os.path.join(out, f))
-    return prepare_out(out, force=force, where="reproduce")
-
-
 def no_grid_options(where: str, families: Any, datasets: Any) -> None:
     """The recurrent reproductions have fixed conditions: --families/--datasets are refused."""
     from lowdisp.exceptions import UsageError
@@ -264,7 +248,7 @@ def begin(
 ) -> tuple[Any, int, str]:
     """The common start of ``reproduce <name>``: refuse grid options, build the
     settings (``make_settings(quick=, seeds=, epochs=)`` then ``settings_override``),
-    default ``jobs`` (1 quick, else up to 2) and the run folder (:func:`start`).
+    default ``jobs`` (1 quick, else up to 2) and the run folder (``claim_out``).
     Returns ``(settings, jobs, out)``."""
     from dataclasses import replace
 
@@ -274,7 +258,7 @@ def begin(
         s = replace(s, **settings_override)
     if jobs is None:
         jobs = 1 if quick else min(2, os.cpu_count() or 1)
-    return s, jobs, start(out, name, quick, force, extra_files)
+    return s, jobs, claim_out(out, name, quick=quick, force=force, files=extra_files)
 
 
 def finish(

@@ -452,6 +452,33 @@ def prepare_out(out: str, *, force: bool, where: str) -> str:
     return out
 
 
+def claim_out(
+    out: str | None,
+    name: str,
+    *,
+    quick: bool,
+    force: bool,
+    files: Sequence[str],
+    where: str = "reproduce",
+) -> str:
+    """The run folder of ``reproduce <name>`` (default ``runs/reproduce-<name>``, with
+    ``-quick`` for a quick run), made by :func:`prepare_out`; a folder holding one of
+    the reproduction's own ``files`` is refused (``where`` names the caller) unless
+    ``force``, and then those files are removed."""
+    from lowdisp.exceptions import UsageError
+
+    out = out or os.path.join("runs", f"reproduce-{name}" + ("-quick" if quick else ""))
+    held = [f for f in files if os.path.exists(os.path.join(out, f))]
+    if held and not force:
+        raise UsageError(
+            f"{where}: {out} already holds a run ({', '.join(held)}); choose another --out "
+            f"or overwrite it with --force"
+        )
+    for f in held:
+        os.remove(os.path.join(out, f))
+    return prepare_out(out, force=force, where="reproduce")
+
+
 def write_text(out: str, name: str, text: str, written: list[str]) -> None:
     """Write ``text`` to the file ``name`` in the folder ``out`` (UTF-8) and append
     its path to ``written``; the file writer of every reproduction."""
