@@ -499,13 +499,6 @@ def _jobs(s: Settings) -> list[tuple]:
     return jobs
 
 
-def _load() -> str:
-    try:
-        return " ".join(f"{v:.1f}" for v in os.getloadavg())
-    except OSError:  # pragma: no cover - not on every platform
-        return "n/a"
-
-
 def reproduce(
     *,
     quick: bool = False,
@@ -527,7 +520,14 @@ def reproduce(
     grid; ``settings_override`` replaces fields of the settings (tests).
     """
     from lowdisp.exceptions import UsageError
-    from lowdisp.nn._reproduce import claim_out, csv_text, machine_info, run_jobs, write_text
+    from lowdisp.nn._reproduce import (
+        claim_out,
+        csv_text,
+        load_averages,
+        machine_info,
+        run_jobs,
+        write_text,
+    )
 
     where = "reproduce bnlstm"
     if families is not None:
@@ -550,7 +550,7 @@ def reproduce(
         jobs = 1 if quick else min(2, os.cpu_count() or 1)
     out = claim_out(out, "bnlstm", quick=quick, force=force, files=OUT_FILES)
     job_list = _jobs(s)
-    load0 = _load()
+    load0 = load_averages(".1f")
     log(
         f"bnlstm: {len(s.models)} models x "
         + ", ".join(f"{d.name} ({d.steps} steps)" for d in s.datasets)
@@ -582,7 +582,7 @@ def reproduce(
     summary = (
         "# Recurrent batch normalization (Cooijmans et al. 2017; Laurent et al. 2016)\n\n"
         f"{len(job_list)} runs in {total / 60:.1f} min wall ({jobs} worker(s); load average "
-        f"{load0} at the start, {_load()} at the end).\n\n"
+        f"{load0} at the start, {load_averages('.1f')} at the end).\n\n"
         + "".join(f"- {k}: {v}\n" for k, v in s.notes.items())
         + "\n## Claims, checked on our numbers\n\n"
         + "".join(f"- [{k}] {v}\n" for k, v in CLAIMS.items())

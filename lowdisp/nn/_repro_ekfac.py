@@ -949,13 +949,6 @@ def plot_curves(curves: Sequence[dict[str, Any]], s: EkfacSettings, path: str | 
     return fig
 
 
-def _load() -> str:
-    try:
-        return " ".join(f"{x:.2f}" for x in os.getloadavg())
-    except OSError:  # pragma: no cover - not on every platform
-        return "n/a"
-
-
 def reproduce(
     *,
     quick: bool = False,
@@ -977,7 +970,7 @@ def reproduce(
     (tests shrink the budgets with it).
     """
     from lowdisp.exceptions import UsageError
-    from lowdisp.nn._reproduce import prepare_out
+    from lowdisp.nn._reproduce import load_averages, prepare_out
 
     where = "reproduce ekfac"
     if families is not None or datasets is not None:
@@ -1006,7 +999,7 @@ def reproduce(
             optimizers=opts,
             notes={**s.notes, "missing": "lowdisp.nn has no KFAC/EKFAC: compared SGD and Adam"},
         )
-    load0 = _load()
+    load0 = load_averages()
     log(
         f"ekfac: {len(s.problems)} problems x {len(opts)} optimizers; lr grids of "
         f"{len(next(iter(s.grids.values()))['sgd'])}, then {s.seeds} seeds; budgets "
@@ -1040,7 +1033,7 @@ def reproduce(
     frob = frobenius_rows(s)
     claims = claims_report(rows, frob)
     total = time.perf_counter() - t0
-    load1 = _load()
+    load1 = load_averages()
     frob_md = format_frobenius(frob, s)
     summary = (
         f"# {s.paper}\n\n"

@@ -519,13 +519,6 @@ def plot_locality(
 # -- the command -----------------------------------------------------------------------
 
 
-def _load() -> str:
-    try:
-        return " ".join(f"{x:.2f}" for x in os.getloadavg())
-    except OSError:  # pragma: no cover
-        return "n/a"
-
-
 def reproduce(
     *,
     quick: bool = False,
@@ -549,6 +542,7 @@ def reproduce(
     from lowdisp.nn._reproduce import (
         claim_out,
         csv_text,
+        load_averages,
         machine_info,
         run_jobs,
         write_text,
@@ -565,7 +559,7 @@ def reproduce(
     if jobs is None:
         jobs = 1 if quick else min(2, os.cpu_count() or 1)
     out = claim_out(out, "pruning", quick=quick, force=force, files=OUT_FILES, where=where)
-    load0 = _load()
+    load0 = load_averages()
     n_runs = s.seeds * len(s.criteria) * len(s.steps) * len(s.sparsities)
     log(
         f"pruning: {s.dataset} {s.hidden}, {s.seeds} seed(s) x {len(s.criteria)} criteria x "
@@ -610,7 +604,7 @@ def reproduce(
     rows = aggregate(results)
     claims = claims_report(rows, s)
     total = time.perf_counter() - t0
-    load1 = _load()
+    load1 = load_averages()
     dense_acc = _ms([r["acc_dense"] for r in results if r["steps"] == s.steps[0]])
     summary = (
         f"# {s.paper}\n\n"

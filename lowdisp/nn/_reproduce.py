@@ -488,6 +488,15 @@ def write_text(out: str, name: str, text: str, written: list[str]) -> None:
     written.append(path)
 
 
+def load_averages(fmt: str = ".2f") -> str:
+    """The 1-, 5- and 15-minute load averages, each formatted with ``fmt`` (``n/a``
+    where the platform has none)."""
+    try:
+        return " ".join(f"{x:{fmt}}" for x in os.getloadavg())
+    except OSError:  # pragma: no cover - not on every platform
+        return "n/a"
+
+
 def machine_info() -> dict[str, Any]:
     """The lowdisp version, Python version, machine and CPU count recorded in a
     reproduction's settings.json."""
