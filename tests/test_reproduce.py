@@ -3,7 +3,6 @@ columns and exact parameter counts, and refuse bad input with one line."""
 
 from __future__ import annotations
 
-import csv
 import subprocess
 import sys
 
@@ -11,16 +10,9 @@ import pytest
 
 from lowdisp.cli import main
 from lowdisp.nn._reproduce import RESULT_COLUMNS, TABLE_COLUMNS
+from tests.reproduce_common import read_csv
 
 N = 64  # digits: the hidden layer is 64 x 64
-
-
-def _read(path):
-    with open(path, newline="") as f:
-        rows = list(csv.DictReader(f))
-    with open(path, newline="") as f:
-        header = next(csv.reader(f))
-    return header, rows
 
 
 def _one_line_error(capsys, *needles):
@@ -55,7 +47,7 @@ def thomas_quick(tmp_path_factory):
 
 @pytest.mark.slow
 def test_thomas2018_quick_table(thomas_quick):
-    header, rows = _read(thomas_quick / "table.csv")
+    header, rows = read_csv(thomas_quick / "table.csv")
     assert tuple(header) == TABLE_COLUMNS
     assert [r["model"] for r in rows] == list(THOMAS_WEIGHTS)
     for r in rows:
@@ -67,7 +59,7 @@ def test_thomas2018_quick_table(thomas_quick):
         assert float(r["compression"]) == pytest.approx(N * N / w)
         assert int(r["seeds"]) == 2 and int(r["diverged"]) == 0
         assert 10 <= float(r["accuracy_mean"]) <= 100 and float(r["accuracy_std"]) >= 0
-    header, runs = _read(thomas_quick / "results.csv")
+    header, runs = read_csv(thomas_quick / "results.csv")
     assert tuple(header) == RESULT_COLUMNS and len(runs) == 2 * len(THOMAS_WEIGHTS)
     assert {r["epochs"] for r in runs} == {"30"}
 
@@ -90,7 +82,7 @@ def test_an_existing_run_is_refused_then_forced(thomas_quick, capsys):
     _one_line_error(capsys, "already holds a run", "--force")
     assert main([*args, "--force", "--seeds", "1", "--epochs", "1", "--no-plot"]) == 0
     assert not (thomas_quick / "accuracy_vs_params.png").exists()
-    _, runs = _read(thomas_quick / "results.csv")
+    _, runs = read_csv(thomas_quick / "results.csv")
     assert len(runs) == len(THOMAS_WEIGHTS) and {r["epochs"] for r in runs} == {"1"}
 
 
@@ -111,7 +103,7 @@ def test_araujo2019_quick_grid_equal_budgets(tmp_path):
     out = tmp_path / "araujo"
     # the quick grid with fewer epochs: the counts and columns do not depend on them
     assert main(["reproduce", "araujo2019", "--quick", "--epochs", "2", "--out", str(out)]) == 0
-    header, rows = _read(out / "table.csv")
+    header, rows = read_csv(out / "table.csv")
     assert tuple(header) == TABLE_COLUMNS
     weights = _araujo_weights()
     assert [r["model"] for r in rows] == list(weights)
@@ -138,8 +130,8 @@ def test_worker_processes_give_the_same_numbers(tmp_path):
     args += ["--epochs", "1", "--no-plot"]
     assert main([*args, "--out", str(tmp_path / "a"), "--jobs", "1"]) == 0
     assert main([*args, "--out", str(tmp_path / "b"), "--jobs", "2"]) == 0
-    _, a = _read(tmp_path / "a" / "results.csv")
-    _, b = _read(tmp_path / "b" / "results.csv")
+    _, a = read_csv(tmp_path / "a" / "results.csv")
+    _, b = read_csv(tmp_path / "b" / "results.csv")
     key = ("model", "seed", "test_accuracy", "val_accuracy", "best_epoch")
     assert [tuple(r[k] for k in key) for r in a] == [tuple(r[k] for k in key) for r in b]
     assert len(a) == 4

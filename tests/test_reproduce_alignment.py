@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 
 import lowdisp.nn as lnn
-from lowdisp.cli import main
 from lowdisp.exceptions import UsageError
 from lowdisp.nn import _repro_alignment as R
+from tests.reproduce_common import quick_run
 
 pytest.importorskip("sklearn")  # the quick run uses scikit-learn's digits
 
@@ -26,9 +26,7 @@ def _read(path):
 
 @pytest.fixture(scope="module")
 def quick(tmp_path_factory):
-    out = tmp_path_factory.mktemp("alignment") / "run"
-    assert main(["reproduce", "alignment", "--quick", "--out", str(out)]) == 0
-    return out
+    return quick_run(tmp_path_factory, "alignment")
 
 
 @pytest.mark.slow

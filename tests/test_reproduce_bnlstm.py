@@ -3,32 +3,21 @@ finite numbers; the aggregation and the claim verdicts are checked on small case
 
 from __future__ import annotations
 
-import csv
 import math
 
 import numpy as np
 import pytest
 
-from lowdisp.cli import main
 from lowdisp.exceptions import UsageError
 from lowdisp.nn import _repro_bnlstm as R
+from tests.reproduce_common import quick_run, read_csv
 
 pytest.importorskip("sklearn")  # the quick run uses scikit-learn's digits
 
 
-def _read(path):
-    with open(path, newline="") as f:
-        rows = list(csv.DictReader(f))
-    with open(path, newline="") as f:
-        header = next(csv.reader(f))
-    return header, rows
-
-
 @pytest.fixture(scope="module")
 def quick(tmp_path_factory):
-    out = tmp_path_factory.mktemp("bnlstm") / "run"
-    assert main(["reproduce", "bnlstm", "--quick", "--out", str(out)]) == 0
-    return out
+    return quick_run(tmp_path_factory, "bnlstm")
 
 
 @pytest.mark.slow
@@ -37,16 +26,16 @@ def test_quick_writes_every_file_with_its_columns(quick):
         assert (quick / name).is_file(), name
     assert (quick / "curves.png").stat().st_size > 10_000
     s = R.settings(quick=True)
-    header, rows = _read(quick / "table.csv")
+    header, rows = read_csv(quick / "table.csv")
     assert tuple(header) == R.TABLE_COLUMNS
     assert [r["model"] for r in rows] == [m[0] for m in R.MODELS]
     for r in rows:
         assert int(r["seeds"]) + int(r["diverged"]) == s.seeds
         for k in ("val_acc_final_mean", "test_acc_mean", "val_acc_auc_mean"):
             assert 0.0 <= float(r[k]) <= 100.0, (r["model"], k)
-    header, rows = _read(quick / "results.csv")
+    header, rows = read_csv(quick / "results.csv")
     assert tuple(header) == R.RESULT_COLUMNS and len(rows) == s.seeds * len(R.MODELS)
-    header, curves = _read(quick / "curves.csv")
+    header, curves = read_csv(quick / "curves.csv")
     assert tuple(header) == R.CURVE_COLUMNS
     steps = s.datasets[0].steps // s.datasets[0].eval_every
     assert len(curves) == steps * len(rows)

@@ -5,7 +5,6 @@ choice and the claim verdicts are checked on small cases."""
 
 from __future__ import annotations
 
-import csv
 import math
 import warnings
 
@@ -14,16 +13,9 @@ import pytest
 
 from lowdisp.cli import main
 from lowdisp.nn import _repro_ekfac as R
+from tests.reproduce_common import read_csv
 
 pytest.importorskip("sklearn")  # the quick problems run on scikit-learn's digits
-
-
-def _read(path):
-    with open(path, newline="") as f:
-        rows = list(csv.DictReader(f))
-    with open(path, newline="") as f:
-        header = next(csv.reader(f))
-    return header, rows
 
 
 @pytest.fixture(scope="module")
@@ -49,7 +41,7 @@ def test_quick_writes_every_file(quick):
 
 @pytest.mark.slow
 def test_quick_table_columns_and_finite_numbers(quick):
-    header, rows = _read(quick / "table.csv")
+    header, rows = read_csv(quick / "table.csv")
     assert tuple(header) == R.TABLE_COLUMNS
     s = R.settings(quick=True)
     assert [(r["problem"], r["optimizer"]) for r in rows] == [
@@ -75,9 +67,9 @@ def test_quick_table_columns_and_finite_numbers(quick):
 
 @pytest.mark.slow
 def test_quick_results_and_curves(quick):
-    header, runs = _read(quick / "results.csv")
+    header, runs = read_csv(quick / "results.csv")
     assert tuple(header) == R.RESULT_COLUMNS
-    header, curve = _read(quick / "curves.csv")
+    header, curve = read_csv(quick / "curves.csv")
     assert tuple(header) == R.CURVE_COLUMNS
     s = R.settings(quick=True)
     finals = [r for r in runs if r["phase"] == "final"]
@@ -94,7 +86,7 @@ def test_quick_results_and_curves(quick):
 
 @pytest.mark.slow
 def test_quick_frobenius_ekfac_never_farther(quick):
-    header, rows = _read(quick / "frobenius.csv")
+    header, rows = read_csv(quick / "frobenius.csv")
     assert tuple(header) == R.FROBENIUS_COLUMNS
     assert rows
     for r in rows:

@@ -4,39 +4,29 @@ claims beside ours; the index bits of a row match index_bits on its own masks.""
 
 from __future__ import annotations
 
-import csv
 import math
 
 import numpy as np
 import pytest
 
-from lowdisp.cli import main
 from lowdisp.exceptions import UsageError
 from lowdisp.nn import _repro_lrbi as R
 from lowdisp.nn import index_bits
+from tests.reproduce_common import quick_run, read_csv
 
 pytest.importorskip("sklearn")  # the quick run uses scikit-learn's digits
 
 
-def _read(path):
-    with open(path, newline="") as f:
-        header = next(csv.reader(f))
-    with open(path, newline="") as f:
-        return header, list(csv.DictReader(f))
-
-
 @pytest.fixture(scope="module")
 def quick(tmp_path_factory):
-    out = tmp_path_factory.mktemp("lrbi") / "run"
-    assert main(["reproduce", "lrbi", "--quick", "--out", str(out)]) == 0
-    return out
+    return quick_run(tmp_path_factory, "lrbi")
 
 
 @pytest.mark.slow
 def test_quick_files_columns_and_claims(quick):
     for name in R.OUT_FILES:
         assert (quick / name).is_file(), name
-    header, rows = _read(quick / "table.csv")
+    header, rows = read_csv(quick / "table.csv")
     assert tuple(header) == R.TABLE_COLUMNS
     s = R.settings(quick=True)
     assert [r["method"] for r in rows] == [m.label for m in s.methods] * len(s.sparsities)
@@ -49,7 +39,7 @@ def test_quick_files_columns_and_claims(quick):
         assert math.isfinite(float(r["acc_retrained_std"]))
         if r["method"].startswith("LRBI"):
             assert float(r["index_bits_per_nz"]) < float(mp["index_bits_per_nz"])
-    header, results = _read(quick / "results.csv")
+    header, results = read_csv(quick / "results.csv")
     assert tuple(header) == R.RESULT_COLUMNS
     assert len(results) == s.seeds * len(s.methods) * len(s.sparsities)
     text = (quick / "summary.md").read_text()

@@ -3,30 +3,19 @@ numbers, the reached sparsities, and the claims printed beside ours."""
 
 from __future__ import annotations
 
-import csv
 import math
 
 import pytest
 
-from lowdisp.cli import main
 from lowdisp.nn import _repro_pruning as R
+from tests.reproduce_common import quick_run, read_csv
 
 pytest.importorskip("sklearn")  # the quick run uses scikit-learn's digits
 
 
-def _read(path):
-    with open(path, newline="") as f:
-        rows = list(csv.DictReader(f))
-    with open(path, newline="") as f:
-        header = next(csv.reader(f))
-    return header, rows
-
-
 @pytest.fixture(scope="module")
 def quick(tmp_path_factory):
-    out = tmp_path_factory.mktemp("pruning") / "run"
-    assert main(["reproduce", "pruning", "--quick", "--out", str(out)]) == 0
-    return out
+    return quick_run(tmp_path_factory, "pruning")
 
 
 def test_quick_writes_every_file(quick):
@@ -41,7 +30,7 @@ def test_quick_writes_every_file(quick):
 
 def test_quick_table_columns_and_numbers(quick):
     s = R.settings(quick=True)
-    header, rows = _read(quick / "table.csv")
+    header, rows = read_csv(quick / "table.csv")
     assert tuple(header) == R.TABLE_COLUMNS
     assert [(r["criterion"], int(r["steps"]), float(r["sparsity"])) for r in rows] == [
         (c, S, sp) for c in s.criteria for S in s.steps for sp in s.sparsities
@@ -51,11 +40,11 @@ def test_quick_table_columns_and_numbers(quick):
         for k in ("acc_pruned_mean", "acc_finetuned_mean"):
             assert 0 <= float(r[k]) <= 1
         assert math.isfinite(float(r["actual_mean"])) and math.isfinite(float(r["pred_own_mean"]))
-    header, results = _read(quick / "results.csv")
+    header, results = read_csv(quick / "results.csv")
     assert tuple(header) == R.RESULT_COLUMNS
     for r in results:
         assert abs(float(r["reached"]) - float(r["sparsity"])) < 1e-3
-    header, steps = _read(quick / "steps.csv")
+    header, steps = read_csv(quick / "steps.csv")
     assert tuple(header) == R.STEP_COLUMNS
     n_steps = len(s.criteria) * len(s.sparsities) * sum(s.steps) * s.seeds
     assert len(steps) == n_steps
