@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 import lowdisp.nn as lnn
+from tests.torch_parity import float64_default_dtype, ours_from_torch
 
 torch = pytest.importorskip("torch")
 nng_backend = pytest.importorskip("nngeometry.backend")
@@ -27,10 +28,8 @@ N = 30
 @pytest.fixture(autouse=True)
 def float64_default():
     """nngeometry builds its centring matrix in torch's default dtype."""
-    old = torch.get_default_dtype()
-    torch.set_default_dtype(torch.float64)
-    yield
-    torch.set_default_dtype(old)
+    with float64_default_dtype():
+        yield
 
 
 @pytest.fixture(scope="module")
@@ -48,20 +47,7 @@ def pair():
             if isinstance(m, torch.nn.Linear):
                 m.bias.normal_(0, 0.1)
     tmodel = torch.nn.Sequential(*tl)
-    ours = []
-    for m in tl:
-        if isinstance(m, torch.nn.Linear):
-            d = lnn.Dense(m.in_features, m.out_features, dtype=np.float64)
-            d.params()["W"][...] = m.weight.detach().numpy()
-            d.params()["b"][...] = m.bias.detach().numpy()
-            ours.append(d)
-        else:
-            ours.append(
-                lnn.ReLU(dtype=np.float64)
-                if isinstance(m, torch.nn.ReLU)
-                else lnn.Tanh(dtype=np.float64)
-            )
-    model = lnn.Sequential(ours)  # layer names "0".."4", as torch's
+    model = ours_from_torch(tl)  # layer names "0".."4", as torch's
     rng = np.random.default_rng(3)
     x = rng.normal(size=(N, SIZES[0]))
     y = rng.integers(0, SIZES[-1], N)

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 import lowdisp.nn as lnn
+from tests.torch_parity import float64_default_dtype, ours_from_torch
 
 torch = pytest.importorskip("torch")
 nng_metrics = pytest.importorskip("nngeometry.metrics")
@@ -22,10 +23,8 @@ SIZES = (20, 16, 12, 10)
 @pytest.fixture(autouse=True)
 def float64_default():
     """nngeometry builds its output-Hessian factors in torch's default dtype."""
-    old = torch.get_default_dtype()
-    torch.set_default_dtype(torch.float64)
-    yield
-    torch.set_default_dtype(old)
+    with float64_default_dtype():
+        yield
 
 
 @pytest.fixture(scope="module")
@@ -37,16 +36,7 @@ def pair():
         if i < len(SIZES) - 2:
             layers.append(torch.nn.Tanh())
     tmodel = torch.nn.Sequential(*layers)
-    ours = []
-    for layer in layers:
-        if isinstance(layer, torch.nn.Linear):
-            d = lnn.Dense(layer.in_features, layer.out_features, dtype=np.float64)
-            d.params()["W"][...] = layer.weight.detach().numpy()
-            d.params()["b"][...] = layer.bias.detach().numpy()
-            ours.append(d)
-        else:
-            ours.append(lnn.Tanh(dtype=np.float64))
-    model = lnn.Sequential(ours)  # layer names "0".."4", as torch's
+    model = ours_from_torch(layers)  # layer names "0".."4", as torch's
     rng = np.random.default_rng(1)
     x = rng.normal(size=(64, SIZES[0]))
     y = rng.integers(0, SIZES[-1], 64)
