@@ -4,7 +4,6 @@ and the logged steps are checked on small cases."""
 
 from __future__ import annotations
 
-import csv
 import itertools
 import math
 
@@ -14,14 +13,13 @@ import pytest
 import lowdisp.nn as lnn
 from lowdisp.exceptions import UsageError
 from lowdisp.nn import _repro_alignment as R
-from tests.reproduce_common import quick_run
+from tests.reproduce_common import quick_run, read_csv
 
 pytest.importorskip("sklearn")  # the quick run uses scikit-learn's digits
 
 
 def _read(path):
-    with open(path, newline="") as f:
-        return list(csv.DictReader(f))
+    return read_csv(path)[1]
 
 
 @pytest.fixture(scope="module")

@@ -4,7 +4,6 @@ music21 is needed)."""
 
 from __future__ import annotations
 
-import csv
 import math
 import os
 import shutil
@@ -15,15 +14,13 @@ from lowdisp.cli import main
 from lowdisp.exceptions import UsageError
 from lowdisp.nn import _repro_noise, _repro_robustness, _repro_sparse_rnn
 from lowdisp.nn._reproduce_cli import PAPERS
+from tests.reproduce_common import read_csv
 
 FIXTURE = os.path.join(os.path.dirname(__file__), "data", "chorales_tiny.npz")
 
 
 def _read(path):
-    with open(path, newline="") as f:
-        header = next(csv.reader(f))
-    with open(path, newline="") as f:
-        rows = list(csv.DictReader(f))
+    header, rows = read_csv(path)
     return tuple(header), rows
 
 
