@@ -440,7 +440,16 @@ def prepare_out(out: str, *, force: bool, where: str) -> str:
 
     if os.path.exists(out) and not os.path.isdir(out):
         raise UsageError(f"{where}: --out {out} is a file, not a folder")
-    held = [f for f in OUT_FILES if os.path.exists(os.path.join(out, f))]
+    _clear_previous(out, OUT_FILES, force=force, where=where)
+    os.makedirs(out, exist_ok=True)
+    return out
+
+
+def _clear_previous(out: str, files: Sequence[str], *, force: bool, where: str) -> None:
+    """Refuse a folder ``out`` holding one of ``files`` unless ``force``; then remove them."""
+    from lowdisp.exceptions import UsageError
+
+    held = [f for f in files if os.path.exists(os.path.join(out, f))]
     if held and not force:
         raise UsageError(
             f"{where}: {out} already holds a run ({', '.join(held)}); choose another --out "
@@ -448,8 +457,6 @@ def prepare_out(out: str, *, force: bool, where: str) -> str:
         )
     for f in held:
         os.remove(os.path.join(out, f))
-    os.makedirs(out, exist_ok=True)
-    return out
 
 
 def claim_out(
@@ -465,17 +472,8 @@ def claim_out(
     ``-quick`` for a quick run), made by :func:`prepare_out`; a folder holding one of
     the reproduction's own ``files`` is refused (``where`` names the caller) unless
     ``force``, and then those files are removed."""
-    from lowdisp.exceptions import UsageError
-
     out = out or os.path.join("runs", f"reproduce-{name}" + ("-quick" if quick else ""))
-    held = [f for f in files if os.path.exists(os.path.join(out, f))]
-    if held and not force:
-        raise UsageError(
-            f"{where}: {out} already holds a run ({', '.join(held)}); choose another --out "
-            f"or overwrite it with --force"
-        )
-    for f in held:
-        os.remove(os.path.join(out, f))
+    _clear_previous(out, files, force=force, where=where)
     return prepare_out(out, force=force, where="reproduce")
 
 
