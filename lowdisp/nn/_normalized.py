@@ -47,7 +47,7 @@ from typing import Any
 import numpy as np
 
 from lowdisp._validation import as_rng, check_bool, check_int, check_option, check_real
-from lowdisp.nn._layers import _check_dtype, _sigmoid
+from lowdisp.nn._layers import _check_dtype
 from lowdisp.nn._rnn import _REGISTERED_CELLS, _Cell
 from lowdisp.nn._spec import register_layer
 
@@ -323,6 +323,7 @@ class _NormLSTM(_Cell):
         self, x: np.ndarray, h0: Any, train: bool = True, rng: Any = None
     ) -> tuple[np.ndarray, Any]:
         from lowdisp.kernels.norm_lstm import lstm_c_norm, norm_affine
+        from lowdisp.kernels.rnn_lstm import lstm_out_step, lstm_sigmoid_post, lstm_sigmoid_pre
 
         p = self._params
         n = self.hidden_size
@@ -413,9 +414,11 @@ class _NormLSTM(_Cell):
                 m,
                 *uh,
             )
-            _sigmoid(a[:, : 2 * n], out=a[:, : 2 * n])
-            np.tanh(a[:, 2 * n : 3 * n], out=a[:, 2 * n : 3 * n])
-            _sigmoid(a[:, 3 * n :], out=a[:, 3 * n :])
+            # σ(z) = (tanh(z/2) + 1)/2: one SIMD tanh over all 4n gate columns
+            # (scipy's expit on the i, f, o slices was 4x slower in float32)
+            lstm_sigmoid_pre(a)
+            np.tanh(a, out=a)
+            lstm_sigmoid_post(a)
             # c_t, then tmp = γ_c norm(c_t) + β_c
             rm, rv = (mu_c, var_c) if stats else (rmc[s], rvc[s])
             lstm_c_norm(
@@ -438,7 +441,7 @@ class _NormLSTM(_Cell):
                 *((rmc[t], rvc[t]) if m else (mu_c, var_c)),
             )
             np.tanh(tmp, out=TC[t])
-            np.multiply(a[:, 3 * n :], TC[t], out=H[t + 1])
+            lstm_out_step(a, TC[t], H[t + 1])
         cache = (x, A, H, C, TC, XHx, inv_x, XHh, inv_h, XHc, inv_c, stats)
         return H[1:], cache
 
