@@ -52,7 +52,9 @@ def test_operator_values():
     assert ld.Shift(3).params.size == 0
     assert ld.Subdiagonal([2.0, 3.0], 0.5).alpha == 3.0
     assert ld.Shift(3, 1.0) == ld.Shift(3, 1.0) != ld.Shift(3, -1.0)
-    assert ld.Shift(3).T == ld.Shift(3).T
+    # transposes compare by value (two separate objects), and differ from the operator
+    assert ld.Shift(3).T == ld.Shift(3).T != ld.Shift(3)
+    assert np.array_equal(ld.Shift(3).T.toarray(), shift_matrix(3, 0.0).T)
 
 
 def test_operators_are_immutable():
