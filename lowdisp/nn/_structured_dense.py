@@ -147,6 +147,9 @@ class StructuredDense(Layer):
     (40, 2.0)
     """
 
+    #: per-example statistics hook (lowdisp.nn._curvature): called as ``stats(x, dy_rows)``
+    _stats: Any = None
+
     def __init__(
         self,
         in_features: int,
@@ -202,6 +205,8 @@ class StructuredDense(Layer):
     def _backward(self, cache: Any, dy: Any, factored: bool) -> tuple[np.ndarray, dict]:
         xshape, inner = cache
         dy2 = np.asarray(dy, dtype=self.dtype).reshape(-1, self.out_features)
+        if self._stats is not None:  # the input rows are inner[0] (zero-padded when tiled)
+            self._stats(inner[0][:, : self.in_features].reshape(xshape), dy2)
         dx, grads = S.vjp(self._t, self._params, inner, dy2)
         if "b" in self._params:
             grads["b"] = dy2.sum(axis=0)
