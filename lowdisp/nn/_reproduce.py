@@ -24,6 +24,7 @@ import json
 import math
 import os
 import platform
+import re
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -85,6 +86,9 @@ class ModelSpec:
         ``n -> width`` layer (a narrow dense net).
     structure : str, optional
     rank, depth, width : int, optional
+    options : tuple of (name, value) pairs
+        Further keyword arguments of the hidden layer (e.g. a
+        ``DiagonalCirculant``'s ``relu_every``, ``slope``, ``init``).
     """
 
     label: str
@@ -94,6 +98,7 @@ class ModelSpec:
     rank: int | None = None
     depth: int | None = None
     width: int | None = None
+    options: tuple[tuple[str, Any], ...] = ()
 
 
 def build_shl(spec: ModelSpec, n_in: int, n_out: int, *, dtype: Any, rng: Any) -> Any:
@@ -112,7 +117,9 @@ def build_shl(spec: ModelSpec, n_in: int, n_out: int, *, dtype: Any, rng: Any) -
         hidden = lnn.Fastfood(n_in, dtype=dtype, rng=gen)
         width = n_in
     elif spec.kind == "diagonal_circulant":
-        hidden = lnn.DiagonalCirculant(n_in, depth=spec.depth, dtype=dtype, rng=gen)
+        hidden = lnn.DiagonalCirculant(
+            n_in, depth=spec.depth, dtype=dtype, rng=gen, **dict(spec.options)
+        )
         width = n_in
     elif spec.kind == "dense_bottleneck":
         width = int(spec.width)  # type: ignore[arg-type]
@@ -157,9 +164,16 @@ class Settings:
     lr: float = 1e-3
     momentum: float = 0.9
     batch_size: int = 50
+    optimizer: str = "sgd"  # "sgd" (with ``momentum``) or "adam" (default betas)
     dtype: str = "float32"
     quick: bool = False
     notes: dict[str, Any] = field(default_factory=dict)
+
+    def optimizer_text(self) -> str:
+        """``"SGD lr 0.001 momentum 0.9"`` or ``"Adam lr 5e-05"`` for logs and summaries."""
+        if self.optimizer == "adam":
+            return f"Adam lr {self.lr:g}"
+        return f"SGD lr {self.lr:g} momentum {self.momentum:g}"
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -187,7 +201,10 @@ def run_one(dataset: str, spec: ModelSpec, seed: int, settings: Settings) -> dic
     hidden_params = lnn.count_params(hidden)
     hidden_bias = hidden.params()["b"].size if "b" in hidden.params() else 0
     weights = hidden_params - hidden_bias
-    opt = lnn.SGD(settings.lr, momentum=settings.momentum)
+    if settings.optimizer == "adam":
+        opt = lnn.Adam(settings.lr)
+    else:
+        opt = lnn.SGD(settings.lr, momentum=settings.momentum)
     stop = lnn.EarlyStopping(patience=None)
     trainer = lnn.Trainer(
         model,
@@ -210,22 +227,22 @@ def run_one(dataset: str, spec: ModelSpec, seed: int, settings: Settings) -> dic
         "compression": (n * n) / weights,
         "epochs": settings.epochs,
     }
+    per_epoch = math.ceil(task.info["n_train"] / settings.batch_size)
     t0 = time.perf_counter()
-    try:
+    try:  # a validation pass can overflow too (OverflowError): a divergence, never an abort
         trainer.fit(epochs=settings.epochs, progress=False)
-    except lnn.TrainingDivergedError as exc:
+        seconds = time.perf_counter() - t0
+        test = trainer.evaluate()
+    except (lnn.TrainingDivergedError, OverflowError) as exc:
         row.update(
-            test_accuracy=float("nan"),
-            val_accuracy=float("nan"),
-            best_epoch=-1,
+            test_accuracy=float("nan"),  # not scored, for every model alike
+            val_accuracy=stop.best if stop.best is not None else float("nan"),
+            best_epoch=(stop.best_step or 0) // per_epoch if stop.best is not None else -1,
             train_seconds=time.perf_counter() - t0,
             ms_per_step=float("nan"),
-            status=f"diverged: {str(exc).split('.')[0]}",
+            status=_diverged_status(exc, trainer.step_count, per_epoch),
         )
         return row
-    seconds = time.perf_counter() - t0
-    test = trainer.evaluate()
-    per_epoch = math.ceil(task.info["n_train"] / settings.batch_size)
     row.update(
         test_accuracy=test["accuracy"],
         val_accuracy=stop.best if stop.best is not None else float("nan"),
@@ -235,6 +252,18 @@ def run_one(dataset: str, spec: ModelSpec, seed: int, settings: Settings) -> dic
         status="ok",
     )
     return row
+
+
+def _diverged_status(exc: BaseException, step_count: int, per_epoch: int) -> str:
+    """``"diverged at step S (epoch E): cause"``, the status of a diverged run."""
+    m = re.search(r"diverged at step (\d+): (.*?)\. The parameters", str(exc), re.S)
+    if m:  # TrainingDivergedError: a training step
+        step, cause = int(m.group(1)), m.group(2)
+    else:  # an OverflowError of the validation pass after step_count
+        step, cause = step_count, f"the validation pass overflowed ({exc})"
+    cause = " ".join(cause.split())
+    cause = cause if len(cause) <= 240 else cause[:239] + "…"
+    return f"diverged at step {step} (epoch {(step - 1) // per_epoch + 1}): {cause}"
 
 
 def _run_job(args: tuple) -> dict[str, Any]:
@@ -338,6 +367,9 @@ def aggregate(
                 "accuracy_std": 100 * float(ok.std(ddof=1)) if ok.size > 1 else float("nan"),
                 "seeds": int(ok.size),
                 "diverged": int(acc.size - ok.size),
+                "diverged_runs": [
+                    f"seed {r['seed']}: {r['status']}" for r in runs if r["status"] != "ok"
+                ],
                 "train_seconds": float(np.mean([r["train_seconds"] for r in runs])),
                 "ms_per_step": float(np.nanmean([r["ms_per_step"] for r in runs]))
                 if ok.size
@@ -422,7 +454,10 @@ def format_markdown(rows: Sequence[dict[str, Any]]) -> str:
         )
         out.append("|---|---:|---:|---:|---:|---:|---:|---:|")
         for r in sub:
-            seeds = f"{r['seeds']}" + (f" ({r['diverged']} diverged)" if r["diverged"] else "")
+            n_runs = r["seeds"] + r["diverged"]
+            seeds = f"{r['seeds']}" + (
+                f" ({r['diverged']}/{n_runs} diverged)" if r["diverged"] else ""
+            )
             paper = mean_pm_std(r["paper_accuracy"], r["paper_std"])
             out.append(
                 f"| {r['model']} | {r['hidden_weights']} | {r['compression']:.1f} "

@@ -142,7 +142,7 @@ def reproduce(
     log(
         f"{paper}: {len(settings.models)} models x {len(settings.datasets)} datasets "
         f"({', '.join(settings.datasets)}) x {settings.seeds} seeds = {n_runs} runs; "
-        f"{settings.epochs} epochs each, SGD lr {settings.lr:g} momentum {settings.momentum:g} "
+        f"{settings.epochs} epochs each, {settings.optimizer_text()} "
         f"batch {settings.batch_size}; {jobs} worker(s); writing to {out}"
     )
     t0 = time.perf_counter()
@@ -153,8 +153,8 @@ def reproduce(
     summary = (
         f"# {settings.paper}\n\n"
         f"{n_runs} runs in {total / 60:.1f} min ({jobs} worker(s)); "
-        f"{settings.seeds} seeds, {settings.epochs} epochs, SGD lr {settings.lr:g} momentum "
-        f"{settings.momentum:g} batch {settings.batch_size}.\n\n"
+        f"{settings.seeds} seeds, {settings.epochs} epochs, {settings.optimizer_text()} "
+        f"batch {settings.batch_size}.\n\n"
         + "".join(f"- {k}: {v}\n" for k, v in settings.notes.items())
         + "\n## Orderings claimed by the paper, checked on our numbers\n\n```\n"
         + orderings
