@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from lowdisp._validation import as_rng, check_bool, check_int, check_option
+from lowdisp._validation import as_rng, check_bool, check_int, check_option, check_real
 from lowdisp.nn._layers import Layer, _as_grad, _as_input, _check_dtype
 from lowdisp.nn._spec import register_layer
 from lowdisp.nn._structures import check_features, circ_apply, circ_vjp
@@ -28,10 +28,15 @@ class DiagonalCirculant(Layer):
     depth : int
         Number of factors ``diag(d_k) C(c_k)`` (>= 1).
     relu_every : int
-        ``φ`` is a ReLU after every ``relu_every``-th factor except the last
-        (Araujo et al. place "ReLU only every few factors"); 0 (default): no
-        activation inside the layer, which is then the affine map
-        ``x ↦ x Mᵀ + β`` with ``M = Π_k diag(d_k) C(c_k)``.
+        ``φ`` is a (leaky) ReLU after every ``relu_every``-th factor except the
+        last (Araujo et al. study a ReLU after every factor, every second and
+        every third); 0 (default): no activation inside the layer, which is
+        then the affine map ``x ↦ x Mᵀ + β`` with ``M = Π_k diag(d_k) C(c_k)``.
+    slope : float
+        Negative-side slope of ``φ``: ``φ(z) = max(z, slope z)``, in [0, 1)
+        (0, the default: a plain ReLU). Araujo et al. (ECAI 2020) train their
+        DCNNs with leaky ReLUs of slope 0.5 after every factor (their
+        CIFAR-10 comparison); a larger slope makes deep stacks easier to train.
     bias : bool
         A bias ``b_k`` after each factor (initialised to 0).
     init : {"identity", "gaussian"}
@@ -41,7 +46,11 @@ class DiagonalCirculant(Layer):
         stacks neither explode nor vanish. ``"gaussian"``: Rademacher ``d``
         and ``c ~ N(0, 1/n)``, so ``E‖diag(d) C(c) x‖² = ‖x‖²`` for every x
         (the entries of ``C(c)`` have variance 1/n, Dense's square-layer
-        output variance).
+        output variance). This is the authors' CIFAR-10 code
+        (``araujoalexandre/neuralnet_v1``, ``code/models/cifar10.py``:
+        ``stddev = alpha / sqrt(n_in + n_out)`` with ``alpha = 1.414`` in
+        ``config/config1_circulant.yaml``); the ECAI 2020 text states
+        ``σ = sqrt(2/n)``, the He variance for a ReLU after every factor.
     dtype : {float32, float64}
     rng : seed or Generator, optional
 
@@ -77,6 +86,7 @@ class DiagonalCirculant(Layer):
         *,
         depth: int,
         relu_every: int = 0,
+        slope: float = 0.0,
         bias: bool = True,
         init: str = "identity",
         dtype: Any = np.float32,
@@ -86,6 +96,7 @@ class DiagonalCirculant(Layer):
         self.n = check_int(n, "n", where=where, low=1)
         self.depth = check_int(depth, "depth", where=where, low=1)
         self.relu_every = check_int(relu_every, "relu_every", where=where, low=0)
+        self.slope = check_real(slope, "slope", where=where, low=0, high=1, high_open=True)
         bias = check_bool(bias, "bias", where=where)
         self.init = check_option(init, "init", INITS, where=where)
         self.dtype = _check_dtype(dtype, where)
@@ -127,7 +138,7 @@ class DiagonalCirculant(Layer):
             if "b" in P:
                 h += P["b"][k]
             if self._relu_after(k):
-                h = np.maximum(h, 0)
+                h = np.maximum(h, self.slope * h) if self.slope else np.maximum(h, 0)
         return h.reshape(x.shape), (x.shape, hs, h)
 
     def backward(self, cache: Any, dy: np.ndarray) -> tuple[np.ndarray, dict]:
@@ -147,8 +158,8 @@ class DiagonalCirculant(Layer):
         post = out  # the output of factor k (after its activation)
         for k in range(self.depth - 1, -1, -1):
             h, u = hs[k]
-            if self._relu_after(k):
-                g = g * (post > 0)
+            if self._relu_after(k):  # φ keeps the sign, so post > 0 marks the positive side
+                g = g * np.where(post > 0, 1, self.slope).astype(self.dtype, copy=False)
             if db is not None:
                 db[k] = g.sum(axis=0)
             dd[k] = (g * u).sum(axis=0)
@@ -211,10 +222,14 @@ class DiagonalCirculant(Layer):
             "n": self.n,
             "depth": self.depth,
             "relu_every": self.relu_every,
+            "slope": self.slope,
             "bias": "b" in self._params,
             "init": self.init,
             "dtype": self.dtype.name,
         }
 
     def __repr__(self) -> str:
-        return f"DiagonalCirculant({self.n}, depth={self.depth}, relu_every={self.relu_every})"
+        slope = f", slope={self.slope:g}" if self.slope else ""
+        return (
+            f"DiagonalCirculant({self.n}, depth={self.depth}, relu_every={self.relu_every}{slope})"
+        )
