@@ -367,8 +367,10 @@ def aggregate(
                 "accuracy_std": 100 * float(ok.std(ddof=1)) if ok.size > 1 else float("nan"),
                 "seeds": int(ok.size),
                 "diverged": int(acc.size - ok.size),
-                "diverged_runs": [
-                    f"seed {r['seed']}: {r['status']}" for r in runs if r["status"] != "ok"
+                "diverged_runs": [  # "seed s: status" of each run left out
+                    f"seed {r.get('seed')}: {r.get('status', 'diverged')}"
+                    for r in runs
+                    if not math.isfinite(r["test_accuracy"])
                 ],
                 "train_seconds": float(np.mean([r["train_seconds"] for r in runs])),
                 "ms_per_step": float(np.nanmean([r["ms_per_step"] for r in runs]))
