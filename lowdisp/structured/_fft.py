@@ -191,6 +191,30 @@ class Cyclic:
 
     inv_T = inv_N
 
+    def fwd_cols(self, X: np.ndarray, j0: int, cb: int) -> np.ndarray:
+        """``fwd_N(X[:, j0:j0 + cb].T)`` read straight from the columns of a C-ordered ``X``
+        (the odd DFT's packing fused with the transposition)."""
+        from lowdisp.kernels.ldr_toeplitz import cols_to_rows, odd_pack_cols
+
+        if self.c > 0:
+            buf = np.empty((cb, self.n), self.dtype)
+            cols_to_rows(X, j0, buf)
+            return rfft_last(buf, self.n)
+        z = np.empty((cb, self.n // 2), complex_dtype(self.dtype))
+        odd_pack_cols(X, j0, self.tw, z)
+        return sfft.fft(z, axis=-1, overwrite_x=True, workers=WORKERS)
+
+    def inv_cols(self, S: np.ndarray, Y: np.ndarray, j0: int) -> None:
+        """``Y[:, j0:j0 + cb] = inv_N(S).T`` for a C-ordered ``Y`` (the odd DFT's unpacking
+        fused with the transposition)."""
+        from lowdisp.kernels.ldr_toeplitz import odd_unpack_cols, rows_to_cols
+
+        if self.c > 0:
+            rows_to_cols(irfft_last(S, self.n), Y, j0)
+            return
+        z = sfft.ifft(S, axis=-1, overwrite_x=True, workers=WORKERS)
+        odd_unpack_cols(z, self.ctw, Y, j0)
+
     def rev(self, S: np.ndarray) -> np.ndarray:
         return np.conj(S)
 

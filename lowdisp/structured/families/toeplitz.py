@@ -19,7 +19,7 @@ import scipy.fft as sfft
 from lowdisp._config import result_dtype
 from lowdisp._validation import pow2_exponent
 from lowdisp.structured._common import fcirc_dense, ldexp_scalar, py_scalar, randn
-from lowdisp.structured._fft import fast_cyclic_ok, make_transform
+from lowdisp.structured._fft import Cyclic, fast_cyclic_ok, make_transform
 from lowdisp.structured._gko import gko, roots
 from lowdisp.structured._operators import Shift
 from lowdisp.structured.families._base import LDRFamily, is_op
@@ -78,6 +78,25 @@ class _Stage:
 
     def inv(self, S: np.ndarray) -> np.ndarray:
         return self.tr.inv_N(S) if self.mode == "N" else self.tr.inv_T(S)
+
+    def fwd_cols(self, X: np.ndarray, j0: int, cb: int) -> np.ndarray:
+        """``fwd(X[:, j0:j0 + cb].T)`` for a C-ordered ``X`` of the plan's dtype."""
+        if isinstance(self.tr, Cyclic):  # fused with the transposition (fwd_T = fwd_N)
+            return self.tr.fwd_cols(X, j0, cb)
+        from lowdisp.kernels.ldr_toeplitz import cols_to_rows
+
+        xb = np.empty((cb, X.shape[0]), X.dtype)
+        cols_to_rows(X, j0, xb)
+        return self.fwd(xb)
+
+    def inv_cols(self, S: np.ndarray, Y: np.ndarray, j0: int) -> None:
+        """``Y[:, j0:j0 + cb] = inv(S).T`` for a C-ordered ``Y``."""
+        if isinstance(self.tr, Cyclic):
+            self.tr.inv_cols(S, Y, j0)
+            return
+        from lowdisp.kernels.ldr_toeplitz import rows_to_cols
+
+        rows_to_cols(np.ascontiguousarray(self.inv(S)), Y, j0)
 
 
 class ToeplitzPlan:
@@ -173,25 +192,25 @@ class ToeplitzPlan:
         return self._stages[which]
 
     def _run(self, which: str, X: np.ndarray) -> np.ndarray:
-        from lowdisp.kernels.ldr_toeplitz import spec_mac
+        from lowdisp.kernels.ldr_toeplitz import spec_mac, spec_mul
 
         s1, s2 = self._pair(which)
         n, k = X.shape
         if self.r == 0:
             return np.zeros((n, k), self.dtype)
+        X = np.ascontiguousarray(X, self.dtype)
         Y = np.empty((n, k), self.dtype)
         cb = _block_size(k, n)
         P, Q = s1.spec, s2.spec
         for j0 in range(0, k, cb):
-            xb = np.array(X[:, j0 : j0 + cb].T, order="C")  # own, writeable copy
-            Xs = s1.fwd(xb)
-            acc = np.zeros((xb.shape[0], s2.tr.nb), Xs.dtype)
+            c = min(cb, k - j0)
+            Xs = s1.fwd_cols(X, j0, c)
+            acc = np.zeros((c, s2.tr.nb), Xs.dtype)
             tmp = np.empty_like(Xs)
             for i in range(self.r):
-                np.multiply(Xs, P[i], out=tmp)
+                spec_mul(Xs, P[i], tmp)
                 spec_mac(acc, s2.fwd(s1.inv(tmp)), Q[i])
-            y = s2.inv(acc)
-            Y[:, j0 : j0 + cb] = y.T
+            s2.inv_cols(acc, Y, j0)
         return Y
 
     def _real_split(self, fn: Any, X: np.ndarray) -> np.ndarray:
@@ -245,17 +264,17 @@ class ToeplitzPlan:
         r = self.r
         if r == 0:
             return np.zeros((n, 0), self.dtype), np.zeros((n, 0), self.dtype), np.zeros_like(X)
+        X, dY = np.ascontiguousarray(X), np.ascontiguousarray(dY)
         dX = np.empty((n, k), self.dtype)
         accq = np.zeros((r, f2.tr.nb), f2.spec.dtype)  # d(stage-2 params)
         accp = np.zeros((r, f1.tr.nb), f1.spec.dtype)  # d(stage-1 params)
         cb = _block_size(k, n)
         for j0 in range(0, k, cb):
-            xb = np.array(X[:, j0 : j0 + cb].T, order="C")  # own, writeable copy
-            yb = np.array(dY[:, j0 : j0 + cb].T, order="C")
-            Xs = f1.fwd(xb)  # forward stage-1 input spectra
-            Ws = t1.fwd(yb)  # transpose stage-1 input spectra (shared with dq)
+            c = min(cb, k - j0)
+            Xs = f1.fwd_cols(X, j0, c)  # forward stage-1 input spectra
+            Ws = t1.fwd_cols(dY, j0, c)  # transpose stage-1 input spectra (shared with dq)
             rXs = f1.tr.rev(Xs)
-            accx = np.zeros((xb.shape[0], t2.tr.nb), Xs.dtype)
+            accx = np.zeros((c, t2.tr.nb), Xs.dtype)
             for i in range(r):
                 Us = f2.fwd(f1.inv(Xs * f1.spec[i]))  # forward stage-2 input
                 accq[i] += np.einsum("bq,bq->q", Ws, f2.tr.rev(Us))
@@ -265,8 +284,7 @@ class ToeplitzPlan:
                 else:
                     accp[i] += np.einsum("bq,bq->q", Xs, f1.tr.rev(Vs))
                 spec_mac(accx, Vs, t2.spec[i])
-            dxb = t2.inv(accx)
-            dX[:, j0 : j0 + cb] = dxb.T
+            t2.inv_cols(accx, dX, j0)
         dq = f2.tr.inv_T(accq).T * self.scale
         dp = f1.tr.inv_T(accp).T * self.scale
         if self.kind == "sylvester":
