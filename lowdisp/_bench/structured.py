@@ -385,8 +385,8 @@ def _acceptance(args: argparse.Namespace, rng: np.random.Generator, lines: list[
     d4, f4, v4, fl4 = tl[4096]
     d16, f16, _, _ = tl[16384]
     verdict += [
-        f"[{'PASS' if d4 / f4 >= 2.5 else 'FAIL'}] TL n=4096: {d4 / f4:.2f}x faster than dense "
-        "(target >= 2.5x)",
+        f"[{'PASS' if d4 / f4 >= 4 else 'FAIL'}] TL n=4096: {d4 / f4:.2f}x faster than dense "
+        "(target >= 4x, issue 11)",
         f"[{'PASS' if d16 / f16 >= 6 else 'FAIL'}] TL n=16384: {d16 / f16:.2f}x faster than dense "
         "(target >= 6x)",
         f"[{'PASS' if tl[2048][1] < tl[2048][0] else 'FAIL'}] TL crossover: n=1024 "
