@@ -118,35 +118,77 @@ class _Recorder:
 class _SequenceRecorder:
     """Statistics of an Elman cell's BPTT (private): the rows ``[x_t, h_{t-1}]``
     ``(T, B, d + N)`` and ``Σ_t δ_tᵀ δ_t`` accumulated block by block by the cell's
-    backward pass (``begin(x, H)``, then ``add(D)`` per block of deltas)."""
+    backward pass (``begin(x, H)``, then ``add(D)`` per block of deltas).
 
-    __slots__ = ("active", "dy", "gg", "x")
+    Token input ``(T, B)`` (integer ids) is recorded as its one-hot rows
+    (``d = input_size`` columns; memory ``T·B·(d + N)``): the input factor of a
+    one-hot input is diagonal (token frequencies) with the bias column equal to
+    the same frequencies. With ``keep=True`` (the Fisher objects) the deltas of
+    every step are kept, ``dy`` holds them as rows ``(T·B, N)`` aligned with
+    ``x``. The cell hands its blocks of deltas from the last step down
+    (``[lo, hi)`` then ``[lo', lo)``...), which is how ``add`` places them when
+    no ``lo`` is given.
+    """
 
-    def __init__(self) -> None:
+    __slots__ = ("_deltas", "_hi", "active", "dy", "gg", "input_size", "keep", "x")
+
+    def __init__(self, input_size: int | None = None, *, keep: bool = False) -> None:
         self.active = True
+        self.input_size = input_size
+        self.keep = keep
         self.x: np.ndarray | None = None
-        self.dy = None
+        self.dy: np.ndarray | None = None
         self.gg: np.ndarray | None = None
+        self._deltas: np.ndarray | None = None
+        self._hi = 0
 
     def begin(self, x: np.ndarray, H: np.ndarray) -> None:
         if not self.active:
             return
-        if x.dtype.kind in "iu":  # token input: no dense input factor
-            self.clear()
-            return
+        if x.dtype.kind in "iu":  # token input: its one-hot rows
+            x = one_hot(x, self.input_size, H.dtype)
         self.x = np.concatenate([x, H[:-1]], axis=2)
         self.gg = np.zeros((H.shape[2], H.shape[2]), dtype=H.dtype)
+        self.dy = None
+        if self.keep:
+            T, B, N = H.shape[0] - 1, H.shape[1], H.shape[2]
+            self._deltas = np.zeros((T, B, N), dtype=H.dtype)
+            self._hi = T
 
-    def add(self, D: np.ndarray) -> None:
-        if self.active and self.gg is not None:
-            self.gg += D.T @ D
+    def add(self, D: np.ndarray, lo: int | None = None) -> None:
+        if not (self.active and self.gg is not None):
+            return
+        self.gg += D.T @ D
+        if self.keep:
+            T, B, N = self._deltas.shape
+            k = D.shape[0] // B
+            lo = self._hi - k if lo is None else lo
+            if lo < 0 or lo + k > T:
+                raise RuntimeError(
+                    f"_SequenceRecorder: a block of {k} steps at {lo} does not fit {T} steps"
+                )
+            self._deltas[lo : lo + k] = D.reshape(k, B, N)
+            self._hi = lo
+            self.dy = self._deltas.reshape(T * B, N)
 
     def clear(self) -> None:
         self.x = None
         self.gg = None
+        self.dy = None
+        if self.keep:
+            self._deltas = None
 
     def __deepcopy__(self, memo: dict) -> _SequenceRecorder:
-        return _SequenceRecorder()
+        return _SequenceRecorder(self.input_size, keep=self.keep)
+
+
+def one_hot(tokens: np.ndarray, size: int | None, dtype: Any) -> np.ndarray:
+    """One-hot rows ``(*tokens.shape, size)`` of integer ids (private)."""
+    if size is None:
+        raise ValueError("one_hot: the input size of a token input is unknown")
+    out = np.zeros((*tokens.shape, size), dtype=dtype)
+    np.put_along_axis(out, np.asarray(tokens)[..., None].astype(np.intp), 1, axis=-1)
+    return out
 
 
 @dataclass(eq=False)
@@ -161,7 +203,8 @@ class _Block:
     d_in: int
     d_out: int
     recorder: Any
-    #: "dense" (a Dense layer) or "rnn" (the matrices [U, W] and bias b of an Elman cell)
+    #: "dense" (a Dense layer), "rnn" (the matrices [U, W] and bias b of an Elman
+    #: cell) or "structured" (a StructuredDense layer: all its parameters, flat)
     kind: str = "dense"
 
     @property
@@ -249,6 +292,33 @@ class _Block:
         return out
 
 
+def kfe_square_sum(
+    block: _Block, x: np.ndarray, dy: np.ndarray, UA: np.ndarray, UG: np.ndarray
+) -> np.ndarray:
+    """``Σ_i (U_Gᵀ ∇ℓ_i U_A)∘²`` in float64: the EKFAC diagonal times the examples (private).
+
+    ``(B, d)`` inputs: the rank-one trick ``((dy U_G)∘²)ᵀ((ã U_A)∘²)``, two GEMMs;
+    ``(T, B, d)`` inputs (a weight shared over time, a cell's rows): the
+    per-sequence gradients ``Σ_t (U_Gᵀ g_t)(U_Aᵀ ã_t)ᵀ`` projected, then squared,
+    in chunks of sequences.
+    """
+    XU = block.project_inputs(x, UA)
+    GU = dy @ UG
+    if x.ndim <= 2:
+        np.square(XU, out=XU)
+        np.square(GU, out=GU)
+        return np.asarray(GU.T @ XU, dtype=np.float64)
+    T, B = x.shape[0], x.shape[1]
+    XU = XU.reshape(T, B, -1)
+    GU = GU.reshape(T, B, -1)
+    S = np.zeros((GU.shape[2], XU.shape[2]))
+    step = max(1, int(2**22 // max(1, GU.shape[2] * XU.shape[2])))
+    for lo in range(0, B, step):  # chunks of sequences (memory), not a loop over examples
+        V = np.einsum("tbo,tba->boa", GU[:, lo : lo + step], XU[:, lo : lo + step])
+        S += np.einsum("boa,boa->oa", V, V)
+    return S
+
+
 def n_examples(x: np.ndarray) -> int:
     """Examples in a layer input: rows of ``(B, d)``, the batch axis of ``(T, B, d)``."""
     if x.ndim <= 1:
@@ -257,17 +327,21 @@ def n_examples(x: np.ndarray) -> int:
 
 
 def find_blocks(
-    model: Any, exclude: Iterable[str] = ()
+    model: Any, exclude: Iterable[str] = (), *, structured: bool = False
 ) -> tuple[list[_Block], list[str], list[str]]:
     """The dense layers of ``model`` with a curvature rule (private).
 
     Returns ``(blocks, unsupported, excluded)``: blocks in the model's
     parameter order, the parameter paths of layers without a rule, and the
     paths the user excluded (shell patterns ``exclude`` on the parameter
-    path).
+    path). With ``structured=True`` a :class:`~lowdisp.nn.StructuredDense`
+    layer is a block of ``kind="structured"`` over all its parameters (the
+    diagonal and dense Fisher objects take its per-example gradients from
+    per-example vjps; it has no Kronecker rule).
     """
     from lowdisp.nn._layers import Dense, Sequential
     from lowdisp.nn._rnn import RNN, RNNCell
+    from lowdisp.nn._structured_dense import StructuredDense
 
     pats = list(exclude)
     blocks: list[_Block] = []
@@ -322,8 +396,27 @@ def find_blocks(
                     b_path=f"{c}b",
                     d_in=cell.input_size + N,
                     d_out=N,
-                    recorder=_SequenceRecorder(),
+                    recorder=_SequenceRecorder(cell.input_size),
                     kind="rnn",
+                )
+            )
+            return
+        if structured and isinstance(layer, StructuredDense):
+            if any(is_excluded(p) for p in paths):
+                excluded.extend(paths)
+                return
+            size = sum(int(np.size(v)) for v in layer.params().values())
+            blocks.append(
+                _Block(
+                    name=prefix[:-1] or "(model)",
+                    layer=layer,
+                    w_paths=tuple(paths),
+                    cols=(),
+                    b_path=None,
+                    d_in=size,
+                    d_out=1,
+                    recorder=_Recorder(),
+                    kind="structured",
                 )
             )
             return
