@@ -200,20 +200,164 @@ def test_unit_disk_projection(eigs, rng):
     n = 8
     cell = lnn.RNNCell(3, n, dtype=F64, rng=7, regularizers={"unit_disk": {"n_iter": 200}})
     cell._params["W"][...] = _planted(n, eigs, np.random.default_rng(1))
-    cell.forward_sequence(rng.standard_normal((2, 2, 3)), train=True)
+    before = cell._params["W"].copy()
+    for train in (True, False):  # a projection after the update, never in a forward pass
+        cell.forward_sequence(rng.standard_normal((2, 2, 3)), train=train)
+        np.testing.assert_array_equal(before, cell._params["W"])
+    lnn.apply_constraints(cell)
     rho = np.max(np.abs(np.linalg.eigvals(cell._params["W"])))
     np.testing.assert_allclose(rho, 1.0, rtol=1e-8)
-    before = cell._params["W"].copy()
-    cell.forward_sequence(rng.standard_normal((2, 2, 3)), train=False)  # eval: untouched
-    np.testing.assert_array_equal(before, cell._params["W"])
 
 
 def test_max_norm_clips_incoming_weights(rng):
     cell = lnn.RNNCell(3, 5, dtype=F64, rng=7, regularizers={"max_norm": 0.5})
     cell._params["W"][0] *= 10
-    cell.forward_sequence(rng.standard_normal((2, 2, 3)), train=True)
+    lnn.apply_constraints(lnn.Sequential({"rnn": lnn.RNN(cell)}))
     norms = np.sqrt((cell._params["W"] ** 2).sum(1) + (cell._params["U"] ** 2).sum(1))
     assert np.all(norms <= 0.5 * (1 + 1e-12))
+    assert norms.max() == pytest.approx(0.5, rel=1e-12)  # the clipped row sits on the bound
+
+
+def _row_norms(cell):
+    p = cell._params
+    return np.sqrt(np.einsum("ij,ij->i", p["W"], p["W"]) + np.einsum("ij,ij->i", p["U"], p["U"]))
+
+
+def _rho(W):
+    return float(np.max(np.abs(np.linalg.eigvals(W))))
+
+
+class _Check(lnn.Callback):
+    """After every step: the constraint holds on the parameters the trainer holds."""
+
+    def __init__(self, cell, c):
+        self.cell, self.c, self.steps = cell, c, 0
+        self.tol = 8 * np.finfo(cell.dtype).eps  # rounding of the scaling in the cell's dtype
+
+    def on_step_end(self, trainer, loss):
+        self.steps += 1
+        assert np.all(_row_norms(self.cell) <= self.c * (1 + self.tol))
+        assert _rho(self.cell._params["W"].astype(np.float64)) <= 1 + self.tol
+
+
+@pytest.mark.parametrize("dt", [np.float64, np.float32])
+def test_trainer_projects_after_every_step_and_evaluation_sees_it(dt):
+    """max_norm and unit_disk hold after the trainer's construction and after every
+    optimizer step (to rounding); evaluate() and the next step see the projected W."""
+    task = lnn.adding(8)
+    regs = {"unit_disk": {"n_iter": 200}, "max_norm": 0.9}
+    model = lnn.build_model(task, "tanh", hidden=6, rng=0, dtype=dt, regularizers=regs)
+    cell = model.layers["rnn"].cell
+    cell._params["W"][...] *= 4  # rho(W) about 4: the projection has work at every step
+    tr = lnn.Trainer(model, task.loss(), lnn.Adam(lr=0.05), task, batch_size=8, rng=1)
+    check = _Check(cell, 0.9)
+    check.on_step_end(tr, 0.0)  # the initial weights are projected at construction
+    tr.callbacks.append(check)
+    tr.fit(12, progress=False)
+    assert check.steps == 1 + 12  # the check at construction, then one per step
+    W = cell._params["W"].copy()
+    ev = tr.evaluate()
+    np.testing.assert_array_equal(W, cell._params["W"])  # evaluation changes nothing
+    x, y = task.eval_data()
+    out, _ = model.forward(x, train=False)
+    assert ev["loss"] == pytest.approx(task.loss()(out, y)[0], rel=1e-6)
+    # a row sits on the max-norm bound, or W on the unit circle: the projections acted
+    assert _row_norms(cell).max() == pytest.approx(0.9, rel=1e-5) or _rho(W) == pytest.approx(
+        1.0, rel=1e-5
+    )
+
+
+@pytest.mark.parametrize(
+    "regs",
+    [
+        {"unit_disk": True, "max_norm": 1.5},
+        {"spectral_norm": {"n_iter": 2}, "max_norm": 1.5},
+        {"spectral_norm": True, "weight_noise": 0.05},
+    ],
+    ids=["unit_disk+max_norm", "spectral_norm+max_norm", "spectral_norm+noise"],
+)
+def test_constraints_and_power_iteration_resume_bit_exactly(regs, tmp_path):
+    """The persistent vectors of spectral_norm / unit_disk are saved (``state/...``) and
+    restored: 3 + 3 steps through a checkpoint equal 6 uninterrupted steps, bit for bit."""
+    task = lnn.adding(6)
+
+    def trainer():
+        model = lnn.build_model(task, "tanh", hidden=8, rng=0, regularizers=regs)
+        model.layers["rnn"].cell._params["W"][...] *= 3
+        return lnn.Trainer(model, task.loss(), lnn.Adam(lr=1e-2), task, batch_size=4, rng=3)
+
+    a = trainer()
+    a.fit(6, progress=False)
+    b = trainer()
+    b.fit(3, progress=False)
+    path = b.save(tmp_path / "ck.npz")
+    ck = lnn.read_checkpoint(path)
+    want = {"unit_disk.q" if "unit_disk" in regs else "spectral_norm.u"}
+    assert {k.split("cell.")[1] for k in ck.states} == want
+    for resumed in (lnn.load(path), lnn.load(path, trainer=trainer())):
+        resumed.fit(3, progress=False)
+        assert resumed.history.loss == a.history.loss
+        for k, v in a.model.params().items():
+            np.testing.assert_array_equal(v, resumed.model.params()[k])
+        sa, sr = lnn.regularizer_states(a.model), lnn.regularizer_states(resumed.model)
+        assert sa.keys() == sr.keys() and sa
+        for k in sa:
+            np.testing.assert_array_equal(sa[k], sr[k])
+
+
+def test_checkpoint_refuses_a_mismatching_regularizer_state(tmp_path):
+    import json
+    import zlib
+
+    from lowdisp.exceptions import CheckpointError
+    from lowdisp.nn._checkpoint import _crc
+
+    task = lnn.adding(6)
+
+    def trainer():
+        model = lnn.build_model(task, "tanh", hidden=8, rng=0, regularizers={"unit_disk": True})
+        return lnn.Trainer(model, task.loss(), lnn.Adam(lr=1e-2), task, batch_size=4, rng=3)
+
+    src = trainer()
+    src.fit(2, progress=False)
+    with np.load(src.save(tmp_path / "ck.npz")) as z:
+        arrays = {k: z[k] for k in z.files}
+    meta = json.loads(str(arrays.pop("meta")[()]))
+    arrays.pop("meta_crc32")
+
+    def write(name, arrs):
+        m = dict(meta, keys=sorted(arrs), crc32={k: _crc(v) for k, v in arrs.items()})
+        text = json.dumps(m)
+        out = dict(arrs, meta=np.array(text), meta_crc32=np.array(zlib.crc32(text.encode())))
+        np.savez(tmp_path / name, **out)
+        return tmp_path / name
+
+    key = "state/rnn.cell.unit_disk.q"
+    assert arrays[key].shape == (8, 2) and arrays[key].dtype == np.float64
+    shape = dict(arrays, **{key: np.zeros((7, 2))})
+    dtype = dict(arrays, **{key: arrays[key].astype(np.float32)})
+    other = dict(arrays, **{"state/rnn.cell.spectral_norm.u": np.zeros(8)})
+    tr = trainer()
+    before = {k: v.copy() for k, v in tr.model.params().items()}
+    q_before = lnn.regularizer_states(tr.model)[key[len("state/") :]].copy()
+    for name, arrs, match in [
+        (
+            "shape.npz",
+            shape,
+            r"state.rnn.cell.unit_disk.q is float64\[7, 2\] in the checkpoint, "
+            r"float64\[8, 2\] in the model",
+        ),
+        ("dtype.npz", dtype, r"is float32\[8, 2\] in the checkpoint"),
+        ("other.npz", other, r"state.rnn.cell.spectral_norm.u belongs to no regularizer"),
+    ]:
+        for load in (lambda p: lnn.load(p, trainer=tr), lnn.load):
+            with pytest.raises(CheckpointError, match=match):
+                load(write(name, arrs))
+        for k, v in tr.model.params().items():  # a refused load changes nothing
+            np.testing.assert_array_equal(v, before[k])
+        np.testing.assert_array_equal(
+            lnn.regularizer_states(tr.model)["rnn.cell.unit_disk.q"], q_before
+        )
 
 
 def test_trainer_with_noise_resumes_bit_exactly(tmp_path):

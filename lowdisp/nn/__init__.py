@@ -92,7 +92,7 @@ from lowdisp.nn._pruning import (
     set_mask,
     sparsity_report,
 )
-from lowdisp.nn._regularizers import REGULARIZERS, penalty
+from lowdisp.nn._regularizers import REGULARIZERS, apply_constraints, penalty, regularizer_states
 from lowdisp.nn._rnn import RNN, GRUCell, LSTMCell, ReLURNNCell, RNNCell, TanhRNNCell, make_cell
 from lowdisp.nn._robustness import (
     RobustnessReport,
@@ -205,6 +205,7 @@ __all__ = [
     "alignment",
     "alignment_schedule",
     "analyze_run",
+    "apply_constraints",
     "array_task",
     "boolean_product",
     "build_chorales",
@@ -250,6 +251,7 @@ __all__ = [
     "recurrent_matrix",
     "recurrent_summary",
     "refresh_bn_statistics",
+    "regularizer_states",
     "remove_pruning",
     "robustness_report",
     "save",

@@ -7,6 +7,13 @@ Layout (flat keys, no pickle anywhere; format version 2):
 - ``masks/<path>`` (optional): the boolean pruning mask of a pruned
   parameter (``True`` = kept; see :func:`lowdisp.nn.set_mask`); the
   parameter must be exactly zero where its mask is ``False``;
+- ``state/<key>`` (optional): the persistent power-iteration vectors of the
+  cells' regularizers (float64), keyed as
+  :func:`lowdisp.nn.regularizer_states` returns them:
+  ``state/<cell path>.spectral_norm.u`` ``(n,)`` and
+  ``state/<cell path>.unit_disk.q`` ``(n, 2)``, e.g.
+  ``state/rnn.cell.unit_disk.q``; a load refuses a key the model does not
+  keep or a vector of another shape, and resets a vector the file lacks;
 - ``meta``: a JSON string with ``format``, ``version``, ``lowdisp_version``,
   ``step``, ``rng_state`` (the generator's ``bit_generator.state``),
   ``history``, ``elapsed``, ``spec`` (the trainer's full specification, see
@@ -41,6 +48,11 @@ import numpy as np
 
 from lowdisp.exceptions import CheckpointError
 from lowdisp.nn._history import History
+from lowdisp.nn._regularizers import (
+    load_regularizer_states,
+    regularizer_state_shapes,
+    regularizer_states,
+)
 
 __all__ = ["Checkpoint", "load", "read_checkpoint", "save"]
 
@@ -87,6 +99,9 @@ class Checkpoint:
         The file it was read from.
     masks : dict of path -> bool ndarray
         The pruning masks (empty: nothing pruned).
+    states : dict of key -> ndarray
+        The regularizers' persistent power-iteration vectors (see
+        :func:`lowdisp.nn.regularizer_states`; empty: none).
 
     Examples
     --------
@@ -106,6 +121,7 @@ class Checkpoint:
     meta: dict
     path: str = ""
     masks: dict = field(default_factory=dict)
+    states: dict = field(default_factory=dict)
 
 
 def save(path: str | os.PathLike[str], trainer: Any) -> str:
@@ -158,6 +174,8 @@ def save(path: str | os.PathLike[str], trainer: Any) -> str:
         arrays[f"opt/{k}"] = np.asarray(v)
     for k, v in getattr(trainer, "masks", {}).items():
         arrays[f"masks/{k}"] = np.asarray(v, dtype=bool)
+    for k, v in regularizer_states(trainer.model).items():
+        arrays[f"state/{k}"] = v
     bad = nonfinite(arrays)
     if bad:
         raise CheckpointError(
@@ -346,7 +364,7 @@ def load(path: str | os.PathLike[str], trainer: Any = None, *, task: Any = None)
             f"load: rebuilding {path!r} gave a different specification ({_describe(diffs)}); "
             f"please report this as a lowdisp bug"
         )
-    wrong = _check_params(ck, tr, path) + _check_masks(ck, tr)
+    wrong = _check_params(ck, tr, path) + _check_masks(ck, tr) + _check_states(ck, tr)
     if wrong:
         raise CheckpointError(
             f"load: {path!r} holds parameters that do not fit its own specification: "
@@ -504,11 +522,12 @@ def _read(path: str, where: str) -> Checkpoint:
     params = {k[len("params/") :]: v for k, v in arrays.items() if k.startswith("params/")}
     opt = {k[len("opt/") :]: v for k, v in arrays.items() if k.startswith("opt/")}
     masks = {k[len("masks/") :]: v for k, v in arrays.items() if k.startswith("masks/")}
-    others = sorted(k for k in arrays if not k.startswith(("params/", "opt/", "masks/")))
+    states = {k[len("state/") :]: v for k, v in arrays.items() if k.startswith("state/")}
+    others = sorted(k for k in arrays if not k.startswith(("params/", "opt/", "masks/", "state/")))
     if others:
         raise CheckpointError(
             f"{where}: {path!r} must hold 'params/...' and 'opt/...' arrays only (and "
-            f"'masks/...' pruning masks); got {others}"
+            f"'masks/...' pruning masks, 'state/...' regularizer vectors); got {others}"
         )
     if not params:
         raise CheckpointError(f"{where}: {path!r} holds no parameters")
@@ -526,6 +545,7 @@ def _read(path: str, where: str) -> Checkpoint:
         meta=meta,
         path=path,
         masks=masks,
+        states=states,
     )
 
 
@@ -671,6 +691,23 @@ def _check_masks(ck: Checkpoint, trainer: Any) -> list:
     return out
 
 
+def _check_states(ck: Checkpoint, trainer: Any) -> list:
+    """The file's regularizer vectors against the model's regularizers: keys, shapes."""
+    shapes = regularizer_state_shapes(trainer.model)
+    out = []
+    for k, v in ck.states.items():
+        want = shapes.get(k)
+        if want is None:
+            keeps = ", ".join(sorted(shapes)) or "none"
+            out.append(f"state.{k} belongs to no regularizer of the model (it keeps: {keeps})")
+        elif v.shape != want or v.dtype != np.float64:
+            out.append(
+                f"state.{k} is {v.dtype}{list(v.shape)} in the checkpoint, "
+                f"float64{list(want)} in the model"
+            )
+    return out
+
+
 def _check_params(ck: Checkpoint, trainer: Any, path: str) -> list:
     live = trainer.model.params()
     diffs = []
@@ -693,6 +730,7 @@ def _check_trainer(ck: Checkpoint, trainer: Any, path: str) -> None:
         problems.append(_describe(diffs))
     problems.extend(_check_params(ck, trainer, path))
     problems.extend(_check_masks(ck, trainer))
+    problems.extend(_check_states(ck, trainer))
     mine = type(trainer.rng.bit_generator).__name__
     theirs = ck.rng_state["bit_generator"]
     if mine != theirs:
@@ -721,6 +759,7 @@ def _restore(ck: Checkpoint, trainer: Any, path: str) -> None:
     masks = trainer.masks  # the model's live dict, shared with the optimizer
     masks.clear()
     masks.update({k: np.array(v, dtype=bool, copy=True) for k, v in ck.masks.items()})
+    load_regularizer_states(trainer.model, ck.states, "load")  # checked by _check_states
     trainer.optimizer.load_state_dict(ck.optimizer_state)
     trainer.step_count = ck.step
     trainer.history = history

@@ -19,8 +19,23 @@ consults. Three kinds:
   ``unit_disk`` (Sengupta & Friston: ``W`` scaled in place so its spectral
   radius, from subspace iteration and a Rayleigh quotient, is ``<= 1``) and
   ``max_norm`` (each unit's incoming weights, a row of ``[W U]``, clipped in
-  place to norm ``c``); the in-place constraints act at the start of each
-  train-mode forward pass, i.e. after every optimizer step.
+  place to norm ``c``).
+
+The two constraints are projections after the update (projected gradient
+descent): :func:`apply_constraints` projects the stored parameters, and the
+:class:`~lowdisp.nn.Trainer` calls it once when it is built (the initial
+weights) and after every optimizer step, so the parameters it holds,
+evaluates and saves always satisfy them. A forward pass never changes the
+parameters. A checkpoint load does not project: the file holds projected
+parameters, and a second projection would advance ``unit_disk``'s subspace
+and break the bit-exact resume. A training loop of one's own calls
+:func:`apply_constraints` after each of its updates.
+
+The persistent power-iteration vectors (``spectral_norm``'s ``u``,
+``unit_disk``'s 2-column subspace ``Q``, float64) are state that a resumed
+run needs: :func:`regularizer_states` returns them keyed
+``<cell path>.spectral_norm.u`` / ``<cell path>.unit_disk.q`` (e.g.
+``rnn.cell.unit_disk.q``), and checkpoints store them as ``state/<key>``.
 """
 
 from __future__ import annotations
@@ -32,7 +47,16 @@ import numpy as np
 
 from lowdisp._validation import check_bool, check_int, check_option, check_real
 
-__all__ = ["REGULARIZERS", "Regularizers", "parse_regularizers", "penalty"]
+__all__ = [
+    "REGULARIZERS",
+    "Regularizers",
+    "apply_constraints",
+    "load_regularizer_states",
+    "parse_regularizers",
+    "penalty",
+    "regularizer_state_shapes",
+    "regularizer_states",
+]
 
 #: name -> (default option key for a bare number, {option: default})
 _SPECS: dict[str, tuple[str | None, dict[str, Any]]] = {
@@ -133,6 +157,10 @@ def _mask(gen: np.random.Generator, shape: tuple[int, ...], p: float, dtype: Any
     """Inverted-dropout mask: ``1/(1-p)`` with probability ``1 - p``, else 0."""
     keep = gen.random(shape, dtype=dtype) >= dtype.type(p)
     return keep.astype(dtype) * dtype.type(1.0 / (1.0 - p))
+
+
+#: persistent state key -> attribute of :class:`Regularizers`
+_STATES = {"spectral_norm.u": "_u", "unit_disk.q": "_q"}
 
 
 class Regularizers:
@@ -246,6 +274,33 @@ class Regularizers:
             if rho > 1.0:
                 W /= dt.type(rho)
 
+    @property
+    def constrained(self) -> bool:
+        """Whether a projection (``max_norm``, ``unit_disk``) acts after each update."""
+        return "max_norm" in self.cfg or "unit_disk" in self.cfg
+
+    def state_shapes(self, n: int) -> dict[str, tuple[int, ...]]:
+        """The persistent vectors this configuration keeps for an ``n``-unit ``W``."""
+        out: dict[str, tuple[int, ...]] = {}
+        if "spectral_norm" in self.cfg:
+            out["spectral_norm.u"] = (n,)
+        if "unit_disk" in self.cfg:
+            out["unit_disk.q"] = (n, min(2, n))
+        return out
+
+    def states(self) -> dict[str, np.ndarray]:
+        """The persistent vectors drawn so far (a vector not yet drawn is absent)."""
+        return {
+            k: a for k, a in ((k, getattr(self, v)) for k, v in _STATES.items()) if a is not None
+        }
+
+    def set_states(self, states: Mapping[str, np.ndarray]) -> None:
+        """Replace the persistent vectors (checked by the caller); an absent one is
+        reset, so it is drawn again exactly as at the start of a run."""
+        for k, attr in _STATES.items():
+            v = states.get(k)
+            setattr(self, attr, None if v is None else np.array(v, dtype=np.float64))
+
     def normalize(self, W: np.ndarray, train: bool) -> tuple[np.ndarray, Any]:
         """``spectral_norm``: ``W / σ̂`` and what its pullback needs (else ``W`` itself)."""
         if "spectral_norm" not in self.cfg:
@@ -358,19 +413,106 @@ def penalty(model: Any) -> float:
     ...                                             if k != "b")))
     True
     """
-    cells = []
-    stack = [model]
+    return sum((c._regs.penalty_value(c._params) for _, c in _cells(model)), 0.0)
+
+
+def _cells(model: Any) -> list[tuple[str, Any]]:
+    """``(path prefix, cell)`` of every regularized cell in ``model``, the prefix as in
+    ``model.params()`` (``"rnn.cell."`` in a Sequential ``{"rnn": RNN(cell)}``)."""
+    out = []
+    stack: list[tuple[str, Any]] = [("", model)]
     while stack:
-        m = stack.pop()
+        prefix, m = stack.pop()
         if hasattr(m, "_regs"):
-            cells.append(m)
+            if m._regs is not None:
+                out.append((prefix, m))
         elif hasattr(m, "cell"):
-            stack.append(m.cell)
+            stack.append((prefix + "cell.", m.cell))
         elif hasattr(m, "layers"):
             layers = m.layers
-            stack.extend(layers.values() if isinstance(layers, Mapping) else layers)
-    total = 0.0
-    for c in cells:
-        if c._regs is not None:
-            total += c._regs.penalty_value(c._params)
-    return total
+            items = layers.items() if isinstance(layers, Mapping) else enumerate(layers)
+            stack.extend((f"{prefix}{k}.", v) for k, v in reversed(list(items)))
+    return out
+
+
+def apply_constraints(model: Any) -> None:
+    """Project the parameters of every cell of ``model`` onto its constraints, in place.
+
+    ``max_norm`` clips each unit's incoming weights (a row of ``[W U]``) to
+    norm ``c``; ``unit_disk`` divides ``W`` by its estimated spectral radius
+    when that exceeds 1 (the persistent subspace advances by ``n_iter``
+    iterations). Cells without a constraint are left alone. The
+    :class:`~lowdisp.nn.Trainer` calls this when it is built and after every
+    optimizer step; call it after each update of a loop of your own.
+
+    Parameters
+    ----------
+    model : Layer or cell
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from lowdisp.nn import apply_constraints, make_cell
+    >>> cell = make_cell("tanh", 2, 3, dtype=np.float64, rng=0, regularizers={"max_norm": 0.5})
+    >>> apply_constraints(cell)
+    >>> p = cell.params()
+    >>> bool(np.all(np.hypot(np.linalg.norm(p["W"], axis=1), np.linalg.norm(p["U"], axis=1))
+    ...             <= 0.5 * (1 + 1e-12)))
+    True
+    """
+    for _, c in _cells(model):
+        if c._regs.constrained:
+            c._regs.constrain(c._params, c.dtype)
+
+
+def regularizer_states(model: Any) -> dict[str, np.ndarray]:
+    """The persistent power-iteration vectors of ``model``'s regularizers (copies).
+
+    Keys are ``<cell path>.spectral_norm.u`` (shape ``(n,)``) and
+    ``<cell path>.unit_disk.q`` (``(n, 2)``), float64; a vector not drawn
+    yet (before the first train-mode forward or projection) is absent.
+    Checkpoints store them as ``state/<key>``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import lowdisp.nn as lnn
+    >>> model = lnn.build_model(lnn.adding(5), "tanh", hidden=4, rng=0,
+    ...                         regularizers={"unit_disk": True})
+    >>> lnn.apply_constraints(model)
+    >>> {k: v.shape for k, v in lnn.regularizer_states(model).items()}
+    {'rnn.cell.unit_disk.q': (4, 2)}
+    """
+    return {f"{p}{k}": v.copy() for p, c in _cells(model) for k, v in c._regs.states().items()}
+
+
+def regularizer_state_shapes(model: Any) -> dict[str, tuple[int, ...]]:
+    """Every persistent vector ``model``'s regularizers keep, ``{key: shape}`` (drawn
+    or not), keyed as in :func:`regularizer_states`."""
+    return {
+        f"{p}{k}": s
+        for p, c in _cells(model)
+        for k, s in c._regs.state_shapes(c._params["W"].shape[0]).items()
+    }
+
+
+def load_regularizer_states(model: Any, states: Mapping[str, np.ndarray], where: str) -> None:
+    """Set ``model``'s persistent vectors from ``states`` (as :func:`regularizer_states`
+    returns them). A key the model does not keep, or a vector of another shape, is
+    refused (``ValueError`` naming it, nothing changed); a vector the model keeps but
+    ``states`` lacks is reset (drawn again as at the start of a run)."""
+    shapes = regularizer_state_shapes(model)
+    for k, v in states.items():
+        if k not in shapes:
+            raise ValueError(
+                f"{where}: regularizer state {k!r} belongs to no regularizer of the model; "
+                f"it keeps {sorted(shapes) or 'none'}"
+            )
+        v = np.asarray(v)
+        if v.shape != shapes[k] or v.dtype != np.float64:
+            raise ValueError(
+                f"{where}: regularizer state {k!r} must be float64{list(shapes[k])}; "
+                f"got {v.dtype}{list(v.shape)}"
+            )
+    for p, c in _cells(model):
+        c._regs.set_states({k[len(p) :]: v for k, v in states.items() if k.startswith(p)})

@@ -1089,11 +1089,8 @@ class RNNCell(_Cell):
     ) -> tuple[np.ndarray, Any]:
         p = self._params
         regs = self._regs
-        dt = self.dtype
         ops = self._ops
         ext: dict | None = None
-        if regs is not None and train:
-            regs.constrain(p, dt)  # max_norm / unit_disk, in place (after the last update)
         W, wcache = self.weight.build(p)
         sn = None
         if regs is not None:

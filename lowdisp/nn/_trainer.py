@@ -48,6 +48,7 @@ from lowdisp.nn._optim import (
     global_norm,
     model_masks,
 )
+from lowdisp.nn._regularizers import apply_constraints
 from lowdisp.nn._rnn import RNN, make_cell
 from lowdisp.nn._tasks import Task
 
@@ -430,6 +431,14 @@ class Trainer:
     gradients, steps and optimizer state are masked, pruned weights stay
     exactly zero, and checkpoints save and restore the masks bit for bit.
 
+    Weight constraints of the cells (``regularizers={"max_norm": c}``,
+    ``{"unit_disk": True}``) are projections after the update: the trainer
+    projects the initial parameters when it is built and the parameters after
+    every optimizer step (:func:`lowdisp.nn.apply_constraints`), so what it
+    holds, evaluates and saves satisfies them; loading a checkpoint does not
+    project again (the file holds projected parameters, and the persistent
+    power-iteration vectors are restored from it).
+
     Examples
     --------
     >>> import lowdisp.nn as lnn
@@ -516,6 +525,9 @@ class Trainer:
         #: shared with the optimizer (see :func:`lowdisp.nn.set_mask`)
         self.masks = model_masks(model)
         bind_masks(optimizer, self.masks)
+        # weight constraints (max_norm, unit_disk) are projections after the update: the
+        # initial weights here, each step's result in _train_step_core
+        apply_constraints(model)
         attach = getattr(optimizer, "attach", None)
         if callable(attach):  # curvature optimizers (KFAC, EKFAC) record layer statistics
             attach(model, loss)
@@ -642,6 +654,7 @@ class Trainer:
         if bad:
             self._rollback(saved)
             self._diverged(f"the update made {', '.join(bad)} non-finite (rolled back)", step)
+        apply_constraints(self.model)
         self.step_count = step
         self._last_norm = norm
         return value
