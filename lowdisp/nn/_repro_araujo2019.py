@@ -255,5 +255,7 @@ def ordering_report(rows: Sequence[dict[str, Any]]) -> str:
                 lines.append("    " + _cmp(dc, dense))
         lines.append("  accuracy vs depth / rank:")
         for prefix in ("diag-circulant depth=", "low_rank r=", "toeplitz_like r=", "dense width="):
-            lines.append(f"    {prefix.split(' ')[0].rstrip('=')}: {_trend(sub, prefix)}")
+            trend = _trend(sub, prefix)
+            if trend:
+                lines.append(f"    {prefix.split(' ')[0].rstrip('=')}: {trend}")
     return "\n".join(lines)
