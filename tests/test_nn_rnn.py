@@ -122,6 +122,54 @@ def test_bptt_block_size_does_not_change_gradients(name, kw, tokens, block, rng,
         np.testing.assert_allclose(dx, dx_ref, rtol=1e-12, atol=1e-13)
 
 
+def test_ring_steps_fit_the_cache_budget():
+    """Wide states reduce BPTT in fewer steps per block (n = 512, batch 64: 2)."""
+    from lowdisp.nn._rnn import _ring_steps
+
+    assert _ring_steps(30, 64, 512, np.float32) == 2
+    assert _ring_steps(30, 64, 512, np.float64) == 2  # at least 2 steps per block
+    assert _ring_steps(120, 64, 128, np.float32) == 8
+    assert _ring_steps(120, 64, 128, np.float64) == 4
+    assert _ring_steps(1, 64, 128, np.float32) == 1
+    assert _ring_steps(5, 3, 4, np.float64) == 5
+
+
+@pytest.mark.parametrize("recurrent", ["dense", "block:2", "diagonal"])
+def test_bptt_in_cache_sized_blocks_equals_one_block(recurrent, rng, monkeypatch):
+    """A small ring budget (2 steps per block) gives the one-block gradients, with the
+    readout's factored dH formed a block at a time (T = 7: blocks 2, 2, 2, 1)."""
+    from lowdisp.nn import _rnn
+    from lowdisp.nn._layers import _Factored
+
+    cell = lnn.RNNCell(3, 4, recurrent=recurrent, dtype=np.float64, rng=3)
+    T, B = 7, 2
+    x = rng.integers(0, 3, (T, B))
+    A = rng.standard_normal((T, B, 2))
+    Wo = rng.standard_normal((2, 4))
+
+    def grads():
+        _, cache = cell.forward_sequence(x)
+        _, g = cell.backward_sequence(cache, _Factored(A, Wo))
+        return {k: v.copy() for k, v in g.items()}
+
+    monkeypatch.setattr(_rnn, "_BLOCK", 10**6)
+    ref = grads()
+    monkeypatch.setattr(_rnn, "_BLOCK", 8)
+    monkeypatch.setattr(_rnn, "_RING_BYTES", 1)
+    assert _rnn._ring_steps(T, B, 4, np.float64) == 2
+    g = grads()
+    assert sorted(g) == sorted(ref)
+    for k in g:
+        np.testing.assert_allclose(g[k], ref[k], rtol=1e-12, atol=1e-13, err_msg=k)
+    dense = lnn.RNNCell(3, 4, dtype=np.float64, rng=3)  # and the dense oracle of W
+    dense._params["W"][...] = cell.recurrent_matrix()
+    dense._params["U"][...] = cell._params["U"]
+    _, cd = dense.forward_sequence(x)
+    _, gd = dense.backward_sequence(cd, A @ Wo)
+    np.testing.assert_allclose(g["U"], gd["U"], rtol=1e-12, atol=1e-13)
+    np.testing.assert_allclose(g["b"], gd["b"], rtol=1e-12, atol=1e-13)
+
+
 @pytest.mark.parametrize("name,kw", ELMAN, ids=lambda v: v if isinstance(v, str) else "")
 def test_bptt_with_initial_state(name, kw, rng):
     """A nonzero h_0 enters dW (the h_0 = 0 shortcut must not drop it)."""
