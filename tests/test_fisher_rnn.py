@@ -400,3 +400,48 @@ def test_bad_approx_is_named():
     data = (np.ones((4, 3)), np.zeros(4, dtype=int))
     with pytest.raises(ValueError, match="approx"):
         lnn.fisher_matrix(model, lnn.SoftmaxCrossEntropy(), data, approx="sum")
+
+
+def test_obd_scores_of_a_sequence_model_use_the_ggn_of_the_mean_loss():
+    """OBD's ``½ F_ii θ_i²`` with F the GGN of the trainer's loss (a mean over T·B
+    positions): fisher_matrix's per-sequence Fisher divided by T."""
+    T, B, C = 4, 3, 3
+    model = _rnn(C=C)
+    x, y = _seq_data(T, B, C=C)
+    P = 4 * 8 + 3 * 5
+    ggn = np.zeros((P, P))
+    for n in range(B):
+        z, cache = model.forward(_one(x, n), train=False)
+        for t in range(T):
+            Jt = np.empty((C, P))
+            for c in range(C):
+                e = np.zeros_like(z)
+                e[t, 0, c] = 1
+                Jt[c] = _flat(model.backward(cache, e)[1])
+            p = np.exp(z[t, 0] - z[t, 0].max())
+            p /= p.sum()
+            ggn += Jt.T @ (np.diag(p) - np.outer(p, p)) @ Jt
+    ggn /= B * T
+    d = {}
+    i = 0
+    for grp in GROUPS:  # the diagonal back in parameter shapes
+        W = model.params()[grp[0]]
+        k = W.shape[0] * sum(model.params()[p].reshape(W.shape[0], -1).shape[1] for p in grp)
+        M = np.diag(ggn)[i : i + k].reshape(W.shape[0], -1)
+        j = 0
+        for p in grp:
+            n_cols = model.params()[p].reshape(W.shape[0], -1).shape[1]
+            d[p] = M[:, j : j + n_cols].reshape(model.params()[p].shape)
+            j += n_cols
+        i += k
+    scores = lnn.pruning_scores(
+        model,
+        ["rnn.cell.W", "readout.W"],
+        criterion="obd",
+        data=(x, y),
+        loss=lnn.SoftmaxCrossEntropy(),
+        fisher="exact",
+    )
+    for p in ("rnn.cell.W", "readout.W"):
+        th = model.params()[p]
+        np.testing.assert_allclose(scores[p], 0.5 * d[p] * th * th, rtol=1e-10, atol=1e-15)

@@ -342,12 +342,14 @@ class _Stats:
 
             if getattr(self.loss, "reduction", "mean") == "sum":
                 self._scale = float(self.n)
-            elif isinstance(self.loss, SoftmaxCrossEntropy):
-                self._scale = 1.0
             else:
-                x0 = self.batches[0][0]
-                z, _ = self.model.forward(x0[:1], train=False)
-                self._scale = 1.0 / z.shape[-1]
+                # the mean is over every loss element of an example: its C outputs (not
+                # for softmax) at each of its T positions (fisher_matrix sums over them)
+                z, _ = self.model.forward(self.batches[0][0], train=False)
+                per = z.size // z.shape[-2]
+                self._scale = 1.0 / (
+                    per // z.shape[-1] if isinstance(self.loss, SoftmaxCrossEntropy) else per
+                )
         return self._scale
 
     def grad(self) -> dict[str, np.ndarray]:
