@@ -505,7 +505,11 @@ def _sd_matmat(a, fa, b, fb, G, H, X, transpose: bool = False):
         M = _sd_dense(a, fa, b, fb, G, H, dtype)[0]
         return (M.T if transpose else M) @ np.asarray(X, dtype)
     sides = (b, fb, a, fa, H, G) if transpose else (a, fa, b, fb, G, H)
-    return (_sd_products(*sides, X, dtype) * _sd_scale(a, fa, b, fb)).astype(dtype, copy=False)
+    Y = _sd_products(*sides, X, dtype)
+    scale = _sd_scale(a, fa, b, fb)
+    if scale != 1.0:  # no corner: no pass over the result
+        Y = Y * scale
+    return Y.astype(dtype, copy=False)
 
 
 def subdiag_matmat(
