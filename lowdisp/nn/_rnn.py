@@ -767,7 +767,7 @@ class _BlockGrads:
         D2 = D.reshape(-1, N)
         ext = self.ext
         if self.stats is not None:
-            self.stats.add(D2)
+            self.stats.add(D2, lo)  # rows of steps lo, lo + 1, ... (curvature recorder)
         s = max(lo, self.first)
         if s < hi:
             Db = D[s - lo :].reshape(-1, N)
