@@ -9,6 +9,8 @@ import warnings
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import lowdisp.nn as lnn
 
@@ -317,10 +319,11 @@ def test_token_input_factor_is_the_token_frequencies_and_the_fisher_is_exact():
     np.testing.assert_allclose(D.to_dense(), J.T @ J / 5, rtol=1e-10, atol=1e-13)
 
 
-def test_kfac_optimizer_preconditions_a_token_rnn_without_a_warning():
+@pytest.mark.parametrize("cls", [lnn.KFAC, lnn.EKFAC])
+def test_kfac_optimizer_preconditions_a_token_rnn_without_a_warning(cls):
     task = lnn.copy_memory(3, n_copy=3, n_symbols=3)
     model = lnn.build_model(task, "tanh", hidden=4, dtype=F64, rng=0)
-    opt = lnn.KFAC(lr=0.01, damping=0.1)
+    opt = cls(lr=0.01, damping=0.1)
     with warnings.catch_warnings():
         warnings.simplefilter("error", lnn.CurvatureWarning)
         tr = lnn.Trainer(model, task.loss(), opt, task, batch_size=5, rng=0)
@@ -445,3 +448,33 @@ def test_obd_scores_of_a_sequence_model_use_the_ggn_of_the_mean_loss():
     for p in ("rnn.cell.W", "readout.W"):
         th = model.params()[p]
         np.testing.assert_allclose(scores[p], 0.5 * d[p] * th * th, rtol=1e-10, atol=1e-15)
+
+
+@settings(max_examples=12, deadline=None)
+@given(
+    T=st.integers(1, 10),
+    B=st.integers(1, 4),
+    d=st.integers(1, 3),
+    N=st.integers(1, 4),
+    seq=st.booleans(),
+    seed=st.integers(0, 2**16),
+)
+def test_property_rnn_fisher_objects(T, B, d, N, seq, seed):
+    """Random small RNNs: dense = brute force; EKFAC's error to the block Fisher is never
+    above KFAC's (both approximations); T = 1 makes expand and reduce one."""
+    model = _rnn(d, N, 2, seq=seq, seed=seed % 97)
+    x, y = _seq_data(T, B, d, 2, seed=seed)
+    y = y if seq else y[-1]
+    loss = lnn.SoftmaxCrossEntropy()
+    J = _seq_grads(model, lnn.SoftmaxCrossEntropy(reduction="sum"), x, y, seq=seq)
+    F = lnn.fisher_matrix(model, loss, (x, y), kind="dense").to_dense()
+    np.testing.assert_allclose(F, J.T @ J / B, rtol=1e-9, atol=1e-12)
+    Fb = lnn.fisher_matrix(model, loss, (x, y), kind="block").to_dense()
+    dense = {}
+    for approx in ("expand", "reduce"):
+        K = lnn.fisher_matrix(model, loss, (x, y), kind="kfac", approx=approx).to_dense()
+        E = lnn.fisher_matrix(model, loss, (x, y), kind="ekfac", approx=approx).to_dense()
+        assert np.linalg.norm(E - Fb) <= np.linalg.norm(K - Fb) * (1 + 1e-9) + 1e-12
+        dense[approx] = K
+    if T == 1:
+        np.testing.assert_allclose(dense["expand"], dense["reduce"], rtol=1e-12, atol=1e-14)
