@@ -478,3 +478,21 @@ def test_property_rnn_fisher_objects(T, B, d, N, seq, seed):
         dense[approx] = K
     if T == 1:
         np.testing.assert_allclose(dense["expand"], dense["reduce"], rtol=1e-12, atol=1e-14)
+
+
+def test_monte_carlo_fisher_of_a_sequence_model_converges_to_the_exact_one():
+    """One sampled label per position and trial: no cross terms between positions."""
+    model = _rnn(C=3)
+    x, y = _seq_data(T=4, B=6, C=3)
+    loss = lnn.SoftmaxCrossEntropy()
+    exact = lnn.fisher_matrix(model, loss, (x, y), kind="dense", fisher="exact").to_dense()
+    errs = [
+        _rel(
+            lnn.fisher_matrix(
+                model, loss, (x, y), kind="dense", fisher="mc", trials=k, rng=1
+            ).to_dense(),
+            exact,
+        )
+        for k in (10, 1000)
+    ]
+    assert errs[1] < 0.1 < errs[0]
