@@ -94,9 +94,12 @@ def _torch(task: Any, kind: str, n: int, dt: Any, batch: int):
 
 def _gemms_only(task: Any, n: int, dt: Any, batch: int):
     """Exactly the GEMMs of one dense tanh Trainer step, with nothing else: the ceiling
-    of what the step can reach. Forward ``h_{t-1} Wᵀ`` (none at t = 0, h_0 = 0), readout
-    forward and ``dV``, the factored ``dy V`` and ``dW`` in blocks of 8 steps, the BPTT
-    carry ``δ_t W``, all on the same shapes as the step's."""
+    of what the step can reach. Forward ``h_{t-1} Wᵀ`` (none at t = 0, h_0 = 0; in the
+    cell's row chunks), readout forward and ``dV``, the factored ``dy V`` and ``dW`` in
+    the cell's blocks of steps, the BPTT carry ``δ_t W``, all on the same shapes as the
+    step's."""
+    from lowdisp.nn._rnn import _ring_steps, _row_chunks
+
     L = task.batch(1, rng=0)[0].shape[0]
     k = task.output_size
     g = np.random.default_rng(0)
@@ -106,17 +109,20 @@ def _gemms_only(task: Any, n: int, dt: Any, batch: int):
     dY = g.standard_normal((L, batch, k)).astype(dt)
     tmp = np.empty((batch, n), dtype=dt)
     Y = np.empty((L * batch, k), dtype=dt)
-    ring = np.empty((8, batch, n), dtype=dt)
+    C = _ring_steps(L, batch, n, np.dtype(dt))
+    ring = np.empty((C, batch, n), dtype=dt)
     dW = np.empty((n, n), dtype=dt)
-    C = 8
+    rows = _row_chunks(batch, n, n)
 
     def step() -> None:
         for t in range(1, L):
-            np.matmul(H[t], W, out=tmp)
+            for r in rows:
+                np.matmul(H[t][r], W, out=tmp[r])
         np.matmul(H[1:].reshape(-1, n), V.T, out=Y)
         dY.reshape(-1, k).T @ H[1:].reshape(-1, n)
         for t in range(L - 1, 0, -1):
-            np.matmul(H[t], W, out=tmp)
+            for r in rows:
+                np.matmul(H[t][r], W, out=tmp[r])
         for lo in range(0, L, C):
             hi = min(lo + C, L)
             np.matmul(dY[lo:hi].reshape(-1, k), V, out=ring[: hi - lo].reshape(-1, n))

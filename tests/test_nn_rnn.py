@@ -134,6 +134,46 @@ def test_ring_steps_fit_the_cache_budget():
     assert _ring_steps(5, 3, 4, np.float64) == 5
 
 
+def test_row_chunks_stay_below_the_small_gemm_bound():
+    from lowdisp.nn._rnn import _row_chunks
+
+    assert _row_chunks(64, 128, 128) == [slice(0, 32), slice(32, 64)]
+    assert _row_chunks(64, 64, 64) == [slice(0, 64)]  # already small
+    assert _row_chunks(64, 512, 512) == [slice(0, 64)]  # 8 chunks would not reach it
+    for B in (1, 7, 64, 100, 130):
+        rows = _row_chunks(B, 128, 128)
+        assert [i for r in rows for i in range(B)[r]] == list(range(B))
+        assert all((r.stop - r.start) * 128 * 128 <= 1_000_000 for r in rows) or len(rows) == 1
+
+
+def test_dense_tanh_in_row_chunks_matches_finite_differences_and_one_product(rng, monkeypatch):
+    """The dense tanh step's products in row chunks (a bound forcing 3 chunks of a batch
+    of 5): FD-checked BPTT, and the same H and gradients as one product per step."""
+    from lowdisp.nn import _rnn
+
+    cell = lnn.RNNCell(3, 4, dtype=np.float64, rng=2)
+    x = rng.standard_normal((7, 5, 3))
+    dH = rng.standard_normal((7, 5, 4))
+
+    def run():
+        H, cache = cell.forward_sequence(x)
+        H = H.copy()
+        dx, g = cell.backward_sequence(cache, dH)
+        return H, dx, {k: v.copy() for k, v in g.items()}
+
+    H1, dx1, g1 = run()
+    monkeypatch.setattr(_rnn, "_SMALL_GEMM", 2 * 4 * 4)
+    assert len(_rnn._row_chunks(5, 4, 4)) == 3
+    H2, dx2, g2 = run()
+    np.testing.assert_allclose(H2, H1, rtol=1e-13, atol=1e-15)
+    np.testing.assert_allclose(dx2, dx1, rtol=1e-12, atol=1e-14)
+    for k in g1:
+        np.testing.assert_allclose(g2[k], g1[k], rtol=1e-12, atol=1e-14, err_msg=k)
+    f, vjp, point = cell_fn(cell)
+    point["x"] = x
+    check_vjp(f, vjp, point, rng=rng, rtol=1e-6)
+
+
 @pytest.mark.parametrize("recurrent", ["dense", "block:2", "diagonal"])
 def test_bptt_in_cache_sized_blocks_equals_one_block(recurrent, rng, monkeypatch):
     """A small ring budget (2 steps per block) gives the one-block gradients, with the
