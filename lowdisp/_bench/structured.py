@@ -74,6 +74,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="largest n of the crossover section (default 32768; its dense matrix is 8 n^2 "
         "bytes, 8.6 GB)",
     )
+    parser.add_argument(
+        "--cpu-time",
+        action="store_true",
+        help="time the interleaved (acceptance) cases by this process's CPU time "
+        "(time.process_time) instead of wall time: on a shared, loaded machine",
+    )
     parser.add_argument("--results", default=None, help="directory for the results file")
     parser.add_argument("--no-save", action="store_true", help="print only")
     parser.add_argument("--seed", type=int, default=0)
@@ -239,20 +245,25 @@ def _fft_floor(n: int, r: int, b: int, dtype: Any, cyclic: bool) -> float:
     return median_time(_fft_floor_fn(n, r, b, dtype, cyclic), repeat=5)
 
 
+#: the clock of :func:`_interleaved` (``run`` sets it from ``--cpu-time``)
+_CLOCK: Callable[[], float] = time.perf_counter
+
+
 def _interleaved(fns: dict[str, Callable[[], object]], repeat: int) -> dict[str, float]:
     """Medians of ``repeat`` rounds that call every function once, in turn.
 
     On a shared machine the load drifts; timing the cases round-robin exposes
-    them to the same conditions, so their ratios are meaningful.
+    them to the same conditions, so their ratios are meaningful. The clock is
+    ``_CLOCK`` (wall time, or CPU time with ``--cpu-time``).
     """
     for fn in fns.values():
         fn()  # warm-up (plans, compiles, caches)
     samples: dict[str, list[float]] = {k: [] for k in fns}
     for _ in range(repeat):
         for k, fn in fns.items():
-            t0 = time.perf_counter()
+            t0 = _CLOCK()
             fn()
-            samples[k].append(time.perf_counter() - t0)
+            samples[k].append(_CLOCK() - t0)
     return {k: float(np.median(v)) for k, v in samples.items()}
 
 
@@ -831,6 +842,8 @@ def run(args: argparse.Namespace) -> int:
     # every BLAS library (numpy's and scipy's OpenBLAS) must be loaded before the
     # thread controller of blas_threads takes its snapshot, or scipy's would keep
     # its default thread count
+    global _CLOCK
+    _CLOCK = time.process_time if getattr(args, "cpu_time", False) else time.perf_counter
     rng = np.random.default_rng(args.seed)
     lines = _Echo()
     with blas_threads(1):
@@ -841,9 +854,11 @@ def run(args: argparse.Namespace) -> int:
             else f"medians of {max(5, args.repeat)} runs (acceptance: interleaved medians of "
             f"{max(7, args.repeat)} rounds)"
         )
+        clock = " by CPU time" if getattr(args, "cpu_time", False) else ""
         lines.append(
             f"threads: BLAS pinned to 1 ({thread_count()}); scipy.fft workers=1; "
-            f"{timing}; load average at start {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores"
+            f"{timing}{clock}; load average at start {os.getloadavg()[0]:.1f} on "
+            f"{os.cpu_count()} cores"
         )
         lines.append("")
         if args.crossover:
