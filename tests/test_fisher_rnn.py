@@ -285,6 +285,9 @@ def test_rnn_kfac_and_ekfac_objects(approx):
         np.testing.assert_allclose(E.diagonals[s.name].reshape(-1), want, rtol=1e-9, atol=1e-13)
         i += k
     assert np.linalg.norm(E.to_dense() - Fb) <= np.linalg.norm(K.to_dense() - Fb) + 1e-12
+    # the public two-step route gives the same object
+    E2 = lnn.EKFACFisher.from_kfac(K).update_diag(model, loss, data)
+    np.testing.assert_allclose(E2.to_dense(), E.to_dense(), rtol=1e-12, atol=1e-14)
     # a gradient-shaped dict round-trips through the [U, W, b] layout
     g = model.backward(*_fwd_sum(model, data))[1]
     w = K.mv(g)
@@ -377,6 +380,14 @@ def test_structured_layer_dense_and_diag_fisher_cover_the_generators(structure, 
     with pytest.warns(lnn.CurvatureWarning, match="no Kronecker rule"):
         K = lnn.fisher_matrix(model, loss, (x, y), kind="kfac")
     assert K.paths == ["out.W", "out.b"]
+    # a model without one: the other unsupported layer is reported, without the note
+    dc = lnn.DiagonalCirculant(n_out, depth=1, dtype=F64, rng=0)
+    other = lnn.Sequential({"dc": dc, "out": model.layers["out"]})
+    with warnings.catch_warnings(record=True) as rec:
+        warnings.simplefilter("always", lnn.CurvatureWarning)
+        lnn.fisher_matrix(other, loss, (rng.normal(size=(7, n_out)), y))
+    msgs = [str(w.message) for w in rec if issubclass(w.category, lnn.CurvatureWarning)]
+    assert len(msgs) == 1 and "'dc." in msgs[0] and "StructuredDense" not in msgs[0]
 
 
 def test_structured_layer_on_sequences_sums_its_positions():

@@ -954,7 +954,7 @@ def fisher_matrix(
         structured=not kron,
     )
     what = "they are left out of the Fisher matrix"
-    if kron:
+    if kron and any(b.kind == "structured" for b in find_blocks(model, (), structured=True)[0]):
         what += " (StructuredDense layers have no Kronecker rule: use kind='diag' or 'dense')"
     warn_unsupported(col.unsupported, where, what)
     blocks = col.blocks
