@@ -22,12 +22,20 @@ loss ``L = (1/B) Σ_i ℓ_i``, so the cotangent row it hands a layer is
 ``dyᵀdy/B`` (which is B² too small). :func:`example_scale` gives ``c`` with
 ``g_i = c · dy_i`` (``B`` for ``reduction="mean"``, ``1`` for ``"sum"``).
 
-**Sequences (KFAC-expand).** A dense layer applied to ``(T, B, d)`` shares
-its weight over the ``T`` positions. Following Eschenhagen et al. (2023),
-KFAC-expand treats each position as an example of the input factor and sums
-the output factor over positions: ``A = (1/(BT)) Σ_{n,t} ã ãᵀ``,
-``G = (1/B) Σ_{n,t} g gᵀ``; the recurrent cell's matrices use the same rule
-(:mod:`lowdisp.nn._kfac`).
+**Sequences (KFAC-expand, KFAC-reduce).** A dense layer applied to
+``(T, B, d)`` shares its weight over the ``T`` positions. Following
+Eschenhagen et al. (2023), KFAC-expand treats each position as an example of
+the input factor and sums the output factor over positions:
+``A = (1/(BT)) Σ_{n,t} ã ãᵀ``, ``G = (1/B) Σ_{n,t} g gᵀ``; the recurrent
+cell's matrices use the same rule (:mod:`lowdisp.nn._kfac`). KFAC-reduce
+(``fisher_matrix(..., approx="reduce")``) averages ``ã`` and sums ``g`` over
+the positions of each sequence first: ``A = (1/B) Σ_n ā_n ā_nᵀ``,
+``G = (1/B) Σ_n ĝ_n ĝ_nᵀ``.
+
+**Structured layers.** :class:`~lowdisp.nn.StructuredDense` calls the same
+hook with its input and output cotangent; its per-example generator
+gradients are per-example vjps (the diagonal and dense Fisher objects, small
+models only).
 """
 
 from __future__ import annotations
