@@ -23,6 +23,13 @@ eigenbasis gradient, the diagonal GEMM and the back-rotation. ``SGD step +
 these GEMMs`` is the least a step of that algorithm can cost with these BLAS
 kernels; its ratio to the SGD step bounds the achievable ratio from below.
 
+Variants (all at the defaults otherwise; damping 0.1, lr 1e-4, for timing only):
+``kfac``, ``ekfac`` (the defaults: factor statistics every step, EKFAC's batch
+diagonal every step), ``kfac_f10`` (``factor_every=10``), ``kfac_s8`` and
+``ekfac_s8`` (``stats_fraction=1/8``: statistics from an eighth of each batch),
+``ekfac_d10`` (``factor_every=10, diag_every=10``), ``ekfac_running``
+(``diag="running", factor_every=10``).
+
 When ``torch`` and ``nngeometry`` are importable (optional:
 ``pip install torch`` then ``pip install --no-deps nngeometry``), the same
 EKFAC factors, diagonal and preconditioning are timed with nngeometry on the
@@ -82,8 +89,12 @@ def _make(opt_name, refresh, lr=1e-4, damping=0.1):
         return lnn.KFAC(lr, refresh=refresh, damping=damping)
     if opt_name == "kfac_f10":
         return lnn.KFAC(lr, refresh=refresh, damping=damping, factor_every=10)
+    if opt_name == "kfac_s8":
+        return lnn.KFAC(lr, refresh=refresh, damping=damping, stats_fraction=1 / 8)
     if opt_name == "ekfac":
         return lnn.EKFAC(lr, refresh=refresh, damping=damping)
+    if opt_name == "ekfac_s8":
+        return lnn.EKFAC(lr, refresh=refresh, damping=damping, stats_fraction=1 / 8)
     if opt_name == "ekfac_running":
         return lnn.EKFAC(lr, refresh=refresh, damping=damping, diag="running", factor_every=10)
     if opt_name == "ekfac_d10":
@@ -321,7 +332,7 @@ def main(argv=None):
     p.add_argument("--no-peer", action="store_true", help="skip nngeometry")
     p.add_argument("--nets", default="mlp,autoencoder", help="comma-separated: mlp,autoencoder")
     args = p.parse_args(argv)
-    opts = ("sgd", "kfac", "kfac_f10", "ekfac", "ekfac_d10", "ekfac_running")
+    opts = ("sgd", "kfac", "kfac_f10", "kfac_s8", "ekfac", "ekfac_d10", "ekfac_s8", "ekfac_running")
     if args.quick:
         cases = [("mlp", 512)]
     else:

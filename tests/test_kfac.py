@@ -203,6 +203,65 @@ def test_ekfac_batch_diagonal_is_the_mean_square_of_projected_per_example_gradie
         np.testing.assert_allclose(step, lr * d, rtol=1e-9, atol=1e-13)
 
 
+@pytest.mark.parametrize(("frac", "k"), [(0.25, 4), (0.3, 5)])
+def test_stats_fraction_factors_come_from_the_first_examples(frac, k):
+    """⌈f·B⌉ examples enter A and G; g_i keeps the whole batch's scale (g_i = B·dy_i)."""
+    model = _net()
+    x, y = _data()
+    pe = _per_example(model, lnn.SoftmaxCrossEntropy, x, y)
+    ins = _layer_inputs(model, x)
+    opt = lnn.KFAC(lr=0.1, stats_fraction=frac)
+    _one_step(opt, model, x, y)
+    for name in ("fc0", "fc1"):
+        g = pe[f"{name}.b"][:k]
+        at = np.hstack([ins[name][:k], np.ones((k, 1))])
+        np.testing.assert_allclose(opt._curv[f"{PREFIX}G/{name}"], g.T @ g / k, rtol=1e-12)
+        np.testing.assert_allclose(opt._curv[f"{PREFIX}A/{name}"], at.T @ at / k, rtol=1e-12)
+
+
+def test_stats_fraction_on_sequences_takes_the_first_sequences():
+    """A dense layer over (T, B, d): the first ⌈f·B⌉ sequences, all their positions."""
+    rng = np.random.default_rng(3)
+    model = lnn.Sequential({"fc": lnn.Dense(5, 4, dtype=np.float64, rng=rng)})
+    x, t = rng.normal(size=(3, 8, 5)), rng.normal(size=(3, 8, 4))
+    loss = lnn.MSE()
+    opt = lnn.KFAC(lr=0.1, stats_fraction=0.5)
+    opt.attach(model, loss)
+    z, cache = model.forward(x)
+    _, dz = loss(z, t)
+    _, grads = model.backward(cache, dz)
+    opt.step(model.params(), grads)
+    k, c = 4, 8.0  # examples used; g = B·dy for a mean over the batch of 8
+    at = np.hstack([x[:, :k].reshape(-1, 5), np.ones((3 * k, 1))])
+    dy = np.asarray(dz)[:, :k].reshape(-1, 4)
+    np.testing.assert_allclose(opt._curv[f"{PREFIX}A/fc"], at.T @ at / (3 * k), rtol=1e-12)
+    np.testing.assert_allclose(opt._curv[f"{PREFIX}G/fc"], c * c / k * dy.T @ dy, rtol=1e-12)
+
+
+def test_ekfac_stats_fraction_diagonal_from_the_subset_step_from_the_whole_gradient():
+    model = _net()
+    x, y = _data()
+    pe = _per_example(model, lnn.SoftmaxCrossEntropy, x, y)
+    lam, lr, k = 1e-3, 0.3, 8
+    opt = lnn.EKFAC(lr=lr, momentum=0.0, damping=lam, stats_fraction=0.5)
+    before, grads = _one_step(opt, model, x, y)
+    for name in ("fc0", "fc1"):
+        UA = opt._curv[f"{PREFIX}UA/{name}"]
+        UG = opt._curv[f"{PREFIX}UG/{name}"]
+        per = np.concatenate([pe[f"{name}.W"], pe[f"{name}.b"][:, :, None]], axis=2)[:k]
+        S = (np.einsum("og,ioa,ab->igb", UG, per, UA) ** 2).mean(axis=0)
+        np.testing.assert_allclose(opt._curv[f"{PREFIX}S/{name}"], S, rtol=1e-10, atol=1e-14)
+        V = UG.T @ _grad_matrix(grads, name) @ UA  # the whole batch's gradient
+        d = UG @ (V / (S + lam)) @ UA.T
+        step = np.hstack(
+            [
+                before[f"{name}.W"] - model.params()[f"{name}.W"],
+                (before[f"{name}.b"] - model.params()[f"{name}.b"])[:, None],
+            ]
+        )
+        np.testing.assert_allclose(step, lr * d, rtol=1e-9, atol=1e-13)
+
+
 def test_ekfac_running_diagonal_starts_from_the_kfac_eigenvalues():
     model = _net()
     x, y = _data()
@@ -324,6 +383,8 @@ def test_excluded_and_unsupported_parameters_get_the_plain_step():
         ({"damping": float("nan")}, ValueError, "damping"),
         ({"refresh": 0}, ValueError, r"refresh must be in \[1, inf\]"),
         ({"factor_every": 0}, ValueError, "factor_every"),
+        ({"stats_fraction": 0.0}, ValueError, r"stats_fraction must be in \(0, 1\]"),
+        ({"stats_fraction": 1.5}, ValueError, "stats_fraction"),
         ({"decay": 1.0}, ValueError, "decay"),
         ({"exclude": "fc0.*"}, TypeError, "exclude must be a list"),
         ({"optimizer": "sgd"}, TypeError, "optimizer must be None or a lowdisp.nn Optimizer"),

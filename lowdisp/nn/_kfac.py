@@ -18,6 +18,7 @@ scale restored (``g_i = B·dy_i`` for a mean loss).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -61,6 +62,7 @@ class _KroneckerOptimizer(Optimizer):
         decay: float = 0.95,
         refresh: int | None = None,
         factor_every: int = 1,
+        stats_fraction: float = 1.0,
         fisher: str = "empirical",
         optimizer: Optimizer | Mapping[str, Any] | None = None,
         exclude: Iterable[str] = (),
@@ -75,6 +77,9 @@ class _KroneckerOptimizer(Optimizer):
         refresh = self._default_refresh if refresh is None else refresh
         self.refresh = check_int(refresh, "refresh", where=where, low=1)
         self.factor_every = check_int(factor_every, "factor_every", where=where, low=1)
+        self.stats_fraction = check_real(
+            stats_fraction, "stats_fraction", where=where, low=0, high=1, low_open=True
+        )
         self.fisher = check_option(fisher, "fisher", ("empirical", "mc"), where=where)
         if isinstance(exclude, str) or not isinstance(exclude, Iterable):
             raise TypeError(
@@ -209,6 +214,7 @@ class _KroneckerOptimizer(Optimizer):
             decay=self.decay,
             refresh=self.refresh,
             factor_every=self.factor_every,
+            stats_fraction=self.stats_fraction,
             fisher=self.fisher,
             exclude=list(self.exclude),
             **self._config(),
@@ -278,17 +284,27 @@ class _KroneckerOptimizer(Optimizer):
         self.steps = s + 1
         return norm
 
-    def _stats(self, block: _Block, where: str) -> tuple[np.ndarray, np.ndarray, float, int] | None:
+    def _stats(self, block: _Block, where: str) -> tuple[Any, Any, float, int, bool] | None:
+        """``(x, dy, c, B, whole)``: the recorded input and cotangent rows, the
+        per-example scale ``c`` (from the whole batch), and the ``B`` examples the
+        statistics use: the first ``⌈stats_fraction · batch⌉`` of a dense layer's
+        batch (``whole`` is False when that is fewer than the batch)."""
         rec = block.recorder
         if rec.x is None or (rec.dy is None and getattr(rec, "gg", None) is None):
             return None
-        B = n_examples(rec.x)
+        x, dy = rec.x, rec.dy
+        B = n_examples(x)
         c = 1.0 if self.fisher == "mc" else example_scale(self._reduction, B)
-        return rec.x, rec.dy, c, B
+        k = max(1, math.ceil(self.stats_fraction * B - 1e-9))
+        if k >= B or block.kind != "dense" or dy is None or x.ndim < 2:  # cells: whole batch
+            return x, dy, c, B, True
+        # the first k examples: rows of (B, d), sequences (batch axis -2) of (..., B, d)
+        dy = dy.reshape(*x.shape[:-1], dy.shape[-1])[..., :k, :].reshape(-1, dy.shape[-1])
+        return x[..., :k, :], dy, c, k, False
 
     def _update_factors(self, block: _Block, stats: Any, where: str) -> None:
         """Fold the batch's Gram matrices into the float64 moving averages, in place."""
-        x, dy, c, B = stats
+        x, dy, c, B, _ = stats
         x2 = block.rows(x)
         m = max(x2.shape[0], 1)
         xx = x2.T @ x2  # one SYRK in the training dtype
@@ -386,6 +402,16 @@ class KFAC(_KroneckerOptimizer):
         Update the factor averages every so many steps (1: every step; larger
         values amortise the two Gram matrices per layer, as kfac-pytorch's
         ``factor_update_steps``). Refresh steps always update them.
+    stats_fraction : float
+        Fraction ``f ∈ (0, 1]`` of each batch whose examples enter the factor
+        statistics (and EKFAC's batch diagonal): the first ``⌈f·B⌉`` examples
+        (sequences), a random subset when the batches are shuffled, as the
+        trainer's are. 1 (default): the whole batch. Martens & Grosse (2015)
+        estimate the statistics on a subset of the mini-batch (a public JAX
+        re-implementation of their autoencoder setup uses 1/8); the Gram
+        matrices then cost ``f`` times as much, the preconditioning (two GEMMs
+        of the whole gradient) is unchanged. Dense layers only; a recurrent
+        cell's factors use the whole batch.
     fisher : {"empirical", "mc"}
         Statistics from the trainer's own backward pass of the true labels
         (the empirical Fisher, no extra cost; the EKFAC authors' choice), or
@@ -529,8 +555,10 @@ class EKFAC(_KroneckerOptimizer):
 
     Parameters
     ----------
-    lr, momentum, decay, factor_every, fisher, optimizer
-        As for :class:`KFAC`.
+    lr, momentum, decay, factor_every, stats_fraction, fisher, optimizer
+        As for :class:`KFAC`. With ``stats_fraction < 1`` the batch diagonal
+        comes from the subset's projections and the eigenbasis gradient from
+        rotating the whole batch's gradient (two GEMMs).
     exclude, groups, weight_decay, clip_norm, schedule
         As for :class:`KFAC`.
     damping : float
@@ -632,9 +660,12 @@ class EKFAC(_KroneckerOptimizer):
         UA = self._cast_of(kUA, dt)
         UG = self._cast_of(kUG, dt)
         if batch_diag:
-            x, dy, c, B = stats
-            V, S = kfe_project(block, x, dy, c, B, UA, UG)
-            if V is None or self.fisher == "mc":  # the statistics' dy is not the gradient's
+            x, dy, c, B, whole = stats
+            if whole and self.fisher != "mc":
+                V, S = kfe_project(block, x, dy, c, B, UA, UG)
+            else:  # the statistics' rows are not the gradient's (sampled labels, subset)
+                V, S = None, kfe_diag(block, x, dy, c, B, UA, UG)
+            if V is None:
                 V = _rotate_in(G, UA, UG)
             self._curv[kS] = S
         else:
