@@ -174,6 +174,39 @@ def test_dense_tanh_in_row_chunks_matches_finite_differences_and_one_product(rng
     check_vjp(f, vjp, point, rng=rng, rtol=1e-6)
 
 
+@pytest.mark.parametrize("chunks", [False, True])
+@pytest.mark.parametrize("recurrent", ["dense", "block:2"])
+def test_token_gather_in_the_loop_equals_one_hot(recurrent, chunks, rng, monkeypatch):
+    """Token input adds its table rows to each step's product in place (the fast tanh
+    path, row chunks or not): H and every gradient equal the one-hot float route, with
+    h_0 = 0 and with a given h_0."""
+    from lowdisp.kernels.rnn_modrelu import add_table_rows
+    from lowdisp.nn import _rnn
+
+    if chunks:
+        monkeypatch.setattr(_rnn, "_SMALL_GEMM", 2 * 4 * 4)
+    cell = lnn.RNNCell(5, 4, recurrent=recurrent, dtype=np.float64, rng=4)
+    tokens = rng.integers(0, 5, (9, 5))
+    dH = rng.standard_normal((9, 5, 4))
+    for h0 in (None, rng.standard_normal((5, 4))):
+        H1, c1 = cell.forward_sequence(tokens, h0)
+        H1 = H1.copy()
+        _, g1 = cell.backward_sequence(c1, dH)
+        g1 = {k: v.copy() for k, v in g1.items()}
+        H2, c2 = cell.forward_sequence(np.eye(5)[tokens], h0)
+        np.testing.assert_allclose(H1, H2, rtol=1e-14, atol=1e-15)
+        _, g2 = cell.backward_sequence(c2, dH)
+        for k in g1:
+            np.testing.assert_allclose(g1[k], g2[k], rtol=1e-12, atol=1e-13, err_msg=k)
+    for dt in (np.float32, np.float64):  # the kernel itself against NumPy's gather
+        a = rng.standard_normal((6, 3)).astype(dt)
+        table = rng.standard_normal((4, 3)).astype(dt)
+        ids = rng.integers(0, 4, 6)
+        want = a + table[ids]
+        add_table_rows(a, table, ids)
+        np.testing.assert_array_equal(a, want)
+
+
 @pytest.mark.parametrize("recurrent", ["dense", "block:2", "diagonal"])
 def test_bptt_in_cache_sized_blocks_equals_one_block(recurrent, rng, monkeypatch):
     """A small ring budget (2 steps per block) gives the one-block gradients, with the

@@ -17,6 +17,7 @@ import math
 from numba import njit
 
 __all__ = [
+    "add_table_rows",
     "cmodrelu_backward_step",
     "cmodrelu_forward_step",
     "modrelu_grad_step",
@@ -90,6 +91,18 @@ def modrelu_grad_step(dh, has_dh, carry, z, b, g, db):  # pragma: no cover - jit
                 db[j] += v * math.copysign(one, zv)
             else:
                 g[i, j] = zero
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def add_table_rows(a, table, ids):  # pragma: no cover - jitted
+    """``a[r] += table[ids[r]]`` for every row ``r`` of ``a`` (B, m): a token input's
+    projection (its row of ``Uᵀ + b``) added in place to a step's recurrent product
+    while that step is in cache (the gather twin of :func:`scatter_add_rows`)."""
+    B, m = a.shape
+    for r in range(B):
+        ar, tr = a[r], table[ids[r]]
+        for j in range(m):
+            ar[j] += tr[j]
 
 
 @njit(cache=True, nogil=True, error_model="numpy")

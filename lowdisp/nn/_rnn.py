@@ -1147,32 +1147,45 @@ class RNNCell(_Cell):
             # projection first, then + W h_{t-1}), no separate Z buffer to stream through.
             # With h_0 = 0 the first step has no recurrent term (its GEMM is skipped).
             Z = None
-            self._project(xin, U, p["b"], out=H[1:])
-            if ext is not None:
-                self._input_noise(ext, xin, H[1:])
-            if rec is None or (ext is None and ops.kind == "block"):
-                # the plain GEMM, or the block GEMMs over per-sequence (g, B, m) views
+            fast = rec is None or (ext is None and ops.kind == "block")
+            # token input on the fast path: the step's rows of the table Uᵀ + b are
+            # added to its recurrent product in H[t+1] while it is in cache (no
+            # projected (T, B, N) pass beforehand)
+            gather = fast and xin.dtype.kind in "iu"
+            if gather:
+                from lowdisp.kernels.rnn_modrelu import add_table_rows
+
+                table = np.ascontiguousarray(U.T + p["b"])
+            else:
+                self._project(xin, U, p["b"], out=H[1:])
+                if ext is not None:
+                    self._input_noise(ext, xin, H[1:])
+            if fast:
+                # the plain GEMM (in row chunks below OpenBLAS's small-matrix bound), or
+                # the block GEMMs over per-sequence (g, B, m) views
                 if rec is None:
                     Hs, P, ts = H, np.ascontiguousarray(W.T), tmp
                     rows = _row_chunks(B, N, N)
                 else:
                     Hs, P, ts = ops.seq_view(H), ops.prepare(W), ops._view(tmp)
                     rows = [slice(0, B)]
-                if len(rows) == 1:
-                    for t in range(T):
-                        h = H[t + 1]
-                        if t or h0 is not None:
-                            np.matmul(Hs[t], P, out=ts)
-                            np.add(h, tmp, out=h)
-                        np.tanh(h, out=h)
-                else:  # the dense product in row chunks (OpenBLAS's unpacked path)
-                    for t in range(T):
-                        h, hp = H[t + 1], H[t]
-                        if t or h0 is not None:
+                for t in range(T):
+                    h = H[t + 1]
+                    if t or h0 is not None:
+                        dst = h if gather else tmp
+                        if len(rows) == 1:
+                            np.matmul(Hs[t], P, out=Hs[t + 1] if gather else ts)
+                        else:
+                            hp = H[t]
                             for r in rows:
-                                np.matmul(hp[r], P, out=tmp[r])
+                                np.matmul(hp[r], P, out=dst[r])
+                        if gather:
+                            add_table_rows(h, table, xin[t])
+                        else:
                             np.add(h, tmp, out=h)
-                        np.tanh(h, out=h)
+                    elif gather:
+                        np.take(table, xin[t], axis=0, out=h)
+                    np.tanh(h, out=h)
             else:
                 for t in range(T):
                     h = H[t + 1]
@@ -1608,7 +1621,14 @@ class LSTMCell(_Cell):
             WhT[:, s] *= half
         T, B = x.shape[:2]
         # reused buffers (lowdisp.nn._layers.Workspace: fresh arrays outside a trainer step)
-        A = self._project(x, Wx, bx, out=self._buf("A", (T, B, 4 * n)))  # -> the gates
+        A = self._buf("A", (T, B, 4 * n))  # the pre-activations, then the gates
+        tokens = x.dtype.kind in "iu"
+        if tokens:
+            # token input: the step's rows of the table W_xᵀ + b are added to its
+            # recurrent product in place (no projected (T, B, 4n) pass beforehand)
+            table = np.ascontiguousarray(Wx.T + bx)
+        else:
+            self._project(x, Wx, bx, out=A)
         H = self._buf("H", (T + 1, B, n))
         C = self._buf("C", (T + 1, B, n))
         TC = self._buf("TC", (T, B, n))
@@ -1616,10 +1636,17 @@ class LSTMCell(_Cell):
         C[0] = 0
         tmp = np.empty((B, 4 * n), dtype=self.dtype)
         from lowdisp.kernels.rnn_lstm import lstm_gate_step, lstm_out_step
+        from lowdisp.kernels.rnn_modrelu import add_table_rows
 
         for t in range(T):
             a = A[t]
-            if t or h0 is not None:  # h_0 = 0: no recurrent term at the first step
+            if not (t or h0 is not None):  # h_0 = 0: no recurrent term at the first step
+                if tokens:
+                    np.take(table, x[t], axis=0, out=a)
+            elif tokens:
+                np.matmul(H[t], WhT, out=a)
+                add_table_rows(a, table, x[t])
+            else:
                 np.matmul(H[t], WhT, out=tmp)
                 np.add(a, tmp, out=a)
             np.tanh(a, out=a)
