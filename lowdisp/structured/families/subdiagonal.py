@@ -363,10 +363,11 @@ def _sd_rows(X: np.ndarray, N: int, dtype: np.dtype) -> np.ndarray:
 
 
 def _sd_chunk(k: int, r: int, N: int) -> int:
-    """Columns per pass: the (r, chunk, N) Krylov coefficients stay near 2 MB, at least
-    16 columns (n = 4096 and 16384, batch 64, r = 4: 16 columns a pass, 7% and 30%
-    faster than all at once)."""
-    return int(max(16, min(k, (1 << 18) // max(r * N, 1))))
+    """Columns per pass: the (r, chunk, N) Krylov coefficients stay near 1 MB, at least
+    8 columns. n = 4096 and 16384, batch 64, r = 4, with the leaves of all passes in
+    one GEMM: 8 columns a pass, 7-13% (n = 4096) and 10-20% (n = 16384) faster than
+    16, which was 7% and 30% faster than all at once (CPU time, load ~8)."""
+    return int(max(8, min(k, (1 << 17) // max(r * N, 1))))
 
 
 #: Parameter-side state (plans, leaf rows and level spectra of G or H) of recent
@@ -437,7 +438,7 @@ def _sd_products(a, fa, b, fb, G, H, X, dtype):
     Y = np.empty((k, m), dtype)
     ch = _sd_chunk(k, G.shape[1], max(pa.N, pb.N))
     # the leaves of all passes in one GEMM each, reading the (s0 r, N) leaf rows once
-    # (n = 4096, batch 64: 3 of the ~50 ms of a product in passes of 16)
+    # (n = 4096, batch 64: ~3 of the ~50 ms of a product in passes of 16)
     leaf = kt.leaf(Xr)
     Ck = np.empty((k, G.shape[1] * pa.s0), np.result_type(dtype, km.Vd))
     for c0 in range(0, k, ch):
@@ -576,8 +577,9 @@ def subdiag_matmat(
     scaling; otherwise one linear correlation of length ``>= 2n - 1``. Only
     products of actual entries are formed, never quotients (the
     cumulative-product shortcut ``diag(P) L(v / P)`` loses all digits once
-    ``P`` spans many decades). Columns go in passes of 16 (about 2 MB of Krylov
-    coefficients at n = 4096, r = 4); the parameter-side state (plans, leaf
+    ``P`` spans many decades). Columns go in passes of 8 (about 1 MB of Krylov
+    coefficients at n = 4096, r = 4), the leaves of all passes in one GEMM each;
+    the parameter-side state (plans, leaf
     rows, spectra of ``G`` and ``H``) is cached by the parameters' bytes, so
     products, transposes and the vjp of the same parameters share it. Cost
     ``O((k + r) n log^2 n + k r n log n)``.
@@ -707,7 +709,8 @@ def _sd_vjp_core(a, fa, b, fb, G, H, X, dY, dtype):
     # the leaves of all passes in one GEMM each (see _sd_products)
     leafX, leafY = ktB.leaf(Xr), ktA.leaf(dYr)
     CkA, CkB = np.empty((k, r * pa.s0), dtype), np.empty((k, r * pb.s0), dtype)
-    ch = 2 * _sd_chunk(k, r, max(pa.N, pb.N))  # 32 columns at n = 4096: 8% faster than 16
+    # 16 columns at n = 4096: 8-10% faster than 32 (CPU time, load ~8)
+    ch = 2 * _sd_chunk(k, r, max(pa.N, pb.N))
     for c0 in range(0, k, ch):
         sl = slice(c0, c0 + ch)
         keepX, keepY = ({}, {}) if share else (None, None)
