@@ -575,3 +575,18 @@ def test_lstm_sigmoid_via_tanh_kernels(dt, tol, rng):
         [expit(a[:, : 2 * n]), np.tanh(a[:, 2 * n : 3 * n]), expit(a[:, 3 * n :])], axis=1
     )
     np.testing.assert_allclose(got, ref, rtol=0, atol=tol)
+
+
+def test_sequence_readout_in_small_gemm_row_blocks(rng, monkeypatch):
+    """The Dense readout over a sequence runs in row blocks below the small-matrix bound
+    (here forced to 8 rows, m = 1500 rows, a short last block): same numbers as one
+    product."""
+    from lowdisp.nn import _layers
+
+    monkeypatch.setattr(_layers, "_SMALL_GEMM", 7 * 3 * 5)
+    layer = lnn.Dense(7, 3, dtype=np.float64, rng=0)
+    layer.params()["b"][:] = [0.5, -1.0, 2.0]
+    x = rng.standard_normal((5, 300, 7))
+    y, _ = layer.forward(x)
+    p = layer.params()
+    np.testing.assert_allclose(y, x @ p["W"].T + p["b"], rtol=1e-13, atol=1e-13)
