@@ -36,6 +36,7 @@ from lowdisp._validation import (
 )
 from lowdisp.nn import _structures as S
 from lowdisp.nn._layers import (
+    _SMALL_GEMM,
     Layer,
     Workspace,
     _as_grad,
@@ -66,16 +67,12 @@ _BLOCK = 8
 _RING_BYTES = 256 * 1024
 
 
-#: OpenBLAS multiplies without packing when M·N·K <= 10⁶ (its small-matrix path): the
-#: dense tanh cell's per-step products just above that run in row chunks below it
-#: ((64, 128) @ (128, 128) as two (32, 128) products: Trainer step 1.03x f32 / 1.07x f64)
-_SMALL_GEMM = 1_000_000
-
-
 def _row_chunks(B: int, K: int, N: int) -> list[slice]:
     """Row slices of a per-step ``(B, K) @ (K, N)`` product: halved until each chunk's
-    ``rows·K·N`` fits :data:`_SMALL_GEMM` (at most 8 chunks); one slice when that
-    cannot be reached."""
+    ``rows·K·N`` fits ``_SMALL_GEMM`` (OpenBLAS's small-matrix path, no packing; at
+    most 8 chunks), one slice when that cannot be reached. The dense tanh cell's
+    ``(64, 128) @ (128, 128)`` runs as two ``(32, 128)`` products: Trainer step 1.03x
+    f32 / 1.07x f64."""
     s = 1
     while s < 8 and -(-B // s) * K * N > _SMALL_GEMM:
         s *= 2
