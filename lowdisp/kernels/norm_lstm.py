@@ -21,7 +21,15 @@ import math
 
 from numba import njit
 
-__all__ = ["lstm_c_norm", "norm_affine", "norm_lstm_backward_step"]
+from lowdisp.kernels.rnn_lstm import lstm_sigmoid_post, lstm_sigmoid_pre
+
+__all__ = [
+    "bn_lstm_backward_step",
+    "lstm_c_norm",
+    "norm_affine",
+    "norm_gates",
+    "norm_lstm_backward_step",
+]
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
@@ -121,6 +129,52 @@ def norm_affine(
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
+def norm_gates(
+    zx,
+    zh,
+    xhx,
+    xhh,
+    g_x,
+    b,
+    g_h,
+    no_beta,
+    eps,
+    batch,
+    stats,
+    rmx,
+    rvx,
+    rmh,
+    rvh,
+    inv_x,
+    inv_h,
+    mu,
+    var,
+    a,
+    m,
+    ux_m,
+    ux_v,
+    uh_m,
+    uh_v,
+):  # pragma: no cover - jitted
+    """The gate pre-activations of one step from its two terms, in one call.
+
+    ``zx = W_x x_t`` and ``zh = W_h h_{t−1}`` are normalized into ``xhx`` and ``xhh``
+    (not in place: an output that overlaps its input defeats LLVM's runtime alias
+    check, and the loop runs scalar); ``a = γ_x ⊙ x̂_x + b + γ_h ⊙ x̂_h``, then the sigmoid gates'
+    arguments halved (:func:`lowdisp.kernels.rnn_lstm.lstm_sigmoid_pre`) for the one
+    tanh that follows. ``rmx``/``rvx``, ``rmh``/``rvh``: the population statistics
+    (``stats=False``); ``ux_*``, ``uh_*``: the running statistics updated when
+    ``m > 0`` (see :func:`norm_affine`); ``mu``, ``var``: scratch."""
+    _norm_core(
+        zx, g_x, b, eps, batch, stats, rmx, rvx, xhx, inv_x, mu, var, a, False, m, ux_m, ux_v
+    )
+    _norm_core(
+        zh, g_h, no_beta, eps, batch, stats, rmh, rvh, xhh, inv_h, mu, var, a, True, m, uh_m, uh_v
+    )
+    lstm_sigmoid_pre(a)
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
 def lstm_c_norm(
     a,
     c_prev,
@@ -141,8 +195,11 @@ def lstm_c_norm(
     rm,
     rv,
 ):  # pragma: no cover - jitted
-    """``c_next = σ(f) c_prev + σ(i) tanh(g)`` from the gate activations ``a`` (columns
-    ``i, f, g, o``), then ``out = γ ⊙ norm(c_next) + β`` (the argument of the output tanh)."""
+    """``a ← gates`` from ``tanh`` of the halved arguments
+    (:func:`lowdisp.kernels.rnn_lstm.lstm_sigmoid_post`), ``c_next = σ(f) c_prev +
+    σ(i) tanh(g)`` (columns ``i, f, g, o``), then ``out = γ ⊙ norm(c_next) + β`` (the
+    argument of the output tanh)."""
+    lstm_sigmoid_post(a)
     B, n = c_prev.shape
     for i in range(B):
         for j in range(n):
@@ -283,3 +340,145 @@ def norm_lstm_backward_step(
             dzx[i, j] = v * g_x[j]
     _norm_back(dzh, xhh, inv_h, batch, stats, s1, s2)
     _norm_back(dzx, xhx, inv_x, batch, stats, s1, s2)
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def bn_lstm_backward_step(
+    dh_t,
+    has_dh,
+    ch,
+    a,
+    tc,
+    xhc,
+    inv_c,
+    g_c,
+    c_prev,
+    xhh,
+    inv_h,
+    g_h,
+    xhx,
+    inv_x,
+    g_x,
+    stats,
+    cc,
+    d,
+    dzh,
+    dzx,
+    db,
+    dg_h,
+    dg_x,
+    dg_c,
+    db_c,
+    u,
+    w,
+):  # pragma: no cover - jitted
+    """:func:`norm_lstm_backward_step` for batch normalization (``batch=True``), fused.
+
+    The statistics' derivative of a BN term ``γ x̂`` needs the column means of
+    ``δ`` and ``δ x̂``, which are the step's contributions to ``∂L/∂b`` (or
+    ``∂L/∂β``) and ``∂L/∂γ``: one pass over ``δ`` gives both, a second writes
+    ``dz = γ inv (δ − mean(δ) − x̂ mean(δ x̂))`` (two passes over ``(B, 4n)``
+    instead of five). Every inner loop touches few arrays, so LLVM vectorizes it
+    (its runtime alias checks stay under their limit). ``w``: ``(5, 4n)`` scratch.
+    """
+    B, n = c_prev.shape
+    M = 4 * n
+    one = a.dtype.type(1.0)
+    inv_b = one / B if stats else a.dtype.type(0.0)
+    sv = w[0, :n]
+    svx = w[1, :n]
+    kc = w[2, :n]
+    for j in range(n):
+        sv[j] = 0.0
+        svx[j] = 0.0
+        kc[j] = g_c[j] * inv_c[j]
+    # the output gate and v = ∂L/∂(γ_c ĉ + β_c) (in u), with their column sums
+    for i in range(B):
+        ai = a[i]
+        di = d[i]
+        ui = u[i]
+        ti = tc[i]
+        chi = ch[i]
+        if has_dh:
+            dhi = dh_t[i]
+            for j in range(n):
+                ui[j] = chi[j] + dhi[j]
+        else:
+            for j in range(n):
+                ui[j] = chi[j]
+        for j in range(n):
+            o = ai[3 * n + j]
+            di[3 * n + j] = ui[j] * ti[j] * o * (one - o)
+        for j in range(n):
+            t = ti[j]
+            ui[j] = ui[j] * ai[3 * n + j] * (one - t * t)
+        for j in range(n):
+            sv[j] += ui[j]
+        xi = xhc[i]
+        for j in range(n):
+            svx[j] += ui[j] * xi[j]
+    for j in range(n):
+        db_c[j] += sv[j]
+        dg_c[j] += svx[j]
+        sv[j] *= inv_b
+        svx[j] *= inv_b
+    # dc = ∂L/∂c_t (in u), the i, f, g gates and the carry ∂L/∂c_{t-1}
+    for i in range(B):
+        ai = a[i]
+        di = d[i]
+        ui = u[i]
+        xi = xhc[i]
+        ci = cc[i]
+        for j in range(n):
+            ui[j] = kc[j] * (ui[j] - sv[j] - xi[j] * svx[j]) + ci[j]
+        for j in range(n):
+            ig = ai[j]
+            di[j] = ui[j] * ai[2 * n + j] * ig * (one - ig)
+        cpi = c_prev[i]
+        for j in range(n):
+            f = ai[n + j]
+            di[n + j] = ui[j] * cpi[j] * f * (one - f)
+        for j in range(n):
+            g = ai[2 * n + j]
+            di[2 * n + j] = ui[j] * ai[j] * (one - g * g)
+        for j in range(n):
+            ci[j] = ui[j] * ai[n + j]
+    # the two BN terms of the gates: column sums of δ, δ x̂_h, δ x̂_x, then dz
+    sd = w[0]
+    sh = w[1]
+    sx = w[2]
+    kh = w[3]
+    kx = w[4]
+    for j in range(M):
+        sd[j] = 0.0
+        sh[j] = 0.0
+        sx[j] = 0.0
+    for i in range(B):
+        di = d[i]
+        for j in range(M):
+            sd[j] += di[j]
+        hi = xhh[i]
+        for j in range(M):
+            sh[j] += di[j] * hi[j]
+        xi = xhx[i]
+        for j in range(M):
+            sx[j] += di[j] * xi[j]
+    for j in range(M):
+        db[j] += sd[j]
+        dg_h[j] += sh[j]
+        dg_x[j] += sx[j]
+        kh[j] = g_h[j] * inv_h[j]
+        kx[j] = g_x[j] * inv_x[j]
+        sd[j] *= inv_b
+        sh[j] *= inv_b
+        sx[j] *= inv_b
+    for i in range(B):
+        di = d[i]
+        hi = xhh[i]
+        zhi = dzh[i]
+        for j in range(M):
+            zhi[j] = kh[j] * (di[j] - sd[j] - hi[j] * sh[j])
+        xi = xhx[i]
+        zxi = dzx[i]
+        for j in range(M):
+            zxi[j] = kx[j] * (di[j] - sd[j] - xi[j] * sx[j])

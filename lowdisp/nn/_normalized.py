@@ -61,6 +61,9 @@ __all__ = [
     "refresh_bn_statistics",
 ]
 
+#: time steps per block of the normalized LSTMs' BPTT reductions (two (K, B, 4n) rings)
+_RING = 4
+
 #: suffixes of the parameter paths that hold non-trainable state (running statistics)
 BUFFER_SUFFIXES = (".running_mean", ".running_var")
 
@@ -322,8 +325,8 @@ class _NormLSTM(_Cell):
     def _forward_sequence(
         self, x: np.ndarray, h0: Any, train: bool = True, rng: Any = None
     ) -> tuple[np.ndarray, Any]:
-        from lowdisp.kernels.norm_lstm import lstm_c_norm, norm_affine
-        from lowdisp.kernels.rnn_lstm import lstm_out_step, lstm_sigmoid_post, lstm_sigmoid_pre
+        from lowdisp.kernels.norm_lstm import lstm_c_norm, norm_gates
+        from lowdisp.kernels.rnn_lstm import lstm_out_step
 
         p = self._params
         n = self.hidden_size
@@ -334,14 +337,14 @@ class _NormLSTM(_Cell):
         T, B = x.shape[:2]
         # big buffers from the cell's workspace: reused across a trainer's steps
         buf = self._buf
+        # the input term W_x x_t of every step (one GEMM, or a gather of tokens)
         ZX = self._project(x, p["W_x"], None, out=buf("ZX", (T, B, 4 * n)))
+        XHx = buf("XHx", (T, B, 4 * n))
         A = buf("A", (T, B, 4 * n))  # becomes the gate activations
-        W_h = p["W_h"]
-        WhT = np.ascontiguousarray(W_h.T)
+        WhT = np.ascontiguousarray(p["W_h"].T)
         g_h, g_c, b_c = p["gamma_h"], p["gamma_c"], p["beta_c"]
         H = buf("H", (T + 1, B, n))
         C = buf("C", (T + 1, B, n))
-        XHx = buf("XHx", (T, B, 4 * n))
         XHh = buf("XHh", (T, B, 4 * n))
         XHc = buf("XHc", (T, B, n))
         TC = buf("TC", (T, B, n))
@@ -350,77 +353,56 @@ class _NormLSTM(_Cell):
         inv_x = np.empty((T, gh), dtype=dt)
         inv_h = np.empty((T, gh), dtype=dt)
         inv_c = np.empty((T, gc), dtype=dt)
-        mu_x, var_x = np.empty(gh, dtype=dt), np.empty(gh, dtype=dt)
-        mu_h, var_h = np.empty(gh, dtype=dt), np.empty(gh, dtype=dt)
-        mu_c, var_c = np.empty(gc, dtype=dt), np.empty(gc, dtype=dt)
+        mu, var = np.empty(max(gh, gc), dtype=dt), np.empty(max(gh, gc), dtype=dt)
+        mu_c, var_c = mu[:gc], var[:gc]
         no_beta = np.zeros(4 * n, dtype=dt)
         H[0] = self._h0(h0, B, train, rng)
         C[0] = 0
-        zh = np.empty((B, 4 * n), dtype=dt)
         tmp = np.empty((B, n), dtype=dt)
-        g_x, b = p["gamma_x"], p["b"]
-        rmx = rvx = rmh = rvh = rmc = rvc = None
+        zh = np.empty((B, 4 * n), dtype=dt)
         if bn:
             rmx, rvx = p["bn_x.running_mean"], p["bn_x.running_var"]
             rmh, rvh = p["bn_h.running_mean"], p["bn_h.running_var"]
             rmc, rvc = p["bn_c.running_mean"], p["bn_c.running_var"]
+        else:  # layer normalization keeps no statistics (placeholders for the kernels)
+            rmx = rvx = rmh = rvh = np.zeros((1, gh), dtype=dt)
+            rmc = rvc = np.zeros((1, gc), dtype=dt)
         update = bn and train and self.momentum > 0
-        last = self.t_max - 1
+        momentum = self.momentum if update else 0.0
+        g_x, b = p["gamma_x"], p["b"]
+        last = rmx.shape[0] - 1
         for t in range(T):
             a = A[t]
             s = min(t, last)
-            # a = γ_x norm(W_x x_t) + b (independent of h: no sequential dependence)
-            rm, rv = (mu_x, var_x) if stats else (rmx[s], rvx[s])
             # the running statistics of step t are updated by the kernels (m > 0)
-            m = self.momentum if (update and t <= last) else 0.0
-            ux = (rmx[t], rvx[t]) if m else (mu_x, var_x)
-            norm_affine(
+            m = momentum if t <= last else 0.0
+            # a = γ_x x̂_x + b + γ_h x̂_h with x̂_x = norm(W_x x_t), x̂_h = norm(W_h h_{t-1}),
+            # then the halved sigmoid arguments: one kernel call
+            np.matmul(H[t], WhT, out=zh)
+            norm_gates(
                 ZX[t],
+                zh,
+                XHx[t],
+                XHh[t],
                 g_x,
                 b,
-                eps,
-                bn,
-                stats,
-                rm,
-                rv,
-                XHx[t],
-                inv_x[t],
-                mu_x,
-                var_x,
-                a,
-                False,
-                m,
-                *ux,
-            )
-            np.matmul(H[t], WhT, out=zh)
-            # a += γ_h norm(W_h h_{t-1})   (the x-term and b are in a already)
-            rm, rv = (mu_h, var_h) if stats else (rmh[s], rvh[s])
-            uh = (rmh[t], rvh[t]) if m else (mu_h, var_h)
-            norm_affine(
-                zh,
                 g_h,
                 no_beta,
                 eps,
                 bn,
                 stats,
-                rm,
-                rv,
-                XHh[t],
+                *((mu, var, mu, var) if stats else (rmx[s], rvx[s], rmh[s], rvh[s])),
+                inv_x[t],
                 inv_h[t],
-                mu_h,
-                var_h,
+                mu,
+                var,
                 a,
-                True,
                 m,
-                *uh,
+                *((rmx[t], rvx[t], rmh[t], rvh[t]) if m else (mu, var, mu, var)),
             )
             # σ(z) = (tanh(z/2) + 1)/2: one SIMD tanh over all 4n gate columns
-            # (scipy's expit on the i, f, o slices was 4x slower in float32)
-            lstm_sigmoid_pre(a)
             np.tanh(a, out=a)
-            lstm_sigmoid_post(a)
-            # c_t, then tmp = γ_c norm(c_t) + β_c
-            rm, rv = (mu_c, var_c) if stats else (rmc[s], rvc[s])
+            # the gates, c_t, then tmp = γ_c norm(c_t) + β_c
             lstm_c_norm(
                 a,
                 C[t],
@@ -430,8 +412,7 @@ class _NormLSTM(_Cell):
                 eps,
                 bn,
                 stats,
-                rm,
-                rv,
+                *((mu_c, var_c) if stats else (rmc[s], rvc[s])),
                 XHc[t],
                 inv_c[t],
                 mu_c,
@@ -452,7 +433,7 @@ class _NormLSTM(_Cell):
         ``dh_last`` adds ``∂L/∂h_T``. Returns ``(dX, grads)`` (``dX`` is
         ``None`` for token input); no gradient for the running statistics.
         """
-        from lowdisp.kernels.norm_lstm import norm_lstm_backward_step
+        from lowdisp.kernels.norm_lstm import bn_lstm_backward_step, norm_lstm_backward_step
 
         x, A, H, C, TC, XHx, inv_x, XHh, inv_h, XHc, inv_c, stats = cache
         p = self._params
@@ -460,10 +441,15 @@ class _NormLSTM(_Cell):
         T, B, _ = A.shape
         dt = self.dtype
         bn = self._batch
-        W_h = p["W_h"]
+        W_h, W_x = p["W_h"], p["W_x"]
         g_h, g_c, g_x = p["gamma_h"], p["gamma_c"], p["gamma_x"]
-        dZX = self._buf("dZX", (T, B, 4 * n))  # dL/d(W_x x_t)
-        dZH = self._buf("dZH", (T, B, 4 * n))  # dL/d(W_h h_{t-1})
+        tokens = x.dtype.kind in "iu"
+        # ∂L/∂(W_h h_{t-1}) and ∂L/∂(W_x x_t) live in rings of K steps: each block is
+        # reduced into dW_h, dW_x (and dX) while it is in cache, so no (T, B, 4n)
+        # gradient goes to memory and back
+        K = min(_RING, T)
+        dZH = self._buf("dZH", (K, B, 4 * n))
+        dZX = self._buf("dZX", (K, B, 4 * n))
         d = np.empty((B, 4 * n), dtype=dt)  # dL/d(gate pre-activations) of one step
         grads = {k: np.zeros(p[k].shape, dtype=dt) for k in self._grad_order[2:]}
         ch = np.zeros((B, n), dtype=dt)
@@ -471,46 +457,104 @@ class _NormLSTM(_Cell):
             ch += dh_last
         cc = np.zeros((B, n), dtype=dt)
         u = np.empty((B, n), dtype=dt)
+        scratch = np.empty((5, 4 * n), dtype=dt)
         s1 = np.empty(max(B, 4 * n), dtype=dt)
         s2 = np.empty(max(B, 4 * n), dtype=dt)
+        # dW_hᵀ = Σ_t h_{t-1} δ_tᵀ (Hᵀ δ: the faster GEMM layout), dW_xᵀ likewise
+        dWhT = np.zeros((n, 4 * n), dtype=dt)
+        dWxT = np.zeros((self.input_size, 4 * n), dtype=dt)
+        tmpW = np.empty((n, 4 * n), dtype=dt)
+        dX = None if tokens else np.empty(x.shape, dtype=dt)
         has_dh = dH is not None
         for t in range(T - 1, -1, -1):
-            norm_lstm_backward_step(
-                dH[t] if has_dh else ch,
-                has_dh,
-                ch,
-                A[t],
-                TC[t],
-                XHc[t],
-                inv_c[t],
-                g_c,
-                C[t],
-                XHh[t],
-                inv_h[t],
-                g_h,
-                XHx[t],
-                inv_x[t],
-                g_x,
-                bn,
-                stats,
-                cc,
-                d,
-                dZH[t],
-                dZX[t],
-                grads["b"],
-                grads["gamma_h"],
-                grads["gamma_x"],
-                grads["gamma_c"],
-                grads["beta_c"],
-                u,
-                s1,
-                s2,
-            )
+            i = t % K
+            zh, zx = dZH[i], dZX[i]
+            if bn:
+                bn_lstm_backward_step(
+                    dH[t] if has_dh else ch,
+                    has_dh,
+                    ch,
+                    A[t],
+                    TC[t],
+                    XHc[t],
+                    inv_c[t],
+                    g_c,
+                    C[t],
+                    XHh[t],
+                    inv_h[t],
+                    g_h,
+                    XHx[t],
+                    inv_x[t],
+                    g_x,
+                    stats,
+                    cc,
+                    d,
+                    zh,
+                    zx,
+                    grads["b"],
+                    grads["gamma_h"],
+                    grads["gamma_x"],
+                    grads["gamma_c"],
+                    grads["beta_c"],
+                    u,
+                    scratch,
+                )
+            else:
+                norm_lstm_backward_step(
+                    dH[t] if has_dh else ch,
+                    has_dh,
+                    ch,
+                    A[t],
+                    TC[t],
+                    XHc[t],
+                    inv_c[t],
+                    g_c,
+                    C[t],
+                    XHh[t],
+                    inv_h[t],
+                    g_h,
+                    XHx[t],
+                    inv_x[t],
+                    g_x,
+                    bn,
+                    stats,
+                    cc,
+                    d,
+                    zh,
+                    zx,
+                    grads["b"],
+                    grads["gamma_h"],
+                    grads["gamma_x"],
+                    grads["gamma_c"],
+                    grads["beta_c"],
+                    u,
+                    s1,
+                    s2,
+                )
             if t:
-                np.matmul(dZH[t], W_h, out=ch)
-        dX, grads["W_x"] = self._input_grads(x, dZX.reshape(T * B, 4 * n), p["W_x"])
-        grads["W_h"] = dZH.reshape(T * B, 4 * n).T @ H[:-1].reshape(T * B, n)
+                np.matmul(zh, W_h, out=ch)
+            if i == 0:  # the block t .. t + k - 1 is complete
+                k = min(K, T - t)
+                ZH = dZH[:k].reshape(-1, 4 * n)
+                ZX = dZX[:k].reshape(-1, 4 * n)
+                np.matmul(H[t : t + k].reshape(-1, n).T, ZH, out=tmpW)
+                np.add(dWhT, tmpW, out=dWhT)
+                self._block_input_grads(x[t : t + k], ZX, W_x, dWxT, dX, t)
+        grads["W_h"] = np.ascontiguousarray(dWhT.T)
+        grads["W_x"] = np.ascontiguousarray(dWxT.T)
         return dX, {k: grads[k] for k in self._grad_order}
+
+    def _block_input_grads(self, xb, ZX, W_x, dWxT, dX, t) -> None:
+        """Add a block's ``Σ x_t δ_tᵀ`` to ``dW_xᵀ`` (a row scatter for tokens) and write
+        its ``dX = δ W_x`` (float input)."""
+        if dX is None:
+            from lowdisp.kernels.rnn_modrelu import scatter_add_rows
+
+            scatter_add_rows(xb.reshape(-1), ZX, dWxT)
+            return
+        d = xb.shape[2]
+        dWxT += xb.reshape(-1, d).T @ ZX
+        np.matmul(ZX, W_x, out=dX[t : t + xb.shape[0]].reshape(-1, d))
 
     _grad_order = ("W_x", "W_h", "b", "gamma_x", "gamma_h", "gamma_c", "beta_c")
 
