@@ -21,12 +21,11 @@ import math
 
 from numba import njit
 
-from lowdisp.kernels.rnn_lstm import lstm_sigmoid_post, lstm_sigmoid_pre
+from lowdisp.kernels.rnn_lstm import lstm_gate_step
 
 __all__ = [
     "bn_lstm_backward_step",
     "lstm_c_norm",
-    "norm_affine",
     "norm_gates",
     "norm_lstm_backward_step",
 ]
@@ -100,35 +99,6 @@ def _norm_core(
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
-def norm_affine(
-    z, gamma, beta, eps, batch, stats, rmean, rvar, xhat, inv, mu, var, out, accumulate, m, rm, rv
-):  # pragma: no cover - jitted
-    """``xhat = (z − μ)·inv``; ``out (+)= γ ⊙ xhat + β`` (``+=`` when ``accumulate``).
-
-    With batch statistics and ``m > 0`` also ``rm ← (1 − m) rm + m μ``,
-    ``rv ← (1 − m) rv + m B/(B − 1) σ²`` (the running statistics)."""
-    _norm_core(
-        z,
-        gamma,
-        beta,
-        eps,
-        batch,
-        stats,
-        rmean,
-        rvar,
-        xhat,
-        inv,
-        mu,
-        var,
-        out,
-        accumulate,
-        m,
-        rm,
-        rv,
-    )
-
-
-@njit(cache=True, nogil=True, error_model="numpy")
 def norm_gates(
     zx,
     zh,
@@ -160,18 +130,20 @@ def norm_gates(
 
     ``zx = W_x x_t`` and ``zh = W_h h_{t−1}`` are normalized into ``xhx`` and ``xhh``
     (not in place: an output that overlaps its input defeats LLVM's runtime alias
-    check, and the loop runs scalar); ``a = γ_x ⊙ x̂_x + b + γ_h ⊙ x̂_h``, then the sigmoid gates'
-    arguments halved (:func:`lowdisp.kernels.rnn_lstm.lstm_sigmoid_pre`) for the one
-    tanh that follows. ``rmx``/``rvx``, ``rmh``/``rvh``: the population statistics
-    (``stats=False``); ``ux_*``, ``uh_*``: the running statistics updated when
-    ``m > 0`` (see :func:`norm_affine`); ``mu``, ``var``: scratch."""
+    check, and the loop runs scalar); ``a = γ_x ⊙ x̂_x + b + γ_h ⊙ x̂_h``. The caller
+    passes ``γ_x``, ``b``, ``γ_h`` with their ``i, f, o`` entries halved, so ``a``
+    holds the halved sigmoid arguments (exactly half: scaling by 2 commutes with
+    rounding) for the one tanh that follows (``σ(z) = (tanh(z/2) + 1)/2``).
+    ``rmx``/``rvx``, ``rmh``/``rvh``: the population statistics (``stats=False``);
+    ``ux_*``, ``uh_*``: the running statistics, updated when ``m > 0`` as
+    ``r ← (1 − m) r + m μ`` and ``r ← (1 − m) r + m B/(B − 1) σ²``; ``mu``, ``var``:
+    scratch."""
     _norm_core(
         zx, g_x, b, eps, batch, stats, rmx, rvx, xhx, inv_x, mu, var, a, False, m, ux_m, ux_v
     )
     _norm_core(
         zh, g_h, no_beta, eps, batch, stats, rmh, rvh, xhh, inv_h, mu, var, a, True, m, uh_m, uh_v
     )
-    lstm_sigmoid_pre(a)
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
@@ -195,15 +167,11 @@ def lstm_c_norm(
     rm,
     rv,
 ):  # pragma: no cover - jitted
-    """``a ← gates`` from ``tanh`` of the halved arguments
-    (:func:`lowdisp.kernels.rnn_lstm.lstm_sigmoid_post`), ``c_next = σ(f) c_prev +
-    σ(i) tanh(g)`` (columns ``i, f, g, o``), then ``out = γ ⊙ norm(c_next) + β`` (the
-    argument of the output tanh)."""
-    lstm_sigmoid_post(a)
-    B, n = c_prev.shape
-    for i in range(B):
-        for j in range(n):
-            c_next[i, j] = a[i, n + j] * c_prev[i, j] + a[i, j] * a[i, 2 * n + j]
+    """The gates and ``c_next = σ(f) c_prev + σ(i) tanh(g)`` in one pass from ``a`` =
+    ``tanh`` of the pre-activations, the ``i, f, o`` ones halved
+    (:func:`lowdisp.kernels.rnn_lstm.lstm_gate_step`; columns ``i, f, g, o``), then
+    ``out = γ ⊙ norm(c_next) + β`` (the argument of the output tanh)."""
+    lstm_gate_step(a, c_prev, c_next)
     _norm_core(
         c_next,
         gamma,

@@ -369,7 +369,14 @@ class _NormLSTM(_Cell):
             rmc = rvc = np.zeros((1, gc), dtype=dt)
         update = bn and train and self.momentum > 0
         momentum = self.momentum if update else 0.0
-        g_x, b = p["gamma_x"], p["b"]
+        # σ(z) = (tanh(z/2) + 1)/2: the i, f, o entries of γ_x, b, γ_h are halved (exact:
+        # a power of 2), so the kernel writes the halved arguments and each step takes
+        # ONE SIMD tanh over all 4n gate columns
+        sg = (slice(0, 2 * n), slice(3 * n, 4 * n))
+        g_x, b, g_h = p["gamma_x"].copy(), p["b"].copy(), g_h.copy()
+        for v in (g_x, b, g_h):
+            for s_ in sg:
+                v[s_] *= dt.type(0.5)
         last = rmx.shape[0] - 1
         for t in range(T):
             a = A[t]
@@ -400,7 +407,6 @@ class _NormLSTM(_Cell):
                 m,
                 *((rmx[t], rvx[t], rmh[t], rvh[t]) if m else (mu, var, mu, var)),
             )
-            # σ(z) = (tanh(z/2) + 1)/2: one SIMD tanh over all 4n gate columns
             np.tanh(a, out=a)
             # the gates, c_t, then tmp = γ_c norm(c_t) + β_c
             lstm_c_norm(
