@@ -18,12 +18,38 @@ Two tables, one BLAS thread, float32 by default, cases interleaved round-robin
    against the authors' PyTorch layers as packaged in PyPI ``torch-structured``
    (one torch thread), for every structure both have. torch-structured's
    ToeplitzLike is the Stein (Z₀, Z₀ᵀ) form; lowdisp's ``toeplitz_like`` is
-   Sylvester (Z₁, Z₋₁) (same class and parameter count).
+   Sylvester (Z₁, Z₋₁) (same class and parameter count). Both sides do the
+   same work in the same dtype: forward, cross-entropy, the parameter
+   gradients (no gradient for the input data: torch's autograd forms none,
+   lowdisp's ``Sequential.backward(..., input_grad=False)``, as the Trainer
+   does, skips it too) and the SGD-momentum update; lowdisp's step reuses its
+   scratch buffers from step to step as :meth:`lowdisp.nn.Trainer.train_step`
+   does. ``unconstrained`` is lowdisp's :class:`~lowdisp.nn.Dense` against
+   torch-structured's ``Unconstrained``.
+
+Installing torch-structured 1.3.0 on a CPU machine (it imports ``triton``
+unconditionally, a ~1 GB GPU package missing from its requirements, although
+its CPU layers never call it; :func:`torch_structured_layers` puts a stand-in
+``triton`` module in ``sys.modules`` only while importing it)::
+
+    python -m venv /tmp/ts_venv --system-site-packages   # numpy, scipy, numba, lowdisp
+    /tmp/ts_venv/bin/pip install torch                   # a CPU build (2.13.0+cpu here)
+    /tmp/ts_venv/bin/pip install --no-deps torch-structured==1.3.0 einops
+    export OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=1 NUMBA_NUM_THREADS=1
+    S=toeplitz_like,subdiagonal,tridiagonal,circulant,low_rank,vandermonde_like,fastfood
+    PYTHONPATH=. /tmp/ts_venv/bin/python benchmarks/bench_layers.py --torch --skip-layers \\
+        --sizes 256,784,1024 --batches 50 --clock cpu --rounds 9 --structures $S
+
+(``--skip-layers --torch`` saves ``benchmarks/results/layers-torch-<stamp>.txt``.)
+torch-structured's Fastfood needs a power-of-two n (reported as failed at
+784). On a loaded machine use ``--clock cpu`` (this process's CPU time): wall
+medians there include the time the process waits for a core.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import time
 from collections.abc import Callable
 from typing import Any
@@ -105,6 +131,7 @@ def make_layer(structure: str, n: int, dtype: Any, rng: int = 0) -> Any:
 def layer_step(structure: str, n: int, batch: int, dtype: Any) -> Callable[[], None]:
     """One training step of one layer: forward, backward (with dx), SGD-momentum update."""
     import lowdisp.nn as lnn
+    from lowdisp.nn._layers import _workspaces
 
     layer = make_layer(structure, n, dtype)
     opt = lnn.SGD(lr=1e-9, momentum=0.9)
@@ -112,11 +139,16 @@ def layer_step(structure: str, n: int, batch: int, dtype: Any) -> Callable[[], N
     gen = np.random.default_rng(0)
     x = gen.standard_normal((batch, n)).astype(dtype)
     dy = gen.standard_normal((batch, n)).astype(dtype)
+    spaces = _workspaces(layer)
 
     def step() -> None:
+        for ws in spaces:  # scratch buffers reused step to step, as in Trainer.train_step
+            ws.begin()
         _, cache = layer.forward(x)
         _, grads = layer.backward(cache, dy)
         opt.step(params, grads)
+        for ws in spaces:
+            ws.release()
 
     return step
 
@@ -124,6 +156,7 @@ def layer_step(structure: str, n: int, batch: int, dtype: Any) -> Callable[[], N
 def shl_step_lowdisp(structure: str, n: int, batch: int, dtype: Any) -> Callable[[], None]:
     """The SHL net's training step in lowdisp (structured layer, ReLU, Dense(n, 10), CE, SGD)."""
     import lowdisp.nn as lnn
+    from lowdisp.nn._layers import _workspaces, param_grads
 
     net = lnn.Sequential(
         [
@@ -138,20 +171,67 @@ def shl_step_lowdisp(structure: str, n: int, batch: int, dtype: Any) -> Callable
     gen = np.random.default_rng(0)
     x = gen.standard_normal((batch, n)).astype(dtype)
     y = gen.integers(0, 10, batch)
+    spaces = _workspaces(net, loss)
 
     def step() -> None:
+        # as Trainer.train_step: the step's scratch buffers are reused by the next
+        # step, and no gradient is formed for the input data (nor by torch's autograd)
+        for ws in spaces:
+            ws.begin()
         out, cache = net.forward(x)
         _, dout = loss(out, y)
-        _, grads = net.backward(cache, dout)
-        opt.step(params, grads)
+        opt.step(params, param_grads(net, cache, dout))
+        for ws in spaces:
+            ws.release()
 
     return step
+
+
+def torch_structured_layers() -> Any:
+    """``torch_structured.structured.layers``, imported without Triton.
+
+    torch-structured 1.3.0 imports ``triton`` unconditionally (GPU kernels; not in
+    its requirements) although its CPU layers never call it. torch is imported
+    first (``torch._dynamo`` records that Triton is absent), then a stand-in
+    ``triton`` module (decorators that return the function) is in ``sys.modules``
+    only while torch-structured is imported. Raises ImportError when torch or
+    torch-structured is not installed.
+    """
+    import sys
+    import types
+
+    import torch
+    import torch._dynamo  # noqa: F401  (torch decides here that Triton is absent)
+
+    if "torch_structured.structured.layers" in sys.modules:
+        return sys.modules["torch_structured.structured.layers"]
+    stub = types.ModuleType("triton")
+    stub.jit = lambda fn=None, **kw: fn if fn is not None else (lambda f: f)  # type: ignore[attr-defined]
+    stub.autotune = stub.heuristics = lambda *a, **kw: lambda f: f  # type: ignore[attr-defined]
+    stub.Config = lambda *a, **kw: (a, kw)  # type: ignore[attr-defined]
+    stub.cdiv = lambda a, b: -(-a // b)  # type: ignore[attr-defined]
+    lang = types.ModuleType("triton.language")
+    lang.constexpr = object  # type: ignore[attr-defined]
+    lang.__getattr__ = lambda name: object  # type: ignore[method-assign]
+    stub.language = lang  # type: ignore[attr-defined]
+    had = {k: sys.modules.get(k) for k in ("triton", "triton.language")}
+    sys.modules.update({"triton": stub, "triton.language": lang})
+    try:
+        from torch_structured.structured import layers
+    finally:
+        for k, v in had.items():
+            if v is None:
+                sys.modules.pop(k, None)
+            else:
+                sys.modules[k] = v
+    return layers
 
 
 def shl_step_torch(structure: str, n: int, batch: int, dtype: Any) -> Callable[[], None]:
     """The same SHL step with torch-structured's layer (the authors' code)."""
     import torch
-    from torch_structured.structured import layers as tsl
+
+    tsl = torch_structured_layers()
 
     dt = torch.float32 if np.dtype(dtype) == np.float32 else torch.float64
     torch.manual_seed(0)
@@ -216,7 +296,7 @@ def run(args: argparse.Namespace) -> int:
             out.append(
                 f"# bench_layers: one training step (forward, backward with dx, SGD momentum), "
                 f"{dtype.name}, {rounds} interleaved rounds, medians of {args.clock} time; "
-                f"threads: {thread_count()}"
+                f"threads: {thread_count()}; load averages {_load()} (before)"
             )
             cases = []
             for n in sizes:
@@ -236,19 +316,22 @@ def run(args: argparse.Namespace) -> int:
     text = "\n\n".join(out)
     print(text)
     if not args.no_save:
-        print(f"saved {save_results('layers', text, args.results)}")
+        name = "layers-torch" if args.torch and args.skip_layers else "layers"
+        print(f"saved {save_results(name, text, args.results)}")
     return 0
 
 
 def _torch_table(args, sizes, batches, structures, dtype, rounds) -> str:
     try:
         import torch
-        import torch_structured.structured.layers  # noqa: F401
+
+        torch_structured_layers()
     except ImportError as exc:
         msg = f"# torch-structured comparison skipped: not importable ({exc})"
         print(msg)
         return msg
     torch.set_num_threads(1)
+    load_before = _load()
     both = [s for s in ["unconstrained", *structures] if s in TORCH]
     with blas_threads(1):
         cases = []
@@ -270,7 +353,9 @@ def _torch_table(args, sizes, batches, structures, dtype, rounds) -> str:
                 rows.append([n, b, s, lo if lo else "skipped", to if to else "skipped", ratio])
     head = (
         f"# SHL training step (structured n x n, ReLU, Linear(n, 10), CE, SGD momentum), "
-        f"lowdisp vs torch-structured {_ts_version()} (torch {torch.__version__}, 1 thread)"
+        f"{dtype.name}, lowdisp vs torch-structured {_ts_version()} (torch {torch.__version__}, "
+        f"1 thread), {rounds} interleaved rounds, medians of {args.clock} time; load averages "
+        f"{load_before} before, {_load()} after"
     )
     return (
         head
@@ -279,6 +364,10 @@ def _torch_table(args, sizes, batches, structures, dtype, rounds) -> str:
             ["n", "batch", "layer", "lowdisp ms", "torch-structured ms", "lowdisp speedup"], rows
         )
     )
+
+
+def _load() -> str:
+    return " ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
 def _ts_version() -> str:

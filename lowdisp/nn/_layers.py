@@ -264,6 +264,12 @@ class Layer:
         :class:`_Factored` input gradient."""
         return self.backward(cache, dy)
 
+    def _param_grads(self, cache: Any, dy: Any) -> dict[str, np.ndarray]:
+        """The parameter gradients of ``_backward`` without the input gradient (the
+        first layer of a model, whose input is data); layers override it to skip
+        the work of ``dx``."""
+        return self._backward(cache, dy, False)[1]
+
     def _out_shape(self, cache: Any) -> tuple[int, ...] | None:
         """Shape of the forward output that produced ``cache`` (``None``: unknown)."""
         return None
@@ -296,6 +302,32 @@ class Layer:
 # ---------------------------------------------------------------------------
 # Dense
 # ---------------------------------------------------------------------------
+
+
+def rows_times_wt(x2: np.ndarray, W: np.ndarray, ws: Workspace) -> np.ndarray:
+    """``x2 @ W.T`` for rows ``x2`` (m, in) and a weight ``W`` (out, in) (private).
+
+    For a float32 ``W`` with ``out >= 1024`` and few rows (``8 m <= out``) it is
+    formed as ``(W x2ᵀ)ᵀ`` in reused buffers: OpenBLAS runs that (out, in) x
+    (in, m) product 1.1-1.3x faster than (m, in) x (in, out)ᵀ, copy included
+    (one thread, m = 50: 1.75 vs 2.31 ms at out = in = 1024, 26.8 vs 34.5 ms at
+    4096; no gain at 784 or in float64, where the plain product is kept).
+    """
+    m, (out, _) = x2.shape[0], W.shape
+    if W.dtype != np.float32 or out < 1024 or 8 * m > out:
+        return x2 @ W.T
+    yt = ws.get("yT", (out, m), W.dtype)
+    np.matmul(W, x2.T, out=yt)
+    y = ws.get("y", (m, out), W.dtype)
+    np.copyto(y, yt.T)
+    return y
+
+
+def weight_grad(dy2: np.ndarray, x2: np.ndarray, ws: Workspace) -> np.ndarray:
+    """``dy2ᵀ x2`` (out, in), the weight gradient of ``y = x Wᵀ``, in a reused buffer
+    (a fresh weight-sized array every step costs its page faults) (private)."""
+    dW = ws.get("dW", (dy2.shape[1], x2.shape[1]), dy2.dtype)
+    return np.matmul(dy2.T, x2, out=dW)
 
 
 class Dense(Layer):
@@ -379,7 +411,7 @@ class Dense(Layer):
                 if b is not None:
                     blk += b
         else:
-            y = x2 @ W.T
+            y = rows_times_wt(x2, W, self._ws)
             if b is not None:
                 y += b
         return y.reshape(*x.shape[:-1], self.out_features), x
@@ -391,17 +423,24 @@ class Dense(Layer):
     def _out_shape(self, cache: Any) -> tuple[int, ...]:
         return (*cache.shape[:-1], self.out_features)
 
+    def _param_grads(self, cache: np.ndarray, dy: Any) -> dict[str, np.ndarray]:
+        x = cache
+        dy2 = np.asarray(dy, dtype=self.dtype).reshape(-1, self.out_features)
+        x2 = x.reshape(-1, self.in_features)
+        if self._stats is not None:  # curvature statistics (lowdisp.nn._curvature)
+            self._stats(x, dy2)
+        grads = {"W": weight_grad(dy2, x2, self._ws)}
+        if "b" in self._params:
+            grads["b"] = dy2.sum(axis=0)
+        return grads
+
     def _backward(self, cache: np.ndarray, dy: Any, factored: bool) -> tuple[Any, dict]:
         x = cache
         W = self._params["W"]
         dy = np.asarray(dy, dtype=self.dtype)
         dy2 = dy.reshape(-1, self.out_features)
         x2 = x.reshape(-1, self.in_features)
-        if self._stats is not None:  # curvature statistics (lowdisp.nn._curvature)
-            self._stats(x, dy2)
-        grads = {"W": dy2.T @ x2}
-        if "b" in self._params:
-            grads["b"] = dy2.sum(axis=0)
+        grads = self._param_grads(x, dy2)
         if factored and x.ndim == 3 and self.out_features < self.in_features:
             # a readout over a sequence: the recurrent layer forms dy W block by block
             return _Factored(dy.reshape(*x.shape[:-1], self.out_features), W), grads
@@ -869,10 +908,15 @@ class Sequential(Layer):
             caches.append(c)
         return x, caches
 
-    def backward(self, cache: Any, dy: Any) -> tuple[Any, dict]:
+    def backward(self, cache: Any, dy: Any, *, input_grad: bool = True) -> tuple[Any, dict]:
+        """``(dx, grads)``; with ``input_grad=False`` the first layer skips its input
+        gradient (the model's input is data: the Trainer's case) and ``dx`` is None."""
         shape = self._out_shape(cache)
         if shape is not None and not isinstance(dy, _Factored):
             dy = _as_grad(dy, "Sequential.backward", self._dtype_out, shape)
+        input_grad = check_bool(input_grad, "input_grad", where="Sequential.backward")
+        if not input_grad:
+            return None, self._param_grads(cache, dy)
         return self._backward(cache, dy, False)
 
     @property
@@ -884,7 +928,9 @@ class Sequential(Layer):
         last = next(reversed(self.layers.values()))
         return last._out_shape(cache[-1])
 
-    def _backward(self, cache: Any, dy: Any, factored: bool) -> tuple[Any, dict]:
+    def _backward(
+        self, cache: Any, dy: Any, factored: bool, input_grad: bool = True
+    ) -> tuple[Any, dict]:
         grads: dict[str, np.ndarray] = {}
         items = list(self.layers.items())
         for i in range(len(items) - 1, -1, -1):
@@ -894,11 +940,17 @@ class Sequential(Layer):
                     f"Sequential: layer {name!r} needs an input gradient, but the layer after "
                     f"it takes integer input"
                 )
-            before = items[i - 1][1].takes_factored_grad if i else factored
-            dy, g = layer._backward(cache[i], dy, before)
+            if i or input_grad:
+                before = items[i - 1][1].takes_factored_grad if i else factored
+                dy, g = layer._backward(cache[i], dy, before)
+            else:  # the first layer: its input is data, no gradient wanted
+                dy, g = None, layer._param_grads(cache[i], dy)
             for k, v in g.items():
                 grads[f"{name}.{k}"] = v
         return dy, grads
+
+    def _param_grads(self, cache: Any, dy: Any) -> dict[str, np.ndarray]:
+        return self._backward(cache, dy, False, input_grad=False)[1]
 
     def get_config(self) -> dict[str, Any]:
         from lowdisp.nn._spec import layer_spec
@@ -911,6 +963,15 @@ class Sequential(Layer):
     def __repr__(self) -> str:
         inner = ", ".join(f"{k}={v!r}" for k, v in self.layers.items())
         return f"Sequential({inner})"
+
+
+def param_grads(model: Layer, cache: Any, dy: Any) -> dict[str, np.ndarray]:
+    """The parameter gradients of ``model.backward(cache, dy)``, without the gradient
+    with respect to the model's input (data: nobody uses it), which a
+    :class:`Sequential` then skips (e.g. one GEMM of a first Dense layer)."""
+    if isinstance(model, Sequential):
+        return model.backward(cache, dy, input_grad=False)[1]
+    return model.backward(cache, dy)[1]
 
 
 # ---------------------------------------------------------------------------

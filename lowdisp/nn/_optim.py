@@ -56,6 +56,31 @@ def global_norm(grads: Mapping[str, np.ndarray]) -> float:
     return math.sqrt(total)
 
 
+def _sub_scaled(p: np.ndarray, lr: float, d: np.ndarray) -> None:
+    """``p -= lr * d`` in place, without a temporary array the size of ``p``.
+
+    Large contiguous real arrays of one dtype go through BLAS ``axpy`` (one
+    read of ``d``, one read and write of ``p``); a fresh temporary every step
+    would cost an allocation and its page faults on top of an extra pass.
+    """
+    if (
+        p.size >= 4096
+        and p.dtype == d.dtype
+        and p.dtype.char in "fd"
+        and p.flags.c_contiguous
+        and d.flags.c_contiguous
+        and p.shape == d.shape
+    ):
+        from scipy.linalg.blas import daxpy, saxpy
+
+        axpy = saxpy if p.dtype.char == "f" else daxpy
+        out = axpy(d.reshape(-1), p.reshape(-1), a=-lr)
+        if not np.shares_memory(out, p):  # pragma: no cover - scipy always updates in place
+            p[...] = out.reshape(p.shape)
+    else:
+        p -= lr * d
+
+
 def clip_grad_norm(grads: dict[str, np.ndarray], max_norm: float) -> float:
     """Scale all gradients in place so their global norm is at most ``max_norm``.
 
@@ -455,15 +480,17 @@ class Optimizer:
             on_manifold = path in manifolds
             if wd and not on_manifold:
                 g = g + wd * p
-            d = self._direction(path, g)
             keep = masks.get(path) if masks else None
+            if keep is None and not on_manifold and self._fused_update(path, p, g, lr):
+                continue
+            d = self._direction(path, g)
             if keep is not None:
                 off = ~keep
                 np.copyto(d, 0, where=off)  # also covers 0/0 of a zeroed RMS average
             if on_manifold:
                 p[...] = manifolds[path].riemannian_step(p, d, lr)
             else:
-                p -= lr * d
+                _sub_scaled(p, lr, d)
             if keep is not None:  # pruned entries and their state stay exactly zero
                 np.copyto(p, 0, where=off)
                 suffix = "/" + path
@@ -474,6 +501,11 @@ class Optimizer:
 
     def _direction(self, path: str, g: np.ndarray) -> np.ndarray:
         raise NotImplementedError
+
+    def _fused_update(self, path: str, p: np.ndarray, g: np.ndarray, lr: float) -> bool:
+        """Update ``p`` (and the state) in one fused pass when the optimizer has one
+        for this array; ``False``: use ``_direction`` and ``p -= lr * d``."""
+        return False
 
     def _buf(self, name: str, path: str, like: np.ndarray, real: bool = False) -> np.ndarray:
         key = f"{name}/{path}"
@@ -560,6 +592,26 @@ class SGD(Optimizer):
 
     def _config(self) -> dict[str, Any]:
         return {"momentum": self.momentum, "nesterov": self.nesterov}
+
+    def _fused_update(self, path: str, p: np.ndarray, g: np.ndarray, lr: float) -> bool:
+        # heavy-ball momentum on a large weight: one pass (kernels.optim) instead of
+        # v *= mu; v += g; p -= lr * v (same rounding: the scalars in p's dtype, no FMA)
+        if (
+            not self.momentum
+            or self.nesterov
+            or p.size < 4096
+            or p.dtype.char not in "fd"
+            or g.dtype != p.dtype
+            or g.shape != p.shape
+            or not (p.flags.c_contiguous and g.flags.c_contiguous)
+        ):
+            return False
+        from lowdisp.kernels.optim import sgd_momentum_update
+
+        v = self._buf("v", path, g)
+        t = p.dtype.type
+        sgd_momentum_update(p.reshape(-1), v.reshape(-1), g.reshape(-1), t(lr), t(self.momentum))
+        return True
 
     def _direction(self, path: str, g: np.ndarray) -> np.ndarray:
         if not self.momentum:

@@ -14,7 +14,16 @@ import numpy as np
 
 from lowdisp._validation import as_rng, check_bool, check_int
 from lowdisp.nn import _structures as S
-from lowdisp.nn._layers import Dense, Layer, _as_grad, _as_input, _check_dtype
+from lowdisp.nn._layers import (
+    Dense,
+    Layer,
+    Workspace,
+    _as_grad,
+    _as_input,
+    _check_dtype,
+    rows_times_wt,
+    weight_grad,
+)
 from lowdisp.nn._spec import register_layer
 from lowdisp.nn._structures import STRUCTURES, check_features
 
@@ -177,6 +186,7 @@ class StructuredDense(Layer):
         self._params = S.init_params(self._t, self.rank, 2.0 / (ni + no), gen, self.dtype)
         if bias:
             self._params["b"] = np.zeros(no, dtype=self.dtype)
+        self._ws = Workspace()  # unconstrained: Dense's reused buffers
 
     @property
     def tiled(self) -> bool:
@@ -189,7 +199,11 @@ class StructuredDense(Layer):
 
     def _forward(self, x: np.ndarray, train: bool, rng: Any) -> tuple[np.ndarray, Any]:
         check_features(x, self.in_features, "StructuredDense")
-        y, cache = S.apply(self._t, self._params, x.reshape(-1, self.in_features))
+        x2 = x.reshape(-1, self.in_features)
+        if self.structure == "unconstrained":  # the product of Dense
+            y, cache = rows_times_wt(x2, self._params["W"], self._ws), (x2, None)
+        else:
+            y, cache = S.apply(self._t, self._params, x2)
         b = self._params.get("b")
         if b is not None:
             y = y + b
@@ -205,12 +219,27 @@ class StructuredDense(Layer):
     def _backward(self, cache: Any, dy: Any, factored: bool) -> tuple[np.ndarray, dict]:
         xshape, inner = cache
         dy2 = np.asarray(dy, dtype=self.dtype).reshape(-1, self.out_features)
+        if self.structure == "unconstrained":
+            grads = self._param_grads(cache, dy2)
+            return (dy2 @ self._params["W"]).reshape(xshape), grads
         if self._stats is not None:  # the input rows are inner[0] (zero-padded when tiled)
             self._stats(inner[0][:, : self.in_features].reshape(xshape), dy2)
         dx, grads = S.vjp(self._t, self._params, inner, dy2)
         if "b" in self._params:
             grads["b"] = dy2.sum(axis=0)
         return np.ascontiguousarray(dx).reshape(xshape), grads
+
+    def _param_grads(self, cache: Any, dy: Any) -> dict[str, np.ndarray]:
+        if self.structure != "unconstrained":  # the structured vjps form dx on the way
+            return self._backward(cache, dy, False)[1]
+        xshape, (x2, _) = cache
+        dy2 = np.asarray(dy, dtype=self.dtype).reshape(-1, self.out_features)
+        if self._stats is not None:
+            self._stats(x2.reshape(xshape), dy2)
+        grads = {"W": weight_grad(dy2, x2, self._ws)}
+        if "b" in self._params:
+            grads["b"] = dy2.sum(axis=0)
+        return grads
 
     # -- inspection --------------------------------------------------------
     def weight_matrix(self) -> np.ndarray:

@@ -40,6 +40,7 @@ from lowdisp.nn._layers import (
     Sequential,
     _check_dtype,
     _workspaces,
+    param_grads,
 )
 from lowdisp.nn._losses import Loss
 from lowdisp.nn._optim import (
@@ -637,7 +638,7 @@ class Trainer:
             curvature_pass = getattr(self.optimizer, "curvature_pass", None)
             if curvature_pass is not None:  # e.g. KFAC(fisher="mc"): a backward of sampled labels
                 curvature_pass(self.model, cache, out, self.loss, self.rng)
-            _, grads = self.model.backward(cache, dout)
+            grads = param_grads(self.model, cache, dout)  # no gradient for the input data
         except OverflowError as exc:
             self._diverged(f"a layer overflowed ({exc})", step)
         norm = global_norm(grads)
