@@ -177,6 +177,8 @@ def prune_schedule(
     gen = as_rng(rng, where=where)
     stats0 = _stats_for(target, model, data, loss, where)
     batches, n, the_loss = stats0.batches, stats0.n, stats0.loss
+    if "quadratic" in models and not isinstance(curvature, str):
+        stats0.scale(where)  # one Fisher object needs one scale: refused before any step
     params = model.params()
     masks = model_masks(model)
 
@@ -204,9 +206,8 @@ def prune_schedule(
             stats.grad()
         if any(m in ("obd", "qm") for m in models):
             stats.fdiag(fisher, gen)
-        curv = curvature
         if "quadratic" in models and isinstance(curvature, str):
-            curv = stats.fisher(curvature, fisher, gen)
+            stats.fishers(curvature, fisher, gen)  # cached for _predict
 
         def count(remaining: int, total: int, what: str, s_k: float = s_k) -> int:
             return max(0, round(s_k * total) - (total - remaining))
@@ -230,7 +231,7 @@ def prune_schedule(
         rec["loss_after"] = after = loss_on(model, the_loss, batches, n)
         rec["actual"] = rec["loss_after"] - loss_before
         for m in models:
-            rec[f"pred_{m}"] = _predict(stats, delta, m, fisher, curv, gen, where)
+            rec[f"pred_{m}"] = _predict(stats, delta, m, fisher, curvature, gen, where)
         log.append(rec)
         if fine_tune and k < S - 1:
             target.fit(fine_tune, progress=False)

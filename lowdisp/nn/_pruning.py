@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from lowdisp._validation import as_rng, check_option, check_real
+from lowdisp.nn._curvature import n_examples
 from lowdisp.nn._optim import model_masks
 
 __all__ = [
@@ -321,76 +322,141 @@ LOSS_MODELS = ("lm", "obd", "qm", "quadratic")
 CURVATURES = ("kfac", "ekfac", "diag", "dense", "block")
 
 
-class _Stats:
-    """Gradient and (scaled) Fisher diagonal of the loss at the current parameters."""
+def _batch_counts(z: np.ndarray, loss: Any) -> tuple[int, int]:
+    """``(examples, elements)`` of one batch from the model output ``z``: the examples
+    (sequences) are :func:`~lowdisp.nn._curvature.n_examples` of ``(B, C)`` or
+    ``(T, B, C)`` (the batch axis, as :func:`~lowdisp.nn.fisher_matrix` counts them),
+    the elements the loss terms of one example that a mean averages (its ``C``
+    outputs, not for softmax, at each of its ``T`` positions)."""
+    from lowdisp.nn._losses import SoftmaxCrossEntropy
 
-    def __init__(self, model: Any, loss: Any, batches: list, n: int) -> None:
+    if z.ndim not in (2, 3):
+        raise ValueError(
+            f"this criterion needs a model output (batch, outputs) or (time, batch, outputs); "
+            f"got shape {z.shape}"
+        )
+    B = n_examples(z)
+    per = z.size // max(B, 1)
+    return B, per // z.shape[-1] if isinstance(loss, SoftmaxCrossEntropy) else per
+
+
+class _Stats:
+    """Gradient and Fisher diagonal of the loss ``L`` at the current parameters.
+
+    Over several batches ``L = Σ_b (B_b/N) L_b`` (the example-weighted mean of
+    the batch losses, ``N = Σ_b B_b``) for ``reduction="mean"``, ``Σ_b L_b`` for
+    ``"sum"``; ``B_b`` counts examples (sequences: the batch axis of a
+    time-major ``(T, B, ...)`` batch, never its length ``T``).
+    """
+
+    def __init__(self, model: Any, loss: Any, batches: list) -> None:
         self.model = model
         self.loss = loss
         self.batches = batches
-        self.n = n
+        self._counts: list[tuple[int, int]] | None = None
         self._grad: dict[str, np.ndarray] | None = None
         self._fdiag: dict[str, np.ndarray] | None = None
-        self._scale: float | None = None
+        self._fishers: dict[tuple[str, str], list[tuple[Any, float]]] = {}
 
-    def scale(self) -> float:
-        """Factor turning :func:`fisher_matrix`'s ``E[∇ℓ_i ∇ℓ_iᵀ]`` into the Fisher of
-        the loss ``L`` as the trainer reduces it (1 for a mean cross-entropy; ``1/C``
-        for a mean MSE/BCE over ``C`` outputs; ``n`` for a sum over ``n`` examples)."""
-        if self._scale is None:
-            from lowdisp.nn._losses import SoftmaxCrossEntropy
+    def counts(self) -> list[tuple[int, int]]:
+        """``(B_b, elements per example)`` of every batch (:func:`_batch_counts`)."""
+        if self._counts is None:
+            self._counts = [
+                _batch_counts(self.model.forward(x, train=False)[0], self.loss)
+                for x, _ in self.batches
+            ]
+        return self._counts
 
-            if getattr(self.loss, "reduction", "mean") == "sum":
-                self._scale = float(self.n)
-            else:
-                # the mean is over every loss element of an example: its C outputs (not
-                # for softmax) at each of its T positions (fisher_matrix sums over them)
-                z, _ = self.model.forward(self.batches[0][0], train=False)
-                per = z.size // z.shape[-2]
-                self._scale = 1.0 / (
-                    per // z.shape[-1] if isinstance(self.loss, SoftmaxCrossEntropy) else per
-                )
-        return self._scale
+    @property
+    def n(self) -> int:
+        """``N``: the examples (sequences) of all batches."""
+        return sum(b for b, _ in self.counts())
+
+    def groups(self) -> list[tuple[list, float]]:
+        """``[(batches, w)]`` with the Fisher of ``L`` equal to ``Σ w · F(batches)``,
+        ``F`` being :func:`fisher_matrix`'s ``(1/N_g) Σ_i ∇ℓ_i ∇ℓ_iᵀ`` over the
+        ``N_g`` examples of the group. A sum: ``w = N`` (one group). A mean over
+        ``k`` elements per example: ``Σ_i ∇ℓ_i ∇ℓ_iᵀ/(N k)``, one group per ``k``
+        (batches of different lengths ``T``), ``w = N_g/(N k)``."""
+        counts = self.counts()
+        n = self.n
+        if self.loss.reduction == "sum":
+            return [(self.batches, float(n))]
+        by: dict[int, tuple[list, int]] = {}
+        for b, (B, per) in zip(self.batches, counts, strict=True):
+            bs, m = by.get(per, ([], 0))
+            by[per] = ([*bs, b], m + B)
+        return [(bs, m / (n * per)) for per, (bs, m) in by.items()]
+
+    def scale(self, where: str) -> float:
+        """The one factor turning a Fisher object built on all the batches into the
+        Fisher of ``L`` (1 for a mean cross-entropy; ``1/(T C)`` for a mean MSE/BCE
+        of ``T`` positions and ``C`` outputs; ``N`` for a sum)."""
+        groups = self.groups()
+        if len(groups) > 1:
+            raise ValueError(
+                f"{where}: the batches' examples have different numbers of loss elements "
+                f"({sorted({k for _, k in self.counts()})}: sequences of different lengths "
+                f"under a mean), so no single factor scales one Fisher object to the loss; "
+                f"give curvature as a fisher_matrix kind ({', '.join(CURVATURES)})"
+            )
+        return groups[0][1]
 
     def grad(self) -> dict[str, np.ndarray]:
         """``∇L`` over all the data (float64), every parameter."""
         if self._grad is None:
+            mean = self.loss.reduction == "mean"
             acc: dict[str, np.ndarray] = {}
+            counts = []
             for x, y in self.batches:
                 z, cache = self.model.forward(x, train=False)
+                counts.append(_batch_counts(z, self.loss))
                 _, dz = self.loss(z, y)
                 _, g = self.model.backward(cache, dz)
-                w = 1.0 if self.loss.reduction == "sum" else len(x) / self.n
+                w = float(counts[-1][0]) if mean else 1.0  # B_b ∇L_b, divided by N below
                 for k, v in g.items():
                     v = np.asarray(v, dtype=np.float64) * w
                     acc[k] = acc[k] + v if k in acc else v
+            self._counts = counts
+            if mean:
+                n = self.n
+                for v in acc.values():
+                    v /= n
             self._grad = acc
         return self._grad
 
-    def fisher(self, kind: str, flavour: str, rng: Any) -> Any:
-        import warnings
+    def fishers(self, kind: str, flavour: str, rng: Any) -> list[tuple[Any, float]]:
+        """``[(F_g, w_g)]`` of :meth:`groups`, ``F_g`` a :func:`fisher_matrix` of ``kind``."""
+        key = (kind, flavour)
+        if key not in self._fishers:
+            import warnings
 
-        from lowdisp.nn._curvature import CurvatureWarning
-        from lowdisp.nn._fisher import fisher_matrix
+            from lowdisp.nn._curvature import CurvatureWarning
+            from lowdisp.nn._fisher import fisher_matrix
 
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", CurvatureWarning)
-            return fisher_matrix(
-                self.model, self.loss, self.batches, kind=kind, fisher=flavour, rng=rng
-            )
+            pairs = []
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", CurvatureWarning)
+                for bs, w in self.groups():
+                    F = fisher_matrix(self.model, self.loss, bs, kind=kind, fisher=flavour, rng=rng)
+                    pairs.append((F, w))
+            self._fishers[key] = pairs
+        return self._fishers[key]
 
     def fdiag(self, flavour: str, rng: Any) -> dict[str, np.ndarray]:
         """The Fisher diagonal of ``L`` per dense-layer parameter path."""
         if self._fdiag is None:
-            F = self.fisher("diag", flavour, rng)
             params = self.model.params()
-            d = F.mv({p: np.ones(params[p].shape) for p in F.paths})
-            s = self.scale()
-            self._fdiag = {k: v * s for k, v in d.items()}
+            out: dict[str, np.ndarray] = {}
+            for F, w in self.fishers("diag", flavour, rng):
+                d = F.mv({p: np.ones(params[p].shape) for p in F.paths})
+                for k, v in d.items():
+                    out[k] = out[k] + w * v if k in out else w * v
+            self._fdiag = out
         return self._fdiag
 
 
-def _data_batches(target: Any, model: Any, data: Any, where: str) -> tuple[list, int]:
+def _data_batches(target: Any, data: Any, where: str) -> list:
     from lowdisp.nn._trainer import Trainer
 
     if data is None:
@@ -413,12 +479,12 @@ def _data_batches(target: Any, model: Any, data: Any, where: str) -> tuple[list,
         if not (isinstance(b, tuple | list) and len(b) == 2):
             raise TypeError(f"{where}: data[{i}] must be a pair (x, y); got {type(b).__name__}")
         x = np.asarray(b[0])
-        if x.ndim < 1 or len(x) == 0:
+        if x.ndim < 1 or x.size == 0:
             raise ValueError(f"{where}: data[{i}] holds no example")
         out.append((x, b[1]))
     if not out:
         raise ValueError(f"{where}: data holds no batch")
-    return out, sum(len(x) for x, _ in out)
+    return out
 
 
 def _loss_of(target: Any, loss: Any, where: str) -> Any:
@@ -436,8 +502,7 @@ def _loss_of(target: Any, loss: Any, where: str) -> Any:
 
 def _stats_for(target, model, data, loss, where) -> _Stats:
     loss = _loss_of(target, loss, where)
-    batches, n = _data_batches(target, model, data, where)
-    return _Stats(model, loss, batches, n)
+    return _Stats(model, loss, _data_batches(target, data, where))
 
 
 def _dense_only(paths: list[str], fd: Mapping[str, np.ndarray], what: str, where: str) -> None:
@@ -526,12 +591,19 @@ def pruning_scores(
 
     Notes
     -----
+    An example is a row of a ``(B, C)`` model output or a sequence of a
+    ``(T, B, C)`` one (its batch axis ``B``, not the length ``T`` of a
+    time-major batch). Over several batches ``L = Σ_b (B_b/N) L_b`` (the
+    example-weighted mean of the batch losses, ``N = Σ_b B_b``) for
+    ``reduction="mean"``, ``Σ_b L_b`` for ``"sum"``.
     :func:`~lowdisp.nn.fisher_matrix` averages ``∇ℓ_i ∇ℓ_iᵀ`` of the
-    per-example losses ``ℓ_i`` (summed over outputs); it is rescaled to the
-    loss ``L`` as the trainer reduces it (×1 for a mean cross-entropy, ×1/C
-    for a mean MSE over C outputs), so ``fisher="exact"`` gives the Gauss-
-    Newton matrix of ``L`` itself. OBD and QM need the Fisher diagonal,
-    which covers the parameters of :class:`~lowdisp.nn.Dense` layers.
+    per-example losses ``ℓ_i`` (summed over outputs and positions); it is
+    rescaled to the loss ``L`` (×1 for a mean cross-entropy, ×1/(T C) for a
+    mean MSE over C outputs at T positions, ×N for a sum; batches of
+    different lengths under a mean are estimated per length and weighted),
+    so ``fisher="exact"`` gives the Gauss-Newton matrix of ``L`` itself. OBD
+    and QM need the Fisher diagonal, which covers the parameters of
+    :class:`~lowdisp.nn.Dense` layers and dense tanh/ReLU RNN cells.
 
     Examples
     --------
@@ -800,7 +872,10 @@ def predicted_loss_change(
     data, loss, fisher, rng
         See :func:`pruning_scores`.
     curvature : str or Fisher object
-        For ``"quadratic"``.
+        For ``"quadratic"``. An object is taken as built on ``data`` with
+        ``loss`` and scaled like the Fisher diagonal (see
+        :func:`pruning_scores`); refused under a mean over sequences of
+        different lengths, which no single factor scales (give a kind).
     scale : float
         ``t`` (1: remove the entries; small: the Taylor regime).
 
@@ -858,29 +933,36 @@ def _predict(
         _dense_only(list(delta), fd, f"model={model!r}", where)
         total += 0.5 * sum(float(np.sum(fd[p] * d * d)) for p, d in delta.items())
     if model == "quadratic":
-        F = stats.fisher(curvature, fisher, rng) if isinstance(curvature, str) else curvature
-        if not hasattr(F, "mv") or not hasattr(F, "paths"):
+        if isinstance(curvature, str):
+            pairs = stats.fishers(curvature, fisher, rng)
+        elif hasattr(curvature, "mv") and hasattr(curvature, "paths"):
+            pairs = [(curvature, stats.scale(where))]
+        else:
             raise TypeError(
                 f"{where}: curvature must be a fisher_matrix kind "
                 f"({', '.join(CURVATURES)}) or a Fisher object; got {curvature!r}"
             )
-        covered = set(F.paths)
+        covered = set(pairs[0][0].paths)
         bad = [p for p, d in delta.items() if p not in covered and np.any(d)]
         if bad:
             raise ValueError(
                 f"{where}: the curvature covers {sorted(covered)}; the step moves {bad} too"
             )
-        v = {p: delta.get(p, np.zeros(stats.model.params()[p].shape)) for p in F.paths}
-        Fv = F.mv(v)
-        total += 0.5 * stats.scale() * sum(float(np.vdot(v[p], Fv[p])) for p in F.paths)
+        params = stats.model.params()
+        for F, w in pairs:
+            v = {p: delta.get(p, np.zeros(params[p].shape)) for p in F.paths}
+            Fv = F.mv(v)
+            total += 0.5 * w * sum(float(np.vdot(v[p], Fv[p])) for p in F.paths)
     return total
 
 
 def loss_on(model: Any, loss: Any, batches: list, n: int) -> float:
-    """The loss ``L`` over all batches (example-weighted mean, or the sum for ``"sum"``)."""
+    """The loss ``L`` over all batches: the mean of the batch losses weighted by their
+    examples ``B_b`` (sequences of a ``(T, B, ...)`` batch) over ``n = Σ_b B_b``, or
+    their sum for ``"sum"``."""
     total = 0.0
     for x, y in batches:
         z, _ = model.forward(x, train=False)
         v, _ = loss.forward(z, y)
-        total += v if loss.reduction == "sum" else v * len(x) / n
+        total += v if loss.reduction == "sum" else v * _batch_counts(z, loss)[0] / n
     return total
