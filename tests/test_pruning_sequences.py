@@ -250,3 +250,21 @@ def test_examples_are_counted_on_the_batch_axis():
     st = _stats_for(model, model, _data([(4, 3), (6, 2)], True, True), lnn.MSE(), "t")
     assert st.n == 5
     assert st.counts() == [(3, 4 * 3), (2, 6 * 3)]
+
+
+class _Squeeze(lnn.Layer):
+    """``(B, 1) -> (B,)``: an output with no outputs axis."""
+
+    def _forward(self, x, train, rng):
+        return x[:, 0], x.shape
+
+    def backward(self, cache, dy):
+        return dy.reshape(cache), {}
+
+
+def test_an_output_without_a_batch_axis_to_count_is_named():
+    net = lnn.Sequential({"fc": lnn.Dense(3, 1, dtype=F64, rng=0), "sq": _Squeeze()})
+    rng = np.random.default_rng(0)
+    data = (rng.normal(size=(6, 3)), rng.normal(size=6))
+    with pytest.raises(ValueError, match=r"pruning_scores: .*\(batch, outputs\).*got shape \(6,\)"):
+        lnn.pruning_scores(net, criterion="lm", data=data, loss=lnn.MSE())

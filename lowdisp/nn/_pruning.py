@@ -322,7 +322,7 @@ LOSS_MODELS = ("lm", "obd", "qm", "quadratic")
 CURVATURES = ("kfac", "ekfac", "diag", "dense", "block")
 
 
-def _batch_counts(z: np.ndarray, loss: Any) -> tuple[int, int]:
+def _batch_counts(z: np.ndarray, loss: Any, where: str) -> tuple[int, int]:
     """``(examples, elements)`` of one batch from the model output ``z``: the examples
     (sequences) are :func:`~lowdisp.nn._curvature.n_examples` of ``(B, C)`` or
     ``(T, B, C)`` (the batch axis, as :func:`~lowdisp.nn.fisher_matrix` counts them),
@@ -332,8 +332,8 @@ def _batch_counts(z: np.ndarray, loss: Any) -> tuple[int, int]:
 
     if z.ndim not in (2, 3):
         raise ValueError(
-            f"this criterion needs a model output (batch, outputs) or (time, batch, outputs); "
-            f"got shape {z.shape}"
+            f"{where}: the loss statistics need a model output (batch, outputs) or (time, "
+            f"batch, outputs); got shape {z.shape}"
         )
     B = n_examples(z)
     per = z.size // max(B, 1)
@@ -349,7 +349,8 @@ class _Stats:
     time-major ``(T, B, ...)`` batch, never its length ``T``).
     """
 
-    def __init__(self, model: Any, loss: Any, batches: list) -> None:
+    def __init__(self, model: Any, loss: Any, batches: list, where: str) -> None:
+        self.where = where
         self.model = model
         self.loss = loss
         self.batches = batches
@@ -362,7 +363,7 @@ class _Stats:
         """``(B_b, elements per example)`` of every batch (:func:`_batch_counts`)."""
         if self._counts is None:
             self._counts = [
-                _batch_counts(self.model.forward(x, train=False)[0], self.loss)
+                _batch_counts(self.model.forward(x, train=False)[0], self.loss, self.where)
                 for x, _ in self.batches
             ]
         return self._counts
@@ -410,7 +411,7 @@ class _Stats:
             counts = []
             for x, y in self.batches:
                 z, cache = self.model.forward(x, train=False)
-                counts.append(_batch_counts(z, self.loss))
+                counts.append(_batch_counts(z, self.loss, self.where))
                 _, dz = self.loss(z, y)
                 _, g = self.model.backward(cache, dz)
                 w = float(counts[-1][0]) if mean else 1.0  # B_b ∇L_b, divided by N below
@@ -502,7 +503,7 @@ def _loss_of(target: Any, loss: Any, where: str) -> Any:
 
 def _stats_for(target, model, data, loss, where) -> _Stats:
     loss = _loss_of(target, loss, where)
-    return _Stats(model, loss, _data_batches(target, data, where))
+    return _Stats(model, loss, _data_batches(target, data, where), where)
 
 
 def _dense_only(paths: list[str], fd: Mapping[str, np.ndarray], what: str, where: str) -> None:
@@ -964,5 +965,5 @@ def loss_on(model: Any, loss: Any, batches: list, n: int) -> float:
     for x, y in batches:
         z, _ = model.forward(x, train=False)
         v, _ = loss.forward(z, y)
-        total += v if loss.reduction == "sum" else v * _batch_counts(z, loss)[0] / n
+        total += v if loss.reduction == "sum" else v * _batch_counts(z, loss, "loss_on")[0] / n
     return total
