@@ -178,7 +178,7 @@ def prune_schedule(
     stats0 = _stats_for(target, model, data, loss, where)
     batches, n, the_loss = stats0.batches, stats0.n, stats0.loss
     if "quadratic" in models and not isinstance(curvature, str):
-        stats0.scale(where)  # one Fisher object needs one scale: refused before any step
+        stats0.scale()  # one Fisher object needs one scale: refused before any step
     params = model.params()
     masks = model_masks(model)
 

@@ -383,20 +383,21 @@ class _Stats:
         n = self.n
         if self.loss.reduction == "sum":
             return [(self.batches, float(n))]
-        by: dict[int, tuple[list, int]] = {}
+        bs: dict[int, list] = {}
+        m: dict[int, int] = {}
         for b, (B, per) in zip(self.batches, counts, strict=True):
-            bs, m = by.get(per, ([], 0))
-            by[per] = ([*bs, b], m + B)
-        return [(bs, m / (n * per)) for per, (bs, m) in by.items()]
+            bs.setdefault(per, []).append(b)
+            m[per] = m.get(per, 0) + B
+        return [(bs[per], m[per] / (n * per)) for per in bs]
 
-    def scale(self, where: str) -> float:
+    def scale(self) -> float:
         """The one factor turning a Fisher object built on all the batches into the
         Fisher of ``L`` (1 for a mean cross-entropy; ``1/(T C)`` for a mean MSE/BCE
         of ``T`` positions and ``C`` outputs; ``N`` for a sum)."""
         groups = self.groups()
         if len(groups) > 1:
             raise ValueError(
-                f"{where}: the batches' examples have different numbers of loss elements "
+                f"{self.where}: the batches' examples have different numbers of loss elements "
                 f"({sorted({k for _, k in self.counts()})}: sequences of different lengths "
                 f"under a mean), so no single factor scales one Fisher object to the loss; "
                 f"give curvature as a fisher_matrix kind ({', '.join(CURVATURES)})"
@@ -937,7 +938,7 @@ def _predict(
         if isinstance(curvature, str):
             pairs = stats.fishers(curvature, fisher, rng)
         elif hasattr(curvature, "mv") and hasattr(curvature, "paths"):
-            pairs = [(curvature, stats.scale(where))]
+            pairs = [(curvature, stats.scale())]
         else:
             raise TypeError(
                 f"{where}: curvature must be a fisher_matrix kind "
