@@ -268,3 +268,36 @@ def test_an_output_without_a_batch_axis_to_count_is_named():
     data = (rng.normal(size=(6, 3)), rng.normal(size=6))
     with pytest.raises(ValueError, match=r"pruning_scores: .*\(batch, outputs\).*got shape \(6,\)"):
         lnn.pruning_scores(net, criterion="lm", data=data, loss=lnn.MSE())
+
+
+def test_exact_obd_is_the_ggn_of_the_mean_loss_over_two_batches():
+    """``fisher="exact"``: ½ diag(GGN of L) θ² with the GGN from per-position output
+    Jacobians, ``Σ_b (B_b/N) (1/(B_b T_b)) Σ_{n,t} J_ntᵀ (diag p − p pᵀ) J_nt``."""
+    model = _rnn(True)
+    batches = _data([(3, 2), (5, 3)], True, False)
+    params = model.params()
+    C = params["readout.W"].shape[0]
+    N = 5
+    P = sum(params[p].size for p in PATHS)
+    ggn = np.zeros(P)
+    for x, _ in batches:
+        T, B = x.shape[:2]
+        for n in range(B):
+            z, cache = model.forward(x[:, n : n + 1], train=False)
+            for t in range(T):
+                J = np.empty((C, P))
+                for c in range(C):
+                    e = np.zeros_like(z)
+                    e[t, 0, c] = 1
+                    g = model.backward(cache, e)[1]
+                    J[c] = np.concatenate([np.asarray(g[p]).ravel() for p in PATHS])
+                p = np.exp(z[t, 0] - z[t, 0].max())
+                p /= p.sum()
+                ggn += np.einsum("cp,cd,dp->p", J, np.diag(p) - np.outer(p, p), J) / (N * T)
+    d = _unflat(ggn, params)
+    s = lnn.pruning_scores(
+        model, list(PATHS), criterion="obd", data=batches, loss=lnn.SoftmaxCrossEntropy(),
+        fisher="exact",
+    )  # fmt: skip
+    for q in PATHS:
+        np.testing.assert_allclose(s[q], 0.5 * d[q] * params[q] ** 2, err_msg=q, **CHECK)
