@@ -590,3 +590,28 @@ def test_sequence_readout_in_small_gemm_row_blocks(rng, monkeypatch):
     y, _ = layer.forward(x)
     p = layer.params()
     np.testing.assert_allclose(y, x @ p["W"].T + p["b"], rtol=1e-13, atol=1e-13)
+
+
+@pytest.mark.parametrize("dt,tol", [(np.float64, 1e-14), (np.float32, 2e-6)])
+@pytest.mark.parametrize("first", [False, True])
+def test_tanh_bptt_block_kernel_equals_numpy_steps(dt, tol, first, rng):
+    """One Numba call for a block of 3 steps (carry in row chunks of 2 of a batch of 5)
+    equals the NumPy step-by-step BPTT: δ, the bias gradient and the carry (not taken
+    out of the block's first step when ``first``)."""
+    from lowdisp.kernels.rnn_modrelu import tanh_bptt_block
+
+    c, B, N = 3, 5, 4
+    dh = rng.standard_normal((c, B, N)).astype(dt)
+    h = np.tanh(rng.standard_normal((c, B, N))).astype(dt)
+    W = rng.standard_normal((N, N)).astype(dt)
+    carry = rng.standard_normal((B, N)).astype(dt)
+    want_c, want_d = carry.astype(np.float64), np.empty((c, B, N))
+    for k in range(c - 1, -1, -1):
+        want_d[k] = (dh[k] + want_c) * (1 - h[k].astype(np.float64) ** 2)
+        if k or not first:
+            want_c = want_d[k] @ W
+    d, db = np.empty((c, B, N), dtype=dt), np.zeros(N, dtype=dt)
+    tanh_bptt_block(dh, True, carry, h, W, d, db, 2, first)
+    np.testing.assert_allclose(d, want_d, rtol=tol, atol=tol)
+    np.testing.assert_allclose(carry, want_c, rtol=tol, atol=tol)
+    np.testing.assert_allclose(db, want_d.sum(axis=(0, 1)), rtol=tol, atol=10 * tol)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 from numba import njit
 
 __all__ = [
@@ -24,6 +25,7 @@ __all__ = [
     "modrelu_step",
     "relu_grad_step",
     "scatter_add_rows",
+    "tanh_bptt_block",
     "tanh_grad_step",
 ]
 
@@ -57,6 +59,26 @@ def tanh_grad_step(dh, has_dh, carry, h, g, db):  # pragma: no cover - jitted
             gv = v * (one - hv * hv)
             g[i, j] = gv
             db[j] += gv
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def tanh_bptt_block(dh, has_dh, carry, h, W, g, db, nrows, first):  # pragma: no cover - jitted
+    """A block of c steps of the dense tanh BPTT, last step first, in one call.
+
+    ``dh``, ``h``, ``g`` are (c, B, N): ∂L/∂h of the steps (used if ``has_dh``), their
+    ``h = tanh(z)`` and the δ written; per step :func:`tanh_grad_step` then the carry
+    ``carry = δ W`` (BLAS through ``np.dot``) in row chunks of ``nrows`` (the cell's
+    small-matrix chunks), skipped after the block's first step when ``first`` (the
+    carry out of step 0, ∂L/∂h_0, is not needed). No Python per time step.
+    """
+    c, B = g.shape[:2]
+    for k in range(c - 1, -1, -1):
+        gk = g[k]
+        tanh_grad_step(dh[k], has_dh, carry, h[k], gk, db)
+        if k > 0 or not first:
+            for lo in range(0, B, nrows):
+                hi = min(lo + nrows, B)
+                np.dot(gk[lo:hi], W, carry[lo:hi])
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
