@@ -88,6 +88,18 @@ def test_bptt_matches_finite_differences(name, T, train):
         assert err < 1e-7, (name, T, train, last, err)
 
 
+@pytest.mark.parametrize("cls", [BNLSTMCell, LNLSTMCell])
+def test_bptt_with_a_stored_input_term(cls):
+    """input_size > 16: the input term of all steps is one GEMM and x̂_x is stored
+    (the small-input path forms it again in BPTT instead)."""
+    from lowdisp.nn._normalized import _SMALL_INPUT
+
+    d = _SMALL_INPUT + 1
+    kw = {"t_max": 3} if cls is BNLSTMCell else {}
+    for train in (True, False):
+        assert _fd_error(cls(d, 4, dtype=F64, rng=0, **kw), 7, train, False) < 1e-7
+
+
 def test_bptt_with_h0_noise_and_token_input():
     cell = BNLSTMCell(3, 4, t_max=3, h0_noise=0.5, dtype=F64, rng=0)
     assert _fd_error(cell, 7, True, False, noise_seed=7) < 1e-7
@@ -150,13 +162,15 @@ def _bn_lstm_reference(cell, x, h0, train):
 
 
 @pytest.mark.parametrize("train", [True, False])
-def test_bn_lstm_equals_a_step_by_step_reference(train):
+@pytest.mark.parametrize("d", [3, 20], ids=["input-per-step", "input-stored"])
+def test_bn_lstm_equals_a_step_by_step_reference(train, d):
     """Per-step statistics; in evaluation the population statistics of step
-    ``min(t, t_max - 1)`` (T = 9 > t_max = 4: the fallback is exercised)."""
+    ``min(t, t_max - 1)`` (T = 9 > t_max = 4: the fallback is exercised). A small
+    input term is formed per step (and again in BPTT), a large one stored: both."""
     rng = np.random.default_rng(1)
-    cell = BNLSTMCell(3, 5, t_max=4, dtype=F64, rng=2)
+    cell = BNLSTMCell(d, 5, t_max=4, dtype=F64, rng=2)
     _randomize(cell, rng)
-    x = rng.normal(size=(9, 6, 3))
+    x = rng.normal(size=(9, 6, d))
     h0 = 0.3 * rng.normal(size=(6, 5))
     want, _ = _bn_lstm_reference(cell, x, h0, train)
     H, _ = cell.forward_sequence(x, h0, train=train)

@@ -117,6 +117,7 @@ def norm_gates(
     rvh,
     inv_x,
     inv_h,
+    mu_x,
     mu,
     var,
     a,
@@ -136,10 +137,11 @@ def norm_gates(
     rounding) for the one tanh that follows (``σ(z) = (tanh(z/2) + 1)/2``).
     ``rmx``/``rvx``, ``rmh``/``rvh``: the population statistics (``stats=False``);
     ``ux_*``, ``uh_*``: the running statistics, updated when ``m > 0`` as
-    ``r ← (1 − m) r + m μ`` and ``r ← (1 − m) r + m B/(B − 1) σ²``; ``mu``, ``var``:
-    scratch."""
+    ``r ← (1 − m) r + m μ`` and ``r ← (1 − m) r + m B/(B − 1) σ²``; ``mu_x``: the
+    mean the input term was normalized with (kept to form ``x̂_x`` again in BPTT);
+    ``mu``, ``var``: scratch."""
     _norm_core(
-        zx, g_x, b, eps, batch, stats, rmx, rvx, xhx, inv_x, mu, var, a, False, m, ux_m, ux_v
+        zx, g_x, b, eps, batch, stats, rmx, rvx, xhx, inv_x, mu_x, var, a, False, m, ux_m, ux_v
     )
     _norm_core(
         zh, g_h, no_beta, eps, batch, stats, rmh, rvh, xhh, inv_h, mu, var, a, True, m, uh_m, uh_v

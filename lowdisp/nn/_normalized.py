@@ -63,6 +63,8 @@ __all__ = [
 
 #: time steps per block of the normalized LSTMs' BPTT reductions (two (K, B, 4n) rings)
 _RING = 4
+#: input sizes up to this form the LSTMs' input term per step (and again in BPTT)
+_SMALL_INPUT = 16
 
 #: suffixes of the parameter paths that hold non-trainable state (running statistics)
 BUFFER_SUFFIXES = (".running_mean", ".running_var")
@@ -337,9 +339,18 @@ class _NormLSTM(_Cell):
         T, B = x.shape[:2]
         # big buffers from the cell's workspace: reused across a trainer's steps
         buf = self._buf
-        # the input term W_x x_t of every step (one GEMM, or a gather of tokens)
-        ZX = self._project(x, p["W_x"], None, out=buf("ZX", (T, B, 4 * n)))
-        XHx = buf("XHx", (T, B, 4 * n))
+        # the input term W_x x_t: for tokens or a small input (a gather, or a GEMM of
+        # input_size <= _SMALL_INPUT terms) it is formed per step here and again in BPTT
+        # (two (T, B, 4n) arrays fewer through memory); otherwise one GEMM for all steps
+        # and x̂_x kept
+        small = self._small_input(x)
+        WxT = np.ascontiguousarray(p["W_x"].T)
+        if small:
+            zx_s, xhx_s = np.empty((2, B, 4 * n), dtype=dt)
+            ZX = XHx = None
+        else:
+            ZX = self._project(x, p["W_x"], None, out=buf("ZX", (T, B, 4 * n)))
+            XHx = buf("XHx", (T, B, 4 * n))
         A = buf("A", (T, B, 4 * n))  # becomes the gate activations
         WhT = np.ascontiguousarray(p["W_h"].T)
         g_h, g_c, b_c = p["gamma_h"], p["gamma_c"], p["beta_c"]
@@ -351,6 +362,7 @@ class _NormLSTM(_Cell):
         # per-step statistics: one per column (BN) or one per row (LN)
         gh, gc = (4 * n, n) if bn else (B, B)
         inv_x = np.empty((T, gh), dtype=dt)
+        mu_x = np.empty((T, gh), dtype=dt)  # the input term's mean at each step
         inv_h = np.empty((T, gh), dtype=dt)
         inv_c = np.empty((T, gc), dtype=dt)
         mu, var = np.empty(max(gh, gc), dtype=dt), np.empty(max(gh, gc), dtype=dt)
@@ -387,9 +399,9 @@ class _NormLSTM(_Cell):
             # then the halved sigmoid arguments: one kernel call
             np.matmul(H[t], WhT, out=zh)
             norm_gates(
-                ZX[t],
+                self._input_term(x[t], WxT, zx_s) if small else ZX[t],
                 zh,
-                XHx[t],
+                xhx_s if small else XHx[t],
                 XHh[t],
                 g_x,
                 b,
@@ -401,6 +413,7 @@ class _NormLSTM(_Cell):
                 *((mu, var, mu, var) if stats else (rmx[s], rvx[s], rmh[s], rvh[s])),
                 inv_x[t],
                 inv_h[t],
+                mu_x[t],
                 mu,
                 var,
                 a,
@@ -429,8 +442,19 @@ class _NormLSTM(_Cell):
             )
             np.tanh(tmp, out=TC[t])
             lstm_out_step(a, TC[t], H[t + 1])
-        cache = (x, A, H, C, TC, XHx, inv_x, XHh, inv_h, XHc, inv_c, stats)
+        cache = (x, A, H, C, TC, XHx, inv_x, XHh, inv_h, XHc, inv_c, stats, WxT, mu_x)
         return H[1:], cache
+
+    def _small_input(self, x: np.ndarray) -> bool:
+        """Whether the input term is formed per step (and again in BPTT), not stored."""
+        return x.dtype.kind in "iu" or self.input_size <= _SMALL_INPUT
+
+    @staticmethod
+    def _input_term(xt: np.ndarray, WxT: np.ndarray, out: np.ndarray) -> np.ndarray:
+        """``W_x x_t`` of one step into ``out`` (B, 4n): a row gather for tokens."""
+        if xt.dtype.kind in "iu":  # (the method: NumPy's np.take wrapper costs ~5 µs a call)
+            return WxT.take(xt, axis=0, out=out, mode="clip")
+        return np.matmul(xt, WxT, out=out)
 
     def backward_sequence(self, cache: Any, dH: Any, dh_last: Any = None) -> tuple[Any, dict]:
         """BPTT through the normalizations (their training-mode statistics included).
@@ -441,7 +465,7 @@ class _NormLSTM(_Cell):
         """
         from lowdisp.kernels.norm_lstm import bn_lstm_backward_step, norm_lstm_backward_step
 
-        x, A, H, C, TC, XHx, inv_x, XHh, inv_h, XHc, inv_c, stats = cache
+        x, A, H, C, TC, XHx, inv_x, XHh, inv_h, XHc, inv_c, stats, WxT, mu_x = cache
         p = self._params
         n = self.hidden_size
         T, B, _ = A.shape
@@ -472,9 +496,16 @@ class _NormLSTM(_Cell):
         tmpW = np.empty((n, 4 * n), dtype=dt)
         dX = None if tokens else np.empty(x.shape, dtype=dt)
         has_dh = dH is not None
+        xhx = np.empty((B, 4 * n), dtype=dt) if XHx is None else None
         for t in range(T - 1, -1, -1):
             i = t % K
             zh, zx = dZH[i], dZX[i]
+            if XHx is None:  # x̂_x formed again, with the forward's operations (same bits)
+                self._input_term(x[t], WxT, xhx)
+                np.subtract(xhx, mu_x[t] if bn else mu_x[t][:, None], out=xhx)
+                np.multiply(xhx, inv_x[t] if bn else inv_x[t][:, None], out=xhx)
+            else:
+                xhx = XHx[t]
             if bn:
                 bn_lstm_backward_step(
                     dH[t] if has_dh else ch,
@@ -489,7 +520,7 @@ class _NormLSTM(_Cell):
                     XHh[t],
                     inv_h[t],
                     g_h,
-                    XHx[t],
+                    xhx,
                     inv_x[t],
                     g_x,
                     stats,
@@ -519,7 +550,7 @@ class _NormLSTM(_Cell):
                     XHh[t],
                     inv_h[t],
                     g_h,
-                    XHx[t],
+                    xhx,
                     inv_x[t],
                     g_x,
                     bn,
