@@ -71,7 +71,7 @@ class Settings:
     clip_norm: float = 1.0
     steps: int = 3000
     eval_every: int = 500
-    seeds: int = 2
+    seeds: int = 3
     dtype: str = "float32"
     blocks: tuple[int, ...] = (4, 16)
     notes: dict[str, str] = field(default_factory=dict)
