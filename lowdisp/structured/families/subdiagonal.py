@@ -320,7 +320,7 @@ class _SDKrylov:
             Ch = cs(s, swap)
             if isinstance(Vh, tuple):  # mirrored spectra, see _sd_mirror_spectra
                 P = np.empty((no, nb, Vh[0].shape[-1]), np.result_type(Vh[0], Ch))
-                sd_km_mirror(Vh[0], Vh[1], Ch, P)
+                sd_km_mirror(Vh[0], Vh[1], cs(s, not swap), P)  # (no, nv, q) layout
             else:
                 P = np.empty((no, nb, Vh.shape[-1]), np.result_type(Vh, Ch))
                 sd_km_contract(Vh, Ch, P)
