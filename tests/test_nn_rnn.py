@@ -615,3 +615,19 @@ def test_tanh_bptt_block_kernel_equals_numpy_steps(dt, tol, first, rng):
     np.testing.assert_allclose(d, want_d, rtol=tol, atol=tol)
     np.testing.assert_allclose(carry, want_c, rtol=tol, atol=tol)
     np.testing.assert_allclose(db, want_d.sum(axis=(0, 1)), rtol=tol, atol=10 * tol)
+
+
+@pytest.mark.parametrize("dt", [np.float32, np.float64])
+def test_rec_table_step_kernel_equals_numpy(dt, rng):
+    """One Numba call for a token step: ``h = h_prev P + table[ids]`` in row chunks of 2
+    of a batch of 5, against NumPy."""
+    from lowdisp.kernels.rnn_modrelu import rec_table_step
+
+    hp = rng.standard_normal((5, 4)).astype(dt)
+    P = rng.standard_normal((4, 4)).astype(dt)
+    table = rng.standard_normal((3, 4)).astype(dt)
+    ids = rng.integers(0, 3, 5)
+    h = np.empty((5, 4), dtype=dt)
+    rec_table_step(hp, P, h, table, ids, 2)
+    tol = 1e-6 if dt == np.float32 else 1e-14
+    np.testing.assert_allclose(h, hp @ P + table[ids], rtol=tol, atol=tol)

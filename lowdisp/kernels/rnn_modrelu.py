@@ -23,6 +23,7 @@ __all__ = [
     "cmodrelu_forward_step",
     "modrelu_grad_step",
     "modrelu_step",
+    "rec_table_step",
     "relu_grad_step",
     "scatter_add_rows",
     "tanh_bptt_block",
@@ -125,6 +126,18 @@ def add_table_rows(a, table, ids):  # pragma: no cover - jitted
         ar, tr = a[r], table[ids[r]]
         for j in range(m):
             ar[j] += tr[j]
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def rec_table_step(hp, P, h, table, ids, nrows):  # pragma: no cover - jitted
+    """``h = hp P + table[ids]`` (rows of ``h`` (B, N)): a step's recurrent product
+    (BLAS through ``np.dot``, in row chunks of ``nrows``) and its token input's row of
+    the table ``Uᵀ + b`` (:func:`add_table_rows`) in one call."""
+    B = h.shape[0]
+    for lo in range(0, B, nrows):
+        hi = min(lo + nrows, B)
+        np.dot(hp[lo:hi], P, h[lo:hi])
+    add_table_rows(h, table, ids)
 
 
 @njit(cache=True, nogil=True, error_model="numpy")

@@ -1166,23 +1166,36 @@ class RNNCell(_Cell):
                 else:
                     Hs, P, ts = ops.seq_view(H), ops.prepare(W), ops._view(tmp)
                     rows = [slice(0, B)]
-                for t in range(T):
-                    h = H[t + 1]
-                    if t or h0 is not None:
-                        dst = h if gather else tmp
-                        if len(rows) == 1:
-                            np.matmul(Hs[t], P, out=Hs[t + 1] if gather else ts)
+                if gather and rec is None:
+                    # the dense cell with token input: a step's product and its table row
+                    # in one Numba call, then NumPy's SIMD tanh
+                    from lowdisp.kernels.rnn_modrelu import rec_table_step
+
+                    for t in range(T):
+                        h = H[t + 1]
+                        if t or h0 is not None:
+                            rec_table_step(H[t], P, h, table, xin[t], rows[0].stop)
                         else:
-                            hp = H[t]
-                            for r in rows:
-                                np.matmul(hp[r], P, out=dst[r])
-                        if gather:
-                            add_table_rows(h, table, xin[t])
-                        else:
-                            np.add(h, tmp, out=h)
-                    elif gather:
-                        np.take(table, xin[t], axis=0, out=h)
-                    np.tanh(h, out=h)
+                            np.take(table, xin[t], axis=0, out=h)
+                        np.tanh(h, out=h)
+                else:
+                    for t in range(T):
+                        h = H[t + 1]
+                        if t or h0 is not None:
+                            dst = h if gather else tmp
+                            if len(rows) == 1:
+                                np.matmul(Hs[t], P, out=Hs[t + 1] if gather else ts)
+                            else:
+                                hp = H[t]
+                                for r in rows:
+                                    np.matmul(hp[r], P, out=dst[r])
+                            if gather:
+                                add_table_rows(h, table, xin[t])
+                            else:
+                                np.add(h, tmp, out=h)
+                        elif gather:
+                            np.take(table, xin[t], axis=0, out=h)
+                        np.tanh(h, out=h)
             else:
                 for t in range(T):
                     h = H[t + 1]
