@@ -434,7 +434,12 @@ class KFAC(_KroneckerOptimizer):
     Factors: ``A = E[ã ãᵀ]`` with ``ã = [a; 1]`` and ``G = E[g gᵀ]``,
     ``g_i = ∂ℓ_i/∂z_i`` (by default the empirical Fisher of the training
     batch, the cotangent rows rescaled by the batch size for a mean loss), accumulated
-    in float64 (the batch Gram matrices are computed in the training dtype).
+    in float64. Precision with float32 training: float64 are the state (the
+    factor averages, their damped inverses, EKFAC's eigenbases and diagonal
+    ``S``); float32 are the per-step products (the batch Gram matrices and
+    column sums, EKFAC's projections and diagonal GEMM, the preconditioning
+    GEMMs), which use float32 copies of the inverses/eigenbases made once per
+    refresh; the preconditioned step agrees with float64 training to ~1e-7.
     The damped inverses come from a Cholesky factorisation (π needs only the
     traces), or, if a damped factor is not numerically positive definite,
     from ``eigh`` with negative eigenvalues clipped to 0. Cost
