@@ -631,3 +631,28 @@ def test_rec_table_step_kernel_equals_numpy(dt, rng):
     rec_table_step(hp, P, h, table, ids, 2)
     tol = 1e-6 if dt == np.float32 else 1e-14
     np.testing.assert_allclose(h, hp @ P + table[ids], rtol=tol, atol=tol)
+
+
+@pytest.mark.parametrize("dt,tol", [(np.float64, 1e-14), (np.float32, 2e-6)])
+@pytest.mark.parametrize("first", [False, True])
+def test_lstm_bptt_block_kernel_equals_step_by_step(dt, tol, first, rng):
+    """One Numba call for a block of 3 LSTM steps (carry in row chunks of 2 of a batch of
+    5) equals lstm_grad_step and NumPy's carry product step by step."""
+    from lowdisp.kernels.rnn_lstm import lstm_bptt_block, lstm_grad_step
+
+    c, B, n = 3, 5, 4
+    dh = rng.standard_normal((c, B, n)).astype(dt)
+    a = rng.uniform(0.05, 0.95, (c, B, 4 * n)).astype(dt)  # activated gates
+    tc = np.tanh(rng.standard_normal((c, B, n))).astype(dt)
+    cp = rng.standard_normal((c, B, n)).astype(dt)
+    w_h = rng.standard_normal((4 * n, n)).astype(dt)
+    ch0, cc0 = rng.standard_normal((2, B, n)).astype(dt)
+    ch, cc, d, db = ch0.copy(), cc0.copy(), np.empty((c, B, 4 * n), dt), np.zeros(4 * n, dt)
+    want_d, want_db = np.empty_like(d), np.zeros_like(db)
+    for k in range(c - 1, -1, -1):
+        lstm_grad_step(dh[k], True, ch0, cc0, a[k], tc[k], cp[k], want_d[k], want_db)
+        if k or not first:
+            ch0 = want_d[k] @ w_h
+    lstm_bptt_block(dh, True, ch, cc, a, tc, cp, w_h, d, db, 2, first)
+    for got, want in ((d, want_d), (db, want_db), (ch, ch0), (cc, cc0)):
+        np.testing.assert_allclose(got, want, rtol=tol, atol=tol)

@@ -1665,7 +1665,11 @@ class LSTMCell(_Cell):
         C[0] = 0
         tmp = np.empty((B, 4 * n), dtype=self.dtype)
         from lowdisp.kernels.rnn_lstm import lstm_gate_step, lstm_out_step
-        from lowdisp.kernels.rnn_modrelu import add_table_rows
+        from lowdisp.kernels.rnn_modrelu import rec_table_step
+
+        # token input: a step's product (np.dot in row chunks below the small-matrix
+        # bound) and its table row in one Numba call
+        nrows = _row_chunks(B, n, 4 * n)[0].stop
 
         for t in range(T):
             a = A[t]
@@ -1673,8 +1677,7 @@ class LSTMCell(_Cell):
                 if tokens:
                     np.take(table, x[t], axis=0, out=a)
             elif tokens:
-                np.matmul(H[t], WhT, out=a)
-                add_table_rows(a, table, x[t])
+                rec_table_step(H[t], WhT, a, table, x[t], nrows)
             else:
                 np.matmul(H[t], WhT, out=tmp)
                 np.add(a, tmp, out=a)
@@ -1704,7 +1707,7 @@ class LSTMCell(_Cell):
             ch += dh_last
         cc = np.zeros((B, n), dtype=dt)
         db = np.zeros(4 * n, dtype=dt)
-        from lowdisp.kernels.rnn_lstm import lstm_grad_step
+        from lowdisp.kernels.rnn_lstm import lstm_bptt_block
 
         has_dh = dH is not None
         # a factored ∂L/∂H = A Wₒ (from a Dense readout) is formed _BLOCK steps at a
@@ -1720,28 +1723,29 @@ class LSTMCell(_Cell):
             # dW_hᵀ = Σ_t h_{t-1} δ_tᵀ: (Hᵀ δ) is the faster GEMM layout (1.25x in f64)
             dWhT = np.zeros((n, 4 * n), dtype=dt)
             tmpW = np.empty_like(dWhT)
-        for t in range(T - 1, -1, -1):
-            i = t % Cb
+        Wc = np.ascontiguousarray(W_h)
+        nrows = _row_chunks(B, 4 * n, n)[0].stop
+        for lo in range(((T - 1) // Cb) * Cb, -1, -Cb):
+            hi = min(lo + Cb, T)
+            d = dG[: hi - lo] if tokens else dG[lo:hi]
             if factored:
-                if i == Cb - 1 or t == T - 1:
-                    dH.block(t - i, t + 1, dring[: i + 1])
-                dh = dring[i]
+                dh = dH.block(lo, hi, dring[: hi - lo])
+            elif has_dh:
+                dh = np.ascontiguousarray(dH[lo:hi])
             else:
-                dh = dH[t] if has_dh else ch
-            d = dG[i] if tokens else dG[t]
-            # the element-wise part of the step in one fused pass (gates' σ' and tanh'
-            # from the stored activations, the bias gradient), then the carry GEMM
-            lstm_grad_step(dh, has_dh, ch, cc, A[t], TC[t], C[t], d, db)
-            if t:
-                np.matmul(d, W_h, out=ch)
-            if tokens and i == 0:
-                hi = min(t + Cb, T)
-                scatter_add_rows(x[t:hi].reshape(-1), dG[: hi - t].reshape(-1, 4 * n), dWxT)
-                lo = max(t, first)
-                if lo < hi:
+                dh = TC[lo:hi]  # (not read: has_dh is False)
+            # a block of steps back in one Numba call: the element-wise part of each
+            # step fused (gates' σ' and tanh' from the stored activations, the bias
+            # gradient), then its carry GEMM in row chunks; no Python per time step
+            Ab, Tb, Cp = A[lo:hi], TC[lo:hi], C[lo:hi]
+            lstm_bptt_block(dh, has_dh, ch, cc, Ab, Tb, Cp, Wc, d, db, nrows, lo == 0)
+            if tokens:
+                scatter_add_rows(x[lo:hi].reshape(-1), d.reshape(-1, 4 * n), dWxT)
+                s = max(lo, first)
+                if s < hi:
                     np.matmul(
-                        H[lo:hi].reshape(-1, n).T,
-                        dG[lo - t : hi - t].reshape(-1, 4 * n),
+                        H[s:hi].reshape(-1, n).T,
+                        dG[s - lo : hi - lo].reshape(-1, 4 * n),
                         out=tmpW,
                     )
                     np.add(dWhT, tmpW, out=dWhT)
