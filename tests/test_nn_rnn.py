@@ -656,3 +656,37 @@ def test_lstm_bptt_block_kernel_equals_step_by_step(dt, tol, first, rng):
     lstm_bptt_block(dh, True, ch, cc, a, tc, cp, w_h, d, db, 2, first)
     for got, want in ((d, want_d), (db, want_db), (ch, ch0), (cc, cc0)):
         np.testing.assert_allclose(got, want, rtol=tol, atol=tol)
+
+
+@pytest.mark.parametrize("tokens", [False, True])
+def test_lstm_in_row_chunks_matches_finite_differences_and_one_product(tokens, rng, monkeypatch):
+    """A bound forcing row chunks (2 rows of a batch of 5) sends the LSTM through its
+    Numba paths (chunked carry, token step): FD-checked BPTT (float input), and H and
+    every gradient equal the one-product path (the small cells' default)."""
+    from lowdisp.nn import _rnn
+    from lowdisp.nn._layers import _Factored
+
+    cell = lnn.LSTMCell(3, 4, dtype=np.float64, rng=5)
+    T, B = 11, 5  # blocks of 8 and 3 steps
+    x = rng.integers(0, 3, (T, B)) if tokens else rng.standard_normal((T, B, 3))
+    dH = _Factored(rng.standard_normal((T, B, 2)), rng.standard_normal((2, 4)))
+
+    def run():
+        H, cache = cell.forward_sequence(x)
+        H = H.copy()
+        dx, g = cell.backward_sequence(cache, dH)
+        return H, dx, {k: v.copy() for k, v in g.items()}
+
+    H1, dx1, g1 = run()
+    monkeypatch.setattr(_rnn, "_SMALL_GEMM", 2 * 4 * 16)
+    assert [r.stop - r.start for r in _rnn._row_chunks(B, 4, 16)] == [2, 2, 1]
+    H2, dx2, g2 = run()
+    np.testing.assert_allclose(H2, H1, rtol=1e-13, atol=1e-15)
+    if not tokens:
+        np.testing.assert_allclose(dx2, dx1, rtol=1e-12, atol=1e-14)
+    for k in g1:
+        np.testing.assert_allclose(g2[k], g1[k], rtol=1e-12, atol=1e-14, err_msg=k)
+    if not tokens:
+        f, vjp, point = cell_fn(cell)
+        point["x"] = x
+        check_vjp(f, vjp, point, rng=rng, rtol=1e-6)

@@ -1166,9 +1166,11 @@ class RNNCell(_Cell):
                 else:
                     Hs, P, ts = ops.seq_view(H), ops.prepare(W), ops._view(tmp)
                     rows = [slice(0, B)]
-                if gather and rec is None:
-                    # the dense cell with token input: a step's product and its table row
-                    # in one Numba call, then NumPy's SIMD tanh
+                if gather and rec is None and len(rows) > 1:
+                    # the dense cell with token input and a chunked product: a step's
+                    # product (Numba's np.dot on the chunks, faster than NumPy's call
+                    # there; not on one big product) and its table row in one Numba
+                    # call, then NumPy's SIMD tanh
                     from lowdisp.kernels.rnn_modrelu import rec_table_step
 
                     for t in range(T):
@@ -1421,9 +1423,10 @@ class RNNCell(_Cell):
                 np.matmul(ringv[t % C], W, out=carryv)
 
         rows = _row_chunks(B, N, N) if rec_t is None else [slice(0, B)]
-        if act == "tanh" and rec_t is None:
-            # the dense tanh cell: a block of steps back in one Numba call (δ, bias
-            # gradient and the carry GEMM of each step), no Python per time step
+        if act == "tanh" and rec_t is None and len(rows) > 1:
+            # the dense tanh cell with a chunked carry product: a block of steps back in
+            # one Numba call (δ, bias gradient and the carry GEMM of each step), no
+            # Python per time step
             from lowdisp.kernels.rnn_modrelu import tanh_bptt_block
 
             Wc = np.ascontiguousarray(W)
@@ -1665,10 +1668,11 @@ class LSTMCell(_Cell):
         C[0] = 0
         tmp = np.empty((B, 4 * n), dtype=self.dtype)
         from lowdisp.kernels.rnn_lstm import lstm_gate_step, lstm_out_step
-        from lowdisp.kernels.rnn_modrelu import rec_table_step
+        from lowdisp.kernels.rnn_modrelu import add_table_rows, rec_table_step
 
-        # token input: a step's product (np.dot in row chunks below the small-matrix
-        # bound) and its table row in one Numba call
+        # token input: a step's product in row chunks below the small-matrix bound
+        # (Numba's np.dot, faster than one NumPy product there) and its table row in
+        # one Numba call; one big product stays NumPy's
         nrows = _row_chunks(B, n, 4 * n)[0].stop
 
         for t in range(T):
@@ -1676,8 +1680,11 @@ class LSTMCell(_Cell):
             if not (t or h0 is not None):  # h_0 = 0: no recurrent term at the first step
                 if tokens:
                     np.take(table, x[t], axis=0, out=a)
-            elif tokens:
+            elif tokens and nrows < B:
                 rec_table_step(H[t], WhT, a, table, x[t], nrows)
+            elif tokens:
+                np.matmul(H[t], WhT, out=a)
+                add_table_rows(a, table, x[t])
             else:
                 np.matmul(H[t], WhT, out=tmp)
                 np.add(a, tmp, out=a)
@@ -1707,7 +1714,7 @@ class LSTMCell(_Cell):
             ch += dh_last
         cc = np.zeros((B, n), dtype=dt)
         db = np.zeros(4 * n, dtype=dt)
-        from lowdisp.kernels.rnn_lstm import lstm_bptt_block
+        from lowdisp.kernels.rnn_lstm import lstm_bptt_block, lstm_grad_step
 
         has_dh = dH is not None
         # a factored ∂L/∂H = A Wₒ (from a Dense readout) is formed _BLOCK steps at a
@@ -1738,7 +1745,13 @@ class LSTMCell(_Cell):
             # step fused (gates' σ' and tanh' from the stored activations, the bias
             # gradient), then its carry GEMM in row chunks; no Python per time step
             Ab, Tb, Cp = A[lo:hi], TC[lo:hi], C[lo:hi]
-            lstm_bptt_block(dh, has_dh, ch, cc, Ab, Tb, Cp, Wc, d, db, nrows, lo == 0)
+            if nrows < B:
+                lstm_bptt_block(dh, has_dh, ch, cc, Ab, Tb, Cp, Wc, d, db, nrows, lo == 0)
+            else:  # one carry product per step: NumPy's (Numba's np.dot is slower there)
+                for k in range(hi - lo - 1, -1, -1):
+                    lstm_grad_step(dh[k], has_dh, ch, cc, Ab[k], Tb[k], Cp[k], d[k], db)
+                    if lo + k:
+                        np.matmul(d[k], W_h, out=ch)
             if tokens:
                 scatter_add_rows(x[lo:hi].reshape(-1), d.reshape(-1, 4 * n), dWxT)
                 s = max(lo, first)
