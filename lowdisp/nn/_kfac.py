@@ -304,6 +304,8 @@ class _KroneckerOptimizer(Optimizer):
 
     def _update_factors(self, block: _Block, stats: Any, where: str) -> None:
         """Fold the batch's Gram matrices into the float64 moving averages, in place."""
+        from lowdisp.kernels.curvature import ema_update
+
         x, dy, c, B, _ = stats
         x2 = block.rows(x)
         m = max(x2.shape[0], 1)
@@ -329,10 +331,10 @@ class _KroneckerOptimizer(Optimizer):
         A, G = self._curv[kA], self._curv[kG]
         w = 1.0 - rho
         d = block.d_in
-        A *= rho
-        xx *= w / m
-        A[:d, :d] += xx
+        ema_update(A, xx, rho, w / m)  # A[:d, :d] = rho A[:d, :d] + (w/m) xx, one pass
         if block.b_path is not None:
+            A[d] *= rho
+            A[:d, d] *= rho
             # the bias column Σ_i a_i: one GEMV in the training dtype, like the Gram
             # matrix (a float64 reduction of the float32 rows took 3x longer: 0.16 vs 0.05 ms)
             col = np.asarray(np.ones(m, dtype=x2.dtype) @ x2, dtype=np.float64)
@@ -340,9 +342,7 @@ class _KroneckerOptimizer(Optimizer):
             A[:d, d] += col
             A[d, :d] += col
             A[d, d] += w
-        G *= rho
-        gg *= w * c * c / max(B, 1)
-        G += gg
+        ema_update(G, gg, rho, w * c * c / max(B, 1))
 
     def _due(self, s: int, block: _Block, derived_key: str) -> tuple[bool, bool]:
         """(update factors, refresh) at step index ``s``."""
