@@ -98,7 +98,7 @@ def _gemms_only(task: Any, n: int, dt: Any, batch: int):
     cell's row chunks), readout forward and ``dV``, the factored ``dy V`` and ``dW`` in
     the cell's blocks of steps, the BPTT carry ``δ_t W``, all on the same shapes as the
     step's."""
-    from lowdisp.nn._rnn import _ring_steps, _row_chunks
+    from lowdisp.nn._rnn import _BLOCK, _row_chunks
 
     L = task.batch(1, rng=0)[0].shape[0]
     k = task.output_size
@@ -109,7 +109,7 @@ def _gemms_only(task: Any, n: int, dt: Any, batch: int):
     dY = g.standard_normal((L, batch, k)).astype(dt)
     tmp = np.empty((batch, n), dtype=dt)
     Y = np.empty((L * batch, k), dtype=dt)
-    C = _ring_steps(L, batch, n, np.dtype(dt))
+    C = min(_BLOCK, L)
     ring = np.empty((C, batch, n), dtype=dt)
     dW = np.empty((n, n), dtype=dt)
     rows = _row_chunks(batch, n, n)

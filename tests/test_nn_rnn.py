@@ -207,7 +207,7 @@ def test_token_gather_in_the_loop_equals_one_hot(recurrent, chunks, rng, monkeyp
         np.testing.assert_array_equal(a, want)
 
 
-@pytest.mark.parametrize("recurrent", ["dense", "block:2", "diagonal"])
+@pytest.mark.parametrize("recurrent", ["block:2", "diagonal"])
 def test_bptt_in_cache_sized_blocks_equals_one_block(recurrent, rng, monkeypatch):
     """A small ring budget (2 steps per block) gives the one-block gradients, with the
     readout's factored dH formed a block at a time (T = 7: blocks 2, 2, 2, 1)."""
