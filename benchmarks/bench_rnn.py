@@ -294,7 +294,9 @@ def cells(argv: list[str]) -> int:
         "the LSTM, the tanh cell without regularizer); torch/this: speed-up over torch + Adam; "
         "of peak: the step's GEMM flops (recurrent + readout, counted analytically) per second "
         "over the GEMM peak; GEMMs alone: exactly the dense tanh step's GEMMs (same shapes and "
-        "count, nothing else), the ceiling of the tanh step's fraction of the peak."
+        "count, nothing else) as NumPy calls, the ceiling of the tanh step's fraction of the "
+        "peak (the step itself issues its per-step row chunks through Numba's np.dot, a "
+        "cheaper call, so it can come within a few % of this row)."
     )
     print(text)
     if not args.no_save:
