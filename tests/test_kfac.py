@@ -305,6 +305,40 @@ def test_ekfac_running_diagonal_starts_from_the_kfac_eigenvalues():
     np.testing.assert_allclose(opt._curv[f"{PREFIX}S/fc1"], expect, rtol=1e-12)
 
 
+@pytest.mark.parametrize("kw", [{"diag": "running", "diag_decay": 0.5}, {"diag_every": 2}])
+def test_ekfac_eigenbasis_gradient_from_the_rows_of_a_small_batch(kw, monkeypatch):
+    """Few rows, wide layers: U_Gᵀ ∇W̃ U_A comes from the recorded rows, (dy U_G)ᵀ(ã U_A),
+    not from rotating the gradient (cheaper there), and equals the rotated gradient."""
+    import lowdisp.nn._kfac as kfac
+
+    model = _net(sizes=(20, 16, 12))
+    x, y = _data(n=4, d=20, C=12)
+    lam, lr = 1e-2, 0.3
+    opt = lnn.EKFAC(lr=lr, momentum=0.0, damping=lam, **kw)
+    _one_step(opt, model, x, y)  # the first step estimates S from this batch
+    S0 = {n: opt._curv[f"{PREFIX}S/{n}"].copy() for n in ("fc0", "fc1")}
+
+    def no_rotation(*args):
+        raise AssertionError("the gradient was rotated")
+
+    monkeypatch.setattr(kfac, "_rotate_in", no_rotation)
+    before, grads = _one_step(opt, model, x, y)  # S reused or a running average
+    for name in ("fc0", "fc1"):
+        UA = opt._curv[f"{PREFIX}UA/{name}"]
+        UG = opt._curv[f"{PREFIX}UG/{name}"]
+        V = UG.T @ _grad_matrix(grads, name) @ UA
+        S = S0[name] if "diag_every" in kw else 0.5 * S0[name] + 0.5 * 4 * V**2
+        np.testing.assert_allclose(opt._curv[f"{PREFIX}S/{name}"], S, rtol=1e-10, atol=1e-14)
+        d = UG @ (V / (S + lam)) @ UA.T
+        step = np.hstack(
+            [
+                before[f"{name}.W"] - model.params()[f"{name}.W"],
+                (before[f"{name}.b"] - model.params()[f"{name}.b"])[:, None],
+            ]
+        )
+        np.testing.assert_allclose(step, lr * d, rtol=1e-9, atol=1e-13)
+
+
 def test_refresh_period_reuses_the_inverses_between_refreshes():
     model = _net()
     loss = lnn.SoftmaxCrossEntropy()

@@ -671,10 +671,10 @@ class EKFAC(_KroneckerOptimizer):
             else:  # the statistics' rows are not the gradient's (sampled labels, subset)
                 V, S = None, kfe_diag(block, x, dy, c, B, UA, UG)
             if V is None:
-                V = _rotate_in(G, UA, UG)
+                V = self._eigen_grad(block, G, UA, UG)
             self._curv[kS] = S
         else:
-            V = _rotate_in(G, UA, UG)
+            V = self._eigen_grad(block, G, UA, UG)
             S = self._curv[kS]
             if running:
                 x = block.recorder.x
@@ -692,6 +692,23 @@ class EKFAC(_KroneckerOptimizer):
         if block.d_out <= block.a_size:
             return (UG @ V) @ UA.T
         return UG @ (V @ UA.T)
+
+    def _eigen_grad(
+        self, block: _Block, G: np.ndarray, UA: np.ndarray, UG: np.ndarray
+    ) -> np.ndarray:
+        """``U_Gᵀ ∇W̃ U_A``: rotating the gradient (``d_out·a·(d_out + a)``
+        multiply-adds), or, when the batch has fewer rows than that costs, from the
+        recorded rows as ``(dy U_G)ᵀ(ã U_A)`` (``rows·(d_in·a + d_out² + d_out·a)``;
+        equal because ``∇W̃ = dyᵀ ã``; the empirical Fisher's rows only: with
+        ``fisher="mc"`` the recorded cotangents are sampled)."""
+        rec = block.recorder
+        x, dy = rec.x, rec.dy
+        rows_ok = x is not None and dy is not None and x.ndim == 2 and x.dtype == G.dtype
+        if rows_ok and self.fisher == "empirical" and block.kind == "dense":
+            o, a = block.d_out, block.a_size
+            if x.shape[0] * (block.d_in * a + o * o + o * a) < o * a * (o + a):
+                return (dy @ UG).T @ block.project_inputs(x, UA)
+        return _rotate_in(G, UA, UG)
 
 
 def _rotate_in(G: np.ndarray, UA: np.ndarray, UG: np.ndarray) -> np.ndarray:
