@@ -352,12 +352,13 @@ def main(argv=None):
     p.add_argument("--json", default=None, help="write the results here")
     p.add_argument("--no-peer", action="store_true", help="skip nngeometry")
     p.add_argument("--nets", default="mlp,autoencoder", help="comma-separated: mlp,autoencoder")
+    p.add_argument("--batches", default="128,512", help="comma-separated batch sizes")
     args = p.parse_args(argv)
     opts = ("sgd", "kfac", "kfac_f10", "kfac_s8", "ekfac", "ekfac_d10", "ekfac_s8", "ekfac_running")
     if args.quick:
         cases = [("mlp", 512)]
     else:
-        cases = [(n, b) for n in args.nets.split(",") for b in (128, 512)]
+        cases = [(n, int(b)) for n in args.nets.split(",") for b in args.batches.split(",")]
     results = {
         "machine": {
             "python": platform.python_version(),
