@@ -237,12 +237,9 @@ def test_rnn_dense_block_and_diag_equal_the_brute_force_fisher(seq, T):
     np.testing.assert_allclose(Dg.to_dense(), np.diag(np.diag(F)), rtol=1e-10, atol=1e-13)
 
 
-def test_rnn_exact_fisher_is_the_ggn_from_per_sequence_jacobians():
-    """``Σ_t J_tᵀ (diag p_t − p_t p_tᵀ) J_t`` with the Jacobians from one backward pass per
-    output (not the square-root passes the object uses)."""
-    T, B, C = 4, 3, 3
-    model = _rnn(C=C)
-    x, y = _seq_data(T, B, C=C)
+def _softmax_ggn_sum(model, x, T, B, C):
+    """``Σ_n Σ_t J_tᵀ (diag p_t − p_t p_tᵀ) J_t`` of a softmax sequence model, the
+    Jacobians from one backward pass per output of each sequence run alone."""
     P = 4 * 8 + 3 * 5
     F = np.zeros((P, P))
     for n in range(B):
@@ -256,7 +253,16 @@ def test_rnn_exact_fisher_is_the_ggn_from_per_sequence_jacobians():
             p = np.exp(z[t, 0] - z[t, 0].max())
             p /= p.sum()
             F += Jt.T @ (np.diag(p) - np.outer(p, p)) @ Jt
-    F /= B
+    return F
+
+
+def test_rnn_exact_fisher_is_the_ggn_from_per_sequence_jacobians():
+    """``Σ_t J_tᵀ (diag p_t − p_t p_tᵀ) J_t`` with the Jacobians from one backward pass per
+    output (not the square-root passes the object uses)."""
+    T, B, C = 4, 3, 3
+    model = _rnn(C=C)
+    x, y = _seq_data(T, B, C=C)
+    F = _softmax_ggn_sum(model, x, T, B, C) / B
     D = lnn.fisher_matrix(model, lnn.SoftmaxCrossEntropy(), (x, y), kind="dense", fisher="exact")
     np.testing.assert_allclose(D.to_dense(), F, rtol=1e-10, atol=1e-13)
 
@@ -422,20 +428,7 @@ def test_obd_scores_of_a_sequence_model_use_the_ggn_of_the_mean_loss():
     T, B, C = 4, 3, 3
     model = _rnn(C=C)
     x, y = _seq_data(T, B, C=C)
-    P = 4 * 8 + 3 * 5
-    ggn = np.zeros((P, P))
-    for n in range(B):
-        z, cache = model.forward(_one(x, n), train=False)
-        for t in range(T):
-            Jt = np.empty((C, P))
-            for c in range(C):
-                e = np.zeros_like(z)
-                e[t, 0, c] = 1
-                Jt[c] = _flat(model.backward(cache, e)[1])
-            p = np.exp(z[t, 0] - z[t, 0].max())
-            p /= p.sum()
-            ggn += Jt.T @ (np.diag(p) - np.outer(p, p)) @ Jt
-    ggn /= B * T
+    ggn = _softmax_ggn_sum(model, x, T, B, C) / (B * T)
     d = {}
     i = 0
     for grp in GROUPS:  # the diagonal back in parameter shapes

@@ -146,6 +146,14 @@ def test_row_chunks_stay_below_the_small_gemm_bound():
         assert all((r.stop - r.start) * 128 * 128 <= 1_000_000 for r in rows) or len(rows) == 1
 
 
+def _sequence_and_grads(cell, x, dH):
+    """Copies of one forward_sequence/backward_sequence pass (the cell reuses its buffers)."""
+    H, cache = cell.forward_sequence(x)
+    H = H.copy()
+    dx, g = cell.backward_sequence(cache, dH)
+    return H, dx, {k: v.copy() for k, v in g.items()}
+
+
 def test_dense_tanh_in_row_chunks_matches_finite_differences_and_one_product(rng, monkeypatch):
     """The dense tanh step's products in row chunks (a bound forcing 3 chunks of a batch
     of 5): FD-checked BPTT, and the same H and gradients as one product per step."""
@@ -156,10 +164,7 @@ def test_dense_tanh_in_row_chunks_matches_finite_differences_and_one_product(rng
     dH = rng.standard_normal((7, 5, 4))
 
     def run():
-        H, cache = cell.forward_sequence(x)
-        H = H.copy()
-        dx, g = cell.backward_sequence(cache, dH)
-        return H, dx, {k: v.copy() for k, v in g.items()}
+        return _sequence_and_grads(cell, x, dH)
 
     H1, dx1, g1 = run()
     monkeypatch.setattr(_rnn, "_SMALL_GEMM", 2 * 4 * 4)
@@ -672,10 +677,7 @@ def test_lstm_in_row_chunks_matches_finite_differences_and_one_product(tokens, r
     dH = _Factored(rng.standard_normal((T, B, 2)), rng.standard_normal((2, 4)))
 
     def run():
-        H, cache = cell.forward_sequence(x)
-        H = H.copy()
-        dx, g = cell.backward_sequence(cache, dH)
-        return H, dx, {k: v.copy() for k, v in g.items()}
+        return _sequence_and_grads(cell, x, dH)
 
     H1, dx1, g1 = run()
     monkeypatch.setattr(_rnn, "_SMALL_GEMM", 2 * 4 * 16)
