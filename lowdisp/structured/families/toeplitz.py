@@ -83,20 +83,16 @@ class _Stage:
         """``fwd(X[:, j0:j0 + cb].T)`` for a C-ordered ``X`` of the plan's dtype."""
         if isinstance(self.tr, Cyclic):  # fused with the transposition (fwd_T = fwd_N)
             return self.tr.fwd_cols(X, j0, cb)
-        from lowdisp.kernels.ldr_toeplitz import cols_to_rows
-
-        xb = np.empty((cb, X.shape[0]), X.dtype)
-        cols_to_rows(X, j0, xb)
-        return self.fwd(xb)
+        # the padded path (any dtype) copies with NumPy: no kernel signatures to compile
+        return self.fwd(np.array(X[:, j0 : j0 + cb].T, order="C"))
 
     def inv_cols(self, S: np.ndarray, Y: np.ndarray, j0: int) -> None:
         """``Y[:, j0:j0 + cb] = inv(S).T`` for a C-ordered ``Y``."""
         if isinstance(self.tr, Cyclic):
             self.tr.inv_cols(S, Y, j0)
             return
-        from lowdisp.kernels.ldr_toeplitz import rows_to_cols
-
-        rows_to_cols(np.ascontiguousarray(self.inv(S)), Y, j0)
+        y = self.inv(S)
+        Y[:, j0 : j0 + y.shape[0]] = y.T
 
 
 class ToeplitzPlan:
