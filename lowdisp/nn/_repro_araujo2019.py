@@ -81,11 +81,11 @@ instead of 200 epochs of 50K images (~50K steps): most runs still improve at
 their last epochs, so every model here is less trained than the paper's.
 
 Budget, measured 2026-12-03 on the shared 2-core VM (one worker at nice 10
-among 4-7 other jobs, load 5-12): the mnist half of the full grid took 44 min
-(16.6 min for the unconstrained, diagonal-circulant, low-rank and narrow
-dense models, 27.1 min for Toeplitz-like), so the full grid (both datasets)
-takes about 90 min under that load; the paper's 200 epochs would take 4x as
-long (about 6 h). ``--quick`` took 63 s (26 runs, load 7).
+among 4-7 other jobs, 1-minute load 1.3-12.7, median 6.7): the full grid
+(102 runs, run in four parts by dataset and family) took 67 min wall, the
+mnist half 44 min of it; the paper's 200 epochs would take 4x as long (about
+4.5 h under that load). ``--quick`` took 63 s (26 runs, load 7).
+Results: ``benchmarks/results/araujo2019-20261203-185809.txt``.
 """
 
 from __future__ import annotations
