@@ -332,7 +332,7 @@ def _torch_table(args, sizes, batches, structures, dtype, rounds) -> str:
         return msg
     torch.set_num_threads(1)
     load_before = _load()
-    both = [s for s in ["unconstrained", *structures] if s in TORCH]
+    both = [s for s in dict.fromkeys(["unconstrained", *structures]) if s in TORCH]
     with blas_threads(1):
         cases = []
         for n in sizes:
