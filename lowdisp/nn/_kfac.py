@@ -36,6 +36,7 @@ from lowdisp.nn._curvature import (
     eigh_clipped,
     example_scale,
     find_blocks,
+    kfe_square_sum,
     n_examples,
     warn_unsupported,
 )
@@ -757,24 +758,9 @@ def kfe_diag(
 ) -> np.ndarray:
     """EKFAC's diagonal ``E_i[(U_Gᵀ g_i)² ⊗ (U_Aᵀ ã_i)²]`` in float64 (private).
 
-    Rank-one trick for ``(B, d)`` inputs; per-sequence gradients for
-    ``(T, B, d)`` inputs (weights shared over time).
+    ``c²/B`` times :func:`lowdisp.nn._curvature.kfe_square_sum` (the rank-one
+    trick for ``(B, d)`` inputs, per-sequence gradients for ``(T, B, d)``).
     """
-    XU = block.project_inputs(x, UA)
-    GU = dy @ UG
-    if x.ndim <= 2:
-        np.square(XU, out=XU)
-        np.square(GU, out=GU)
-        S = np.asarray(GU.T @ XU, dtype=np.float64)
-        S *= c * c / B
-        return S
-    T = x.shape[0]
-    XU = XU.reshape(T, B, -1)
-    GU = GU.reshape(T, B, -1)
-    S = np.zeros((GU.shape[2], XU.shape[2]))
-    step = max(1, int(2**22 // max(1, GU.shape[2] * XU.shape[2])))
-    for lo in range(0, B, step):  # chunks of sequences (memory), not a loop over examples
-        V = np.einsum("tbo,tba->boa", GU[:, lo : lo + step], XU[:, lo : lo + step])
-        S += np.einsum("boa,boa->oa", V, V)
+    S = kfe_square_sum(block, x, dy, UA, UG)
     S *= c * c / B
     return S
