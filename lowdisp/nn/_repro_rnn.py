@@ -80,17 +80,12 @@ def fit_best(
     score: Callable[[Any], float],
     clip_norm: float | None = 1.0,
     lower_is_better: bool = True,
-    apply_constraints: bool = False,
 ) -> dict[str, Any]:
     """Train with Adam; every ``eval_every`` steps ``score(model)`` on validation; the
     best parameters are restored at the end. Returns the best score, its step, the
     CPU seconds of training (scoring excluded) and whether the run diverged.
-
-    ``apply_constraints``: the in-place weight constraints of the cells (e.g.
-    ``unit_disk``) act at the start of a train-mode forward pass, so the weights
-    after the last optimizer step are not yet projected; one train-mode forward
-    on a one-sequence probe batch projects them before each score (and so before
-    the kept parameters are copied)."""
+    Weight constraints of the cells (``max_norm``, ``unit_disk``) hold at every
+    score: the trainer projects after each optimizer step."""
     import lowdisp.nn as lnn
 
     trainer = lnn.Trainer(
@@ -102,7 +97,6 @@ def fit_best(
         rng=seed,
     )
     params = model.params()
-    probe = task.batch(1, rng=0)[0] if apply_constraints else None
     best = math.inf if lower_is_better else -math.inf
     best_step, best_params = 0, {k: v.copy() for k, v in params.items()}
     cpu = 0.0
@@ -119,8 +113,6 @@ def fit_best(
             break
         cpu += time.process_time() - t0
         done += n
-        if apply_constraints:
-            model.forward(probe, train=True, rng=0)
         s = float(score(model))
         if not math.isfinite(s):
             diverged = True
@@ -145,7 +137,7 @@ def fit_settings(
 ) -> dict[str, Any]:
     """:func:`fit_best` with the protocol's hyperparameters read from the settings ``s``
     (``steps``, ``lr``, ``batch_size``, ``eval_every``, ``clip_norm``); ``options``
-    are passed on (``lower_is_better``, ``apply_constraints``)."""
+    are passed on (``lower_is_better``)."""
     return fit_best(
         model,
         task,

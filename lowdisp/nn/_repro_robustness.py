@@ -138,7 +138,6 @@ def _job(args: tuple) -> dict[str, Any]:
         seed=seed,
         score=lambda m: _accuracy(m, task.validation_data()),
         lower_is_better=False,
-        apply_constraints=True,
     )
     x, y = task.eval_data()
     rep = lnn.robustness_report(
