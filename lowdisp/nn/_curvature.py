@@ -138,15 +138,18 @@ class _SequenceRecorder:
     no ``lo`` is given.
     """
 
-    __slots__ = ("_deltas", "_hi", "active", "dy", "gg", "input_size", "keep", "x")
+    __slots__ = ("_deltas", "_hi", "active", "dy", "gg", "gs", "input_size", "keep", "sums", "x")
 
     def __init__(self, input_size: int | None = None, *, keep: bool = False) -> None:
         self.active = True
         self.input_size = input_size
         self.keep = keep
+        #: also accumulate the per-sequence sums ``gs = Σ_t δ_t`` ``(B, N)`` (KFAC-reduce)
+        self.sums = False
         self.x: np.ndarray | None = None
         self.dy: np.ndarray | None = None
         self.gg: np.ndarray | None = None
+        self.gs: np.ndarray | None = None
         self._deltas: np.ndarray | None = None
         self._hi = 0
 
@@ -157,6 +160,7 @@ class _SequenceRecorder:
             x = one_hot(x, self.input_size, H.dtype)
         self.x = np.concatenate([x, H[:-1]], axis=2)
         self.gg = np.zeros((H.shape[2], H.shape[2]), dtype=H.dtype)
+        self.gs = np.zeros((H.shape[1], H.shape[2]), dtype=H.dtype) if self.sums else None
         self.dy = None
         if self.keep:
             T, B, N = H.shape[0] - 1, H.shape[1], H.shape[2]
@@ -167,6 +171,8 @@ class _SequenceRecorder:
         if not (self.active and self.gg is not None):
             return
         self.gg += D.T @ D
+        if self.gs is not None:
+            self.gs += D.reshape(-1, *self.gs.shape).sum(axis=0)
         if self.keep:
             T, B, N = self._deltas.shape
             k = D.shape[0] // B
@@ -182,12 +188,29 @@ class _SequenceRecorder:
     def clear(self) -> None:
         self.x = None
         self.gg = None
+        self.gs = None
         self.dy = None
         if self.keep:
             self._deltas = None
 
     def __deepcopy__(self, memo: dict) -> _SequenceRecorder:
-        return _SequenceRecorder(self.input_size, keep=self.keep)
+        out = _SequenceRecorder(self.input_size, keep=self.keep)
+        out.sums = self.sums
+        return out
+
+
+def reduce_sequences(x: np.ndarray, dy: np.ndarray | None) -> tuple[np.ndarray, np.ndarray | None]:
+    """KFAC-reduce rows of a weight shared over ``T`` positions (private).
+
+    ``x`` ``(T, B, d)`` becomes the per-sequence means ``(B, d)`` (so ``ã``'s bias
+    entry stays 1), the cotangent rows ``dy`` ``(T·B, o)`` (position-major, as
+    ``x``) the per-sequence sums ``(B, o)``: ``ā_n = (1/T) Σ_t a_nt``,
+    ``ĝ_n = Σ_t g_nt`` (Eschenhagen et al. 2023). Used by
+    :func:`lowdisp.nn.fisher_matrix` and the KFAC/EKFAC optimizers.
+    """
+    T, B = x.shape[0], x.shape[1]
+    xr = x.mean(axis=0)
+    return xr, None if dy is None else dy.reshape(T, B, -1).sum(axis=0)
 
 
 def one_hot(tokens: np.ndarray, size: int | None, dtype: Any) -> np.ndarray:

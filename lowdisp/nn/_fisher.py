@@ -36,6 +36,7 @@ from lowdisp.nn._curvature import (
     eigh_clipped,
     find_blocks,
     kfe_square_sum,
+    reduce_sequences,
     warn_unsupported,
 )
 
@@ -965,13 +966,10 @@ def fisher_matrix(
         rows: dict[str, int] = {}
 
         def visit(b: _Block, x: np.ndarray, dy: np.ndarray, w: float, first: bool) -> None:
-            xt = b.tilde(np.asarray(x, dtype=np.float64)) if first else None
-            if approx == "reduce" and x.ndim == 3:
-                T, B = x.shape[0], x.shape[1]
-                if first:  # A once per batch (not per pass), from the per-sequence means
-                    xt = xt.reshape(T, B, -1).mean(axis=0)
-                dy = dy.reshape(T, B, -1).sum(axis=0)
-            if first:
+            if approx == "reduce" and x.ndim == 3:  # per-sequence means and sums
+                x, dy = reduce_sequences(np.asarray(x, dtype=np.float64), dy)
+            if first:  # A once per batch (not per pass)
+                xt = b.tilde(np.asarray(x, dtype=np.float64))
                 A[b.name] = A.get(b.name, 0) + xt.T @ xt
                 rows[b.name] = rows.get(b.name, 0) + xt.shape[0]
             G[b.name] = G.get(b.name, 0) + w * (dy.T @ dy)

@@ -38,8 +38,10 @@ from lowdisp.nn._curvature import (
     find_blocks,
     kfe_square_sum,
     n_examples,
+    reduce_sequences,
     warn_unsupported,
 )
+from lowdisp.nn._fisher import APPROX
 from lowdisp.nn._optim import SGD, Optimizer
 from lowdisp.nn._spec import register_optimizer
 
@@ -65,6 +67,7 @@ class _KroneckerOptimizer(Optimizer):
         factor_every: int = 1,
         stats_fraction: float = 1.0,
         fisher: str = "empirical",
+        approx: str = "expand",
         optimizer: Optimizer | Mapping[str, Any] | None = None,
         exclude: Iterable[str] = (),
         groups: Mapping[str, Mapping[str, float]] | None = None,
@@ -82,6 +85,7 @@ class _KroneckerOptimizer(Optimizer):
             stats_fraction, "stats_fraction", where=where, low=0, high=1, low_open=True
         )
         self.fisher = check_option(fisher, "fisher", ("empirical", "mc"), where=where)
+        self.approx = check_option(approx, "approx", APPROX, where=where)
         if isinstance(exclude, str) or not isinstance(exclude, Iterable):
             raise TypeError(
                 f"{where}: exclude must be a list of parameter path patterns; got {exclude!r}"
@@ -160,6 +164,9 @@ class _KroneckerOptimizer(Optimizer):
         self._reduction = getattr(loss, "reduction", "mean") if loss is not None else "mean"
         blocks, unsupported, _ = find_blocks(model, self.exclude)
         self._blocks = blocks
+        for b in blocks:  # a cell's per-sequence sums of deltas (KFAC-reduce)
+            if hasattr(b.recorder, "sums"):
+                b.recorder.sums = self.approx == "reduce"
         attach(blocks)
         self._attached = True
         self._cast.clear()
@@ -220,6 +227,8 @@ class _KroneckerOptimizer(Optimizer):
             exclude=list(self.exclude),
             **self._config(),
         )
+        if self.approx != "expand":  # absent by default: older specs and checkpoints match
+            cfg["approx"] = self.approx
         return cfg
 
     def __repr__(self) -> str:
@@ -308,11 +317,18 @@ class _KroneckerOptimizer(Optimizer):
         from lowdisp.kernels.curvature import ema_update
 
         x, dy, c, B, _ = stats
+        gg = None
+        if self.approx == "reduce" and x.ndim == 3:  # per-sequence means and sums
+            x, dy = reduce_sequences(x, dy)
+            if dy is None:  # a cell: Σ_t δ_t accumulated by its BPTT
+                gs = block.recorder.gs
+                gg = gs.T @ gs
         x2 = block.rows(x)
         m = max(x2.shape[0], 1)
         xx = x2.T @ x2  # one SYRK in the training dtype
         # a cell's Σ_t δ_tᵀδ_t was accumulated by its BPTT (KFAC-expand)
-        gg = dy.T @ dy if dy is not None else block.recorder.gg
+        if gg is None:
+            gg = dy.T @ dy if dy is not None else block.recorder.gg
         # A finite diagonal bounds every entry of a Gram matrix (Cauchy-Schwarz), and a
         # NaN/Inf input or cotangent entry always reaches the diagonal: O(d) checks.
         if not (np.isfinite(np.diagonal(xx)).all() and np.isfinite(np.diagonal(gg)).all()):
@@ -420,6 +436,18 @@ class KFAC(_KroneckerOptimizer):
         predictive distribution (the Monte-Carlo Fisher of Martens & Grosse;
         softmax, sigmoid and MSE losses), run by the trainer before its own
         (:meth:`curvature_pass`).
+    approx : {"expand", "reduce"}
+        Factors of a weight shared over the ``T`` positions of a sequence (a
+        Dense layer applied to ``(T, B, d)``, a tanh/ReLU cell's ``[U, W, b]``),
+        as in :func:`~lowdisp.nn.fisher_matrix`: ``"expand"`` (default) takes
+        the positions as examples of ``A`` and sums ``g gᵀ`` over them;
+        ``"reduce"`` averages ``ã`` and sums ``g`` over each sequence first
+        (``A = (1/B) Σ_n ā_n ā_nᵀ``, ``G = (c²/B) Σ_n ĝ_n ĝ_nᵀ``). Equal for
+        ``(B, d)`` inputs and ``T = 1``. The cotangent scale ``c`` treats a mean
+        loss as the mean over the ``B`` sequences of the per-sequence mean over
+        positions, so ``G`` is ``1/T²`` times ``fisher_matrix``'s (which sums
+        the positions' losses); ``A`` is equal. EKFAC's batch diagonal is the
+        per-sequence one with either.
     optimizer : Optimizer, optional
         Step after preconditioning with this optimizer (any lowdisp
         optimizer; its own ``lr``, groups, clipping and schedule apply).
