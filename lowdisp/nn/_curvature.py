@@ -28,7 +28,8 @@ Eschenhagen et al. (2023), KFAC-expand treats each position as an example of
 the input factor and sums the output factor over positions:
 ``A = (1/(BT)) Σ_{n,t} ã ãᵀ``, ``G = (1/B) Σ_{n,t} g gᵀ``; the recurrent
 cell's matrices use the same rule (:mod:`lowdisp.nn._kfac`). KFAC-reduce
-(``fisher_matrix(..., approx="reduce")``) averages ``ã`` and sums ``g`` over
+(``approx="reduce"`` of ``fisher_matrix`` and the optimizers,
+:func:`reduce_sequences`) averages ``ã`` and sums ``g`` over
 the positions of each sequence first: ``A = (1/B) Σ_n ā_n ā_nᵀ``,
 ``G = (1/B) Σ_n ĝ_n ĝ_nᵀ``.
 

@@ -480,7 +480,8 @@ class KFAC(_KroneckerOptimizer):
     Rules: :class:`Dense` layers, and dense tanh/ReLU :class:`RNNCell` s
     inside an :class:`RNN` by KFAC-expand (Eschenhagen et al. 2023): one
     block over ``[U, W, b]`` acting on ``[x_t; h_{t-1}; 1]``, ``A`` averaged
-    over steps and sequences, ``G = (1/B) Σ_{n,t} g gᵀ`` from the BPTT deltas.
+    over steps and sequences, ``G = (1/B) Σ_{n,t} g gᵀ`` from the BPTT deltas
+    (KFAC-reduce with ``approx="reduce"``).
     Orthogonal and structured maps keep the wrapped optimizer's step.
 
     The curvature arrays are part of :meth:`state_dict` (checkpoints resume
