@@ -101,3 +101,27 @@ def test_approx_in_the_spec_and_a_resume_refuses_another(tmp_path):
     with pytest.raises(CheckpointError, match="approx"):
         lnn.load(path, trainer=trainer("expand"))
     lnn.load(path, trainer=trainer("reduce"))
+
+
+def test_dense_on_sequences_with_a_statistics_subset():
+    """A Dense layer on ``(T, B, d)``, ``stats_fraction=1/2``: the factors of the first
+    ``B/2`` sequences (``c`` from the whole batch)."""
+    T, B = 3, 6
+    x, y = _data(T, B=B)
+    loss = lnn.SoftmaxCrossEntropy()
+    K = lnn.fisher_matrix(
+        lnn.Sequential([lnn.Dense(3, 3, dtype=F64, rng=0)]),
+        loss,
+        (x[:, : B // 2], y[:, : B // 2]),
+        kind="kfac",
+        fisher="empirical",
+        approx="reduce",
+    )
+    model = lnn.Sequential([lnn.Dense(3, 3, dtype=F64, rng=0)])
+    opt = lnn.KFAC(lr=0.01, damping=0.1, approx="reduce", stats_fraction=0.5)
+    opt.attach(model, loss)
+    z, cache = model.forward(x, train=True)
+    opt.step(model.params(), model.backward(cache, loss(z, y)[1])[1])
+    A0, G0 = K.factors["0"]
+    np.testing.assert_allclose(opt._curv[f"{PREFIX}A/0"], A0, rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(opt._curv[f"{PREFIX}G/0"] * T**2, G0, rtol=1e-12, atol=1e-15)
