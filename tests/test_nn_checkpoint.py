@@ -704,7 +704,17 @@ def test_interrupt_without_checkpoint_path_keeps_the_state_in_memory():
     assert tr.step_count == 5
 
 
-def test_second_signal_is_a_hard_interrupt():
+@pytest.fixture
+def default_sigint():
+    """Python's own SIGINT handler for the test: a shell that starts pytest in the
+    background (``nohup ... &``) hands it SIGINT ignored, and a second Ctrl-C can
+    only be a hard interrupt where the first handler raises KeyboardInterrupt."""
+    before = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, before)
+
+
+def test_second_signal_is_a_hard_interrupt(default_sigint):
     handlers = signal.getsignal(signal.SIGINT)
     tr = make(callbacks=[KillAt(2, (signal.SIGINT, signal.SIGINT))])
     with pytest.raises(KeyboardInterrupt) as info:
@@ -715,6 +725,7 @@ def test_second_signal_is_a_hard_interrupt():
 
 def test_fit_outside_the_main_thread_leaves_signal_handlers_alone():
     seen = []
+    before = signal.getsignal(signal.SIGINT)
 
     class Peek(lnn.Callback):
         def on_step_end(self, trainer, loss):
@@ -724,4 +735,4 @@ def test_fit_outside_the_main_thread_leaves_signal_handlers_alone():
     t = threading.Thread(target=tr.fit, args=(2,), kwargs={"progress": False})
     t.start()
     t.join()
-    assert tr.step_count == 2 and seen == [signal.default_int_handler] * 2
+    assert tr.step_count == 2 and seen == [before] * 2
