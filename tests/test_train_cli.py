@@ -131,6 +131,13 @@ def test_resume_completes_a_run_that_stopped_after_its_final_checkpoint(tmp_path
     # a complete run is left alone
     assert main(["train", "--resume", str(a), *QUIET]) == 0
     assert "already at step 6" in capsys.readouterr().out
+    # died after summary.json but before run.json's final status (written last): the
+    # run is completed too, not left 'running' for ever
+    saved = json.loads((a / "run.json").read_text())
+    (a / "run.json").write_text(json.dumps({**saved, "status": "running", "pid": 2**22 + 1}))
+    assert main(["train", "--resume", str(a), *QUIET]) == 0
+    assert "without its outputs" in capsys.readouterr().out
+    assert json.loads((a / "run.json").read_text())["status"] == "finished"
 
 
 @pytest.mark.slow
@@ -319,6 +326,31 @@ def test_a_run_being_trained_by_a_live_process_is_not_resumed_or_replaced(tmp_pa
         sleeper.wait()
     # once that process is gone, the run resumes
     assert main(["train", "--resume", str(run), "--steps", "3", *QUIET]) == 0
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self"), reason="zombie states are read from /proc")
+def test_a_run_whose_trainer_was_killed_but_not_reaped_resumes(tmp_path, capsys):
+    """A killed trainer its parent has not reaped (a zombie, as a Dask worker is until
+    its nanny notices) trains nothing: os.kill(pid, 0) still succeeds on it, yet the
+    run must resume."""
+    run = tmp_path / "run"
+    assert main(["train", *TINY, "--steps", "2", "--out", str(run), *QUIET]) == 0
+    saved = json.loads((run / "run.json").read_text())
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    try:
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:  # exited, not reaped: a zombie
+            with open(f"/proc/{child.pid}/stat") as fh:
+                if fh.read().rsplit(")", 1)[1].split()[0] == "Z":
+                    break
+            time.sleep(0.01)
+        else:
+            pytest.fail("the child did not become a zombie")
+        os.kill(child.pid, 0)  # the check the old code relied on: it succeeds
+        (run / "run.json").write_text(json.dumps({**saved, "status": "running", "pid": child.pid}))
+        assert main(["train", "--resume", str(run), "--steps", "3", *QUIET]) == 0
+    finally:
+        child.wait()
 
 
 @pytest.mark.slow

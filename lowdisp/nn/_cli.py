@@ -338,9 +338,10 @@ def run(args: argparse.Namespace) -> int:
         snaps = Snapshots(os.path.join(out, SNAPSHOT_DIR), settings["snapshot_every"])
         trainer.callbacks.append(snaps)
     remaining = settings["steps"] - trainer.step_count
-    if remaining <= 0 and resume and not os.path.isfile(os.path.join(out, "summary.json")):
-        # the process died between its final checkpoint and its outputs: write them now
-        # from the checkpoint (the training wall time is lost: NaN)
+    if remaining <= 0 and resume and not _outputs_complete(out):
+        # the process died between its final checkpoint and the end of its outputs
+        # (run.json's final status is written last): write them now from the
+        # checkpoint (the training wall time is lost: NaN)
         files = _write_outputs(trainer, out, settings, float("nan"), False, snaps)
         print(
             f"{out} was at its target step {trainer.step_count} without its outputs "
@@ -400,6 +401,35 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _outputs_complete(out: str) -> bool:
+    """Whether the run in ``out`` wrote all its outputs: ``summary.json`` and a
+    ``run.json`` whose status is no longer ``running`` (written last)."""
+    try:
+        with open(os.path.join(out, "run.json")) as fh:
+            status = json.load(fh).get("status")
+    except (OSError, ValueError, AttributeError):
+        return False
+    return status != "running" and os.path.isfile(os.path.join(out, "summary.json"))
+
+
+def _process_running(pid: int) -> bool:
+    """Whether process ``pid`` exists and is not a zombie (a killed process its
+    parent has not reaped yet, e.g. a Dask worker before its nanny notices:
+    ``os.kill(pid, 0)`` succeeds on it, but it trains nothing)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            state = fh.read().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return True  # no /proc (not Linux): trust os.kill
+    return state not in ("Z", "X")
+
+
 def _refuse_live_run(out: str) -> None:
     """Refuse to resume or replace a run that another process on this machine is training."""
     import socket
@@ -413,12 +443,8 @@ def _refuse_live_run(out: str) -> None:
         return
     if not running or host != socket.gethostname() or pid == os.getpid():
         return
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+    if not _process_running(pid):
         return  # the process is gone (killed): the run can be resumed
-    except PermissionError:
-        pass
     raise UsageError(
         f"train: {out} is being trained right now by process {pid}; stop it first "
         f"(Ctrl-C or kill -TERM {pid} writes the checkpoint), then resume"
